@@ -1,0 +1,1 @@
+"""The PostgreSQL journal: tasks, their events and their audio."""

@@ -1,0 +1,113 @@
+"""The schema: tasks, their event journal, and their audio."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Statuses after which a task has no actor; kept here too for the partial index.
+TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    title: Mapped[str] = mapped_column(String(50))
+    text_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    reference_text: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    #: How many times the task has been run (retry adds one).
+    attempt: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    #: The seq of the newest event; the next one is last_seq + 1.
+    last_seq: Mapped[int] = mapped_column(Integer)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    #: IPA tokens separated by spaces (ILPS's ``result``).
+    result: Mapped[str | None] = mapped_column(Text)
+    words: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    phonemes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    mistakes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        # Listing: a user's tasks, newest first, keyset-paginated on (created_at, id).
+        Index("ix_tasks_user_created", "user_id", text("created_at DESC"), text("id DESC")),
+        # Recovery: the live tasks, found without scanning finished ones.
+        Index(
+            "ix_tasks_live",
+            "created_at",
+            postgresql_where=text(f"status NOT IN {TERMINAL_SQL}"),
+        ),
+    )
+
+
+class EventRow(Base):
+    __tablename__ = "task_events"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AudioRow(Base):
+    __tablename__ = "task_audio"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: Overrides for headerless PCM, as sent with the upload.
+    sample_rate: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    #: Seconds of audio, known once decoded.
+    duration: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    #: 16 kHz mono s16le, kept after decoding so retries skip it.
+    pcm: Mapped[bytes | None] = mapped_column(LargeBinary)

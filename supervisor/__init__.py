@@ -1,0 +1,1 @@
+"""Actor-style task supervision: one long-lived actor per task, restarted on failure."""

@@ -1,0 +1,133 @@
+"""A task actor: the one coroutine that owns a task's lifecycle.
+
+It reads its mailbox in order; every transition is persisted to the journal
+first and broadcast to its subscribers second, so a subscriber never sees
+an event that a reconnect could not replay.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectSendStream
+
+from supervisor.events import Change, Event
+from supervisor.fanout import Fanout
+from supervisor.lifecycle import Status, check_transition, is_terminal
+from supervisor.messages import (
+    Cancel,
+    Message,
+    Queued,
+    RetryScheduled,
+    SlotGranted,
+    StageEntered,
+    StageFailed,
+    StageProgress,
+    StageSucceeded,
+    Stop,
+    Subscribe,
+    Subscription,
+)
+from supervisor.ports import Journal, TaskSnapshot
+from supervisor.slots import EngineSlots
+from supervisor.stages.base import NormalisedAudio, Pipeline
+from supervisor.transitions import cancelled, change_for
+from supervisor.worker import RetryPolicy, Worker
+
+
+class TaskActor:
+    """Owns one task from its persisted state until it is terminal or told to stop."""
+
+    def __init__(
+        self,
+        task_id: UUID,
+        *,
+        journal: Journal,
+        pipeline: Pipeline,
+        slots: EngineSlots,
+        policy: RetryPolicy,
+        fanout: Fanout,
+    ) -> None:
+        self.task_id = task_id
+        self._journal = journal
+        self._pipeline = pipeline
+        self._slots = slots
+        self._policy = policy
+        self._fanout = fanout
+        self._status = Status.CREATED
+        self._seq = 0
+
+    async def run(
+        self, mailbox: ObjectReceiveStream[Message], address: MemoryObjectSendStream[Message]
+    ) -> None:
+        """Serve the mailbox until the task is terminal, cancelled, stopped or deleted.
+
+        ``address`` is the mailbox's send end; the worker posts through a clone of it.
+        """
+        snapshot = await self._journal.load(self.task_id)
+        if snapshot is None or is_terminal(snapshot.status):
+            return
+        self._status, self._seq = snapshot.status, snapshot.seq
+        evaluates = self._pipeline.evaluator.applies(snapshot.reference_text, snapshot.text_id)
+        async with anyio.create_task_group() as group:
+            work = anyio.CancelScope()
+            group.start_soon(self._work, work, snapshot, evaluates, address.clone())
+            try:
+                await self._serve(mailbox, evaluates)
+            finally:
+                work.cancel()
+
+    async def _work(
+        self,
+        scope: anyio.CancelScope,
+        snapshot: TaskSnapshot,
+        evaluates: bool,
+        outbox: MemoryObjectSendStream[Message],
+    ) -> None:
+        with scope:
+            async with outbox:
+                worker = Worker(
+                    snapshot,
+                    journal=self._journal,
+                    pipeline=self._pipeline,
+                    slots=self._slots,
+                    policy=self._policy,
+                    evaluates=evaluates,
+                    post=outbox.send,
+                )
+                await worker.run()
+
+    async def _serve(self, mailbox: ObjectReceiveStream[Message], evaluates: bool) -> None:
+        async for message in mailbox:
+            match message:
+                case Subscribe(reply=reply):
+                    reply.set(Subscription(self._seq, self._fanout.add()))
+                case Stop():
+                    return
+                case Cancel(reason=reason):
+                    await self._persist(cancelled(reason))
+                case (
+                    Queued()
+                    | SlotGranted()
+                    | StageEntered()
+                    | StageProgress()
+                    | RetryScheduled()
+                    | StageFailed()
+                ):
+                    await self._persist(change_for(message, self._status, evaluates=evaluates))
+                case StageSucceeded(output=output, fresh=fresh):
+                    keep = output if fresh and isinstance(output, NormalisedAudio) else None
+                    change = change_for(message, self._status, evaluates=evaluates)
+                    await self._persist(change, keep)
+            if is_terminal(self._status):
+                return
+
+    async def _persist(self, change: Change, normalised: NormalisedAudio | None = None) -> None:
+        """Journal first, then broadcast: what a subscriber sees can always be replayed."""
+        if change.status is not self._status:
+            check_transition(self._status, change.status)
+        event: Event = await self._journal.append(self.task_id, self._seq, change, normalised)
+        self._status, self._seq = event.status, event.seq
+        self._fanout.publish(event)

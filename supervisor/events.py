@@ -1,0 +1,56 @@
+"""Task events: what the journal records and subscribers receive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from supervisor.lifecycle import Status
+
+
+class EventType(StrEnum):
+    """Why an event was written."""
+
+    #: The task's status changed.
+    STATUS = "status"
+    #: A stage reported how far it got; the status is unchanged.
+    PROGRESS = "progress"
+    #: A stage failed transiently and will be tried again after a delay.
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal entry; ``seq`` counts 1, 2, 3... per task with no gaps."""
+
+    task_id: UUID
+    seq: int
+    type: EventType
+    status: Status
+    payload: dict[str, Any]
+    created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The event as clients see it."""
+        return {
+            "task_id": str(self.task_id),
+            "seq": self.seq,
+            "type": self.type.value,
+            "status": self.status.value,
+            "payload": self.payload,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    """One transition to persist: an event plus the task columns it updates."""
+
+    type: EventType
+    status: Status
+    payload: dict[str, Any] = field(default_factory=dict)
+    #: Task columns to set in the same transaction (results, timestamps, reason).
+    fields: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,48 @@
+"""Fan-out of an actor's events to its subscribers, one small stream each."""
+
+from __future__ import annotations
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectSendStream
+
+from supervisor.events import Event
+
+
+class Fanout:
+    """Delivers each event to every subscriber without ever waiting for one.
+
+    A subscriber whose buffer is full is dropped: its stream ends and the
+    client resumes from the journal with ``Last-Event-ID``. This keeps memory
+    per connection bounded and the actor independent of slow readers.
+    """
+
+    def __init__(self, buffer: int) -> None:
+        self._buffer = buffer
+        self._subscribers: set[MemoryObjectSendStream[Event]] = set()
+
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    def add(self) -> ObjectReceiveStream[Event]:
+        send, receive = anyio.create_memory_object_stream[Event](self._buffer)
+        self._subscribers.add(send)
+        return receive
+
+    def publish(self, event: Event) -> None:
+        for send in list(self._subscribers):
+            try:
+                send.send_nowait(event)
+            except anyio.WouldBlock:  # a slow reader: cut it loose, it can resume
+                self._drop(send)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # gone
+                self._drop(send)
+
+    def close(self) -> None:
+        """End every subscriber's stream (terminal state, shutdown or restart)."""
+        for send in list(self._subscribers):
+            self._drop(send)
+
+    def _drop(self, send: MemoryObjectSendStream[Event]) -> None:
+        self._subscribers.discard(send)
+        send.close()

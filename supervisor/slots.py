@@ -1,0 +1,66 @@
+"""Engine capacity: a FIFO of tasks waiting for one of N slots, with queue positions."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import anyio
+
+
+class Ticket:
+    """A place in the engine queue; release it in a ``finally``."""
+
+    def __init__(self, slots: EngineSlots, position: int) -> None:
+        self._slots = slots
+        self._granted = anyio.Event()
+        self._released = False
+        #: How many tasks were ahead of this one when it joined (0: a slot was free).
+        self.position = position
+
+    @property
+    def granted(self) -> bool:
+        return self._granted.is_set()
+
+    async def wait(self) -> None:
+        """Wait until this ticket holds a slot."""
+        await self._granted.wait()
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._slots._release(self)
+
+    def _grant(self) -> None:
+        self._granted.set()
+
+
+class EngineSlots:
+    """At most ``capacity`` tasks do engine work at once; the rest wait in order."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._free = capacity
+        self._waiting: deque[Ticket] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def enqueue(self) -> Ticket:
+        """Join the queue; the ticket is granted at once when a slot is free."""
+        ticket = Ticket(self, len(self._waiting))
+        if self._free and not self._waiting:
+            self._free -= 1
+            ticket._grant()
+        else:
+            self._waiting.append(ticket)
+        return ticket
+
+    def _release(self, ticket: Ticket) -> None:
+        if not ticket.granted:
+            self._waiting.remove(ticket)
+        elif self._waiting:
+            self._waiting.popleft()._grant()
+        else:
+            self._free += 1

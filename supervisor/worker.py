@@ -1,0 +1,156 @@
+"""The engine work of one task: wait for a slot, run the stages, report each step.
+
+The worker never writes to the journal: it posts reports to its actor's
+mailbox, and the actor persists them in order. Retries of transient stage
+errors happen here, with backoff; permanent errors end the work at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from supervisor.backoff import Backoff
+from supervisor.lifecycle import Stage, Status, stages_to_run
+from supervisor.messages import (
+    Message,
+    Queued,
+    RetryScheduled,
+    SlotGranted,
+    StageEntered,
+    StageFailed,
+    StageProgress,
+    StageSucceeded,
+)
+from supervisor.ports import Journal, TaskSnapshot
+from supervisor.slots import EngineSlots
+from supervisor.stages.base import (
+    Evaluation,
+    NormalisedAudio,
+    PermanentStageError,
+    Pipeline,
+    Transcription,
+    TransientStageError,
+)
+
+Post = Callable[[Message], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
+Output = NormalisedAudio | Transcription | Evaluation | None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int
+    backoff: Backoff
+    timeout: float
+    sleep: Sleep = anyio.sleep
+
+
+class _GiveUp(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class Worker:
+    """Runs the stages a task still needs, posting one report per step."""
+
+    def __init__(
+        self,
+        snapshot: TaskSnapshot,
+        *,
+        journal: Journal,
+        pipeline: Pipeline,
+        slots: EngineSlots,
+        policy: RetryPolicy,
+        evaluates: bool,
+        post: Post,
+    ) -> None:
+        self._task = snapshot
+        self._journal = journal
+        self._pipeline = pipeline
+        self._slots = slots
+        self._policy = policy
+        self._evaluates = evaluates
+        self._post = post
+        self._audio: NormalisedAudio | None = None
+        self._audio_kept = False
+        self._transcription = snapshot.transcription
+
+    async def run(self) -> None:
+        status = self._task.status
+        ticket = self._slots.enqueue()
+        try:
+            if status is Status.CREATED:
+                await self._post(Queued(ticket.position))
+            await ticket.wait()
+            if status in (Status.CREATED, Status.QUEUED):
+                await self._post(SlotGranted())
+            stages = stages_to_run(status, evaluates=self._evaluates)
+            if stages and status.value != stages[0].value:
+                await self._post(StageEntered(stages[0]))
+            for stage in stages:
+                try:
+                    output = await self._attempt(stage)
+                except _GiveUp as give_up:
+                    await self._post(StageFailed(stage, give_up.reason))
+                    return
+                fresh = not (stage is Stage.PREPROCESSING and self._audio_kept)
+                await self._post(StageSucceeded(stage, output, fresh))
+        finally:
+            ticket.release()
+
+    async def _attempt(self, stage: Stage) -> Output:
+        """Run ``stage`` until it succeeds, fails for good, or runs out of attempts."""
+        policy = self._policy
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                with anyio.fail_after(policy.timeout):
+                    return await self._run(stage)
+            except PermanentStageError as error:
+                raise _GiveUp(error.reason) from error
+            except TransientStageError as error:
+                reason = error.reason
+            except TimeoutError:
+                reason = f"{stage.value} took longer than {policy.timeout:g} s"
+            if attempt == policy.attempts:
+                raise _GiveUp(f"{reason} (gave up after {attempt} attempts)")
+            delay = policy.backoff.delay(attempt)
+            await self._post(RetryScheduled(stage, attempt, reason, delay))
+            await policy.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _run(self, stage: Stage) -> Output:
+        match stage:
+            case Stage.PREPROCESSING:
+                self._audio = await self._preprocess()
+                return self._audio
+            case Stage.TRANSCRIBING:
+                audio = self._audio or await self._journal.load_normalised(self._task.id)
+                if audio is None:  # the decoded audio was lost: decode again
+                    audio = self._audio = await self._preprocess()
+                self._transcription = await self._pipeline.transcriber.transcribe(
+                    audio, self._task.language, self._progress(stage)
+                )
+                return self._transcription
+            case Stage.EVALUATING:
+                if self._transcription is None:
+                    raise PermanentStageError("no transcription to evaluate")
+                return await self._pipeline.evaluator.evaluate(
+                    self._transcription, self._task.reference_text, self._task.text_id
+                )
+
+    async def _preprocess(self) -> NormalisedAudio:
+        kept = await self._journal.load_normalised(self._task.id)
+        self._audio_kept = kept is not None
+        if kept is not None:
+            return kept
+        upload = await self._journal.load_upload(self._task.id)
+        return await self._pipeline.preprocessor.preprocess(upload)
+
+    def _progress(self, stage: Stage) -> Callable[[float], Awaitable[None]]:
+        async def report(fraction: float) -> None:
+            await self._post(StageProgress(stage, min(max(fraction, 0.0), 1.0)))
+
+        return report

@@ -138,12 +138,19 @@ class TaskStore:
     async def events_after(self, task_id: UUID, seq: int) -> list[Event]:
         """The journal after ``seq``, in order: what a reconnecting client missed."""
         query = (
-            select(EventRow)
+            select(
+                EventRow.task_id,
+                EventRow.seq,
+                EventRow.type,
+                EventRow.status,
+                EventRow.payload,
+                EventRow.created_at,
+            )
             .where(EventRow.task_id == task_id, EventRow.seq > seq)
             .order_by(EventRow.seq)
         )
         async with transaction(self._engine) as db:
-            rows = (await db.execute(query)).scalars().all()
+            rows = (await db.execute(query)).all()
         return [
             Event(r.task_id, r.seq, EventType(r.type), Status(r.status), r.payload, r.created_at)
             for r in rows

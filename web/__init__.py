@@ -1,0 +1,1 @@
+"""The HTTP face of the service: Starlette routes, auth, SSE and start-up."""

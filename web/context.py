@@ -1,0 +1,30 @@
+"""What every handler needs, hung on the app: settings, store, supervisor, auth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import HTTPConnection
+
+from store.tasks import TaskStore
+from supervisor.supervisor import Supervisor
+from web.auth import Authenticator
+from web.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    store: TaskStore
+    supervisor: Supervisor
+    auth: Authenticator
+    #: Set on SIGTERM: new tasks get 503 while the actors stop.
+    draining: anyio.Event = field(default_factory=anyio.Event)
+
+
+def services(connection: HTTPConnection) -> Services:
+    found: Services = connection.app.state.services
+    return found

@@ -1,0 +1,64 @@
+"""One error shape everywhere: ``{"error": "<code>", "detail": "<text>"}``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raise anywhere in a handler to answer with the common error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code or _CODES.get(status, "error")
+        self.headers = headers
+
+
+def not_found() -> ApiError:
+    return ApiError(404, "Task not found.")
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(
+        {"error": error.code, "detail": error.detail}, error.status, headers=error.headers
+    )
+
+
+async def on_api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error_response(error)
+
+
+async def on_http_exception(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    return error_response(ApiError(error.status_code, str(error.detail), headers=error.headers))
+
+
+async def on_crash(request: Request, error: Exception) -> Response:
+    return error_response(ApiError(500, "the server hit an unexpected error"))

@@ -1,0 +1,217 @@
+"""The OpenAPI 3.1 document, built from the same pydantic models the routes answer with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from web.routes_tasks import CreateFields
+from web.schemas import AcceptedOut, ErrorOut, EventOut, TaskListOut, TaskOut
+
+_MODELS: list[type[BaseModel]] = [ErrorOut, TaskOut, TaskListOut, EventOut, AcceptedOut]
+_ID = {
+    "name": "task_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(code): _json(ErrorOut, "Error") for code in codes}
+
+
+def _upload_schema() -> dict[str, Any]:
+    schema = CreateFields.model_json_schema()
+    properties = {"file": {"type": "string", "format": "binary"}, **schema["properties"]}
+    return {"type": "object", "required": ["file"], "properties": properties}
+
+
+def _paths() -> dict[str, Any]:
+    auth = _errors(401)
+    task = {**_json(TaskOut, "The task"), **{}}
+    return {
+        "/tasks": {
+            "post": {
+                "summary": "Upload a recording; it becomes a task",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": _upload_schema()}},
+                },
+                "responses": {
+                    "201": _json(TaskOut, "Created"),
+                    "200": _json(TaskOut, "Same Idempotency-Key: the earlier task"),
+                    **auth,
+                    **_errors(413, 415, 422, 503),
+                },
+            },
+            "get": {
+                "summary": "The caller's tasks, newest first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "style": "form",
+                        "explode": True,
+                        "schema": {
+                            "type": "array",
+                            "items": TaskOut.model_json_schema(
+                                ref_template="#/components/schemas/{model}"
+                            )["properties"]["status"],
+                        },
+                    },
+                    {
+                        "name": "created_after",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "created_before",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                ],
+                "responses": {"200": _json(TaskListOut, "A page of tasks"), **auth, **_errors(422)},
+            },
+        },
+        "/tasks/{task_id}": {
+            "parameters": [_ID],
+            "get": {
+                "summary": "One task, results included",
+                "responses": {"200": task, **auth, **_errors(404)},
+            },
+            "delete": {
+                "summary": "Cancel if running; remove task, events and audio",
+                "responses": {"204": {"description": "Deleted"}, **auth, **_errors(404)},
+            },
+        },
+        "/tasks/{task_id}/events": {
+            "parameters": [_ID],
+            "get": {
+                "summary": "Server-Sent Events: replay after Last-Event-ID, then live",
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Each event's data is an EventOut; id is its seq",
+                        "content": {"text/event-stream": {"schema": _ref(EventOut)}},
+                    },
+                    "204": {"description": "The stream has ended; nothing more will come"},
+                    **auth,
+                    **_errors(404, 422),
+                },
+            },
+        },
+        "/tasks/{task_id}/audio": {
+            "parameters": [_ID],
+            "get": {
+                "summary": "The original upload",
+                "responses": {
+                    "200": {
+                        "description": "The bytes as uploaded",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    **auth,
+                    **_errors(404),
+                },
+            },
+        },
+        "/tasks/{task_id}/cancel": {
+            "parameters": [_ID],
+            "post": {
+                "summary": "Cancel a live task",
+                "responses": {"202": _json(AcceptedOut, "Cancelling"), **auth, **_errors(404, 409)},
+            },
+        },
+        "/tasks/{task_id}/retry": {
+            "parameters": [_ID],
+            "post": {
+                "summary": "Run a failed or cancelled task again",
+                "responses": {
+                    "202": _json(TaskOut, "Queued again"),
+                    **auth,
+                    **_errors(404, 409, 503),
+                },
+            },
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness",
+                "security": [],
+                "responses": {"200": {"description": "Alive"}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: database and supervisor",
+                "security": [],
+                "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+            }
+        },
+    }
+
+
+def document(title: str) -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(m, "serialization") for m in _MODELS], ref_template="#/components/schemas/{model}"
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "0.1.0"},
+        "paths": _paths(),
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document(request.app.state.services.settings.service_name))
+
+
+ROUTES = [Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False)]

@@ -1,0 +1,249 @@
+"""The native task API: create, list, read, follow, download, cancel, retry, delete."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from dataclasses import replace
+from datetime import datetime
+from urllib.parse import quote
+from uuid import UUID
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from store.cursor import BadCursor
+from store.records import NewTask
+from store.tasks import ListQuery
+from supervisor.lifecycle import Status, is_terminal
+from supervisor.supervisor import NotAccepting
+from web.context import Services, services
+from web.errors import ApiError, error_response, not_found
+from web.feed import open_feed
+from web.schemas import AcceptedOut, TaskListOut, TaskOut, TaskSummaryOut
+from web.sse import EventSink, EventStreamResponse, frame
+from web.uploads import read_upload
+
+
+class CreateFields(BaseModel):
+    """The text fields of ``POST /tasks`` beside the ``file`` part."""
+
+    title: str | None = Field(None, max_length=50)
+    text_id: UUID | None = None
+    reference_text: str | None = Field(None, max_length=10_000)
+    language: str = Field("en-US", min_length=2, max_length=16)
+    sample_rate: int | None = Field(None, ge=4000, le=192_000)
+    channels: int | None = Field(None, ge=1, le=8)
+
+
+class ListParams(BaseModel):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200)
+    status: list[Status] = []
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def validation_detail(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
+    )
+
+
+def task_id_of(request: Request) -> UUID:
+    try:
+        return UUID(request.path_params["task_id"])
+    except ValueError:
+        raise not_found() from None
+
+
+async def create_task(request: Request) -> Response:
+    app = services(request)
+    user_id = app.auth.user_id(request)
+    refuse_when_draining(app)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ApiError(422, "Idempotency-Key must be 1 to 200 characters")
+    parsed = await read_upload(request, app.settings.max_upload_bytes)
+    try:
+        fields = CreateFields.model_validate(parsed.fields)
+    except ValidationError as error:
+        raise ApiError(422, validation_detail(error)) from None
+    upload = parsed.upload
+    if fields.sample_rate or fields.channels:
+        upload = replace(upload, sample_rate=fields.sample_rate, channels=fields.channels)
+    task = NewTask(
+        user_id=user_id,
+        title=fields.title if fields.title is not None else upload.filename[:50],
+        language=fields.language,
+        text_id=fields.text_id,
+        reference_text=(fields.reference_text or "").strip() or None,
+        idempotency_key=key,
+    )
+    task_id, created = await app.store.create(task, upload)
+    await start_actor(app, task_id)
+    record = await app.store.get(user_id, task_id)
+    assert record is not None
+    body = TaskOut.of(record).model_dump(mode="json")
+    headers = {"Location": f"/tasks/{task_id}"}
+    return JSONResponse(body, 201 if created else 200, headers=headers)
+
+
+def refuse_when_draining(app: Services) -> None:
+    if app.draining.is_set() or not app.supervisor.accepting:
+        raise ApiError(
+            503, "the service is shutting down; try again shortly", headers={"Retry-After": "5"}
+        )
+
+
+async def start_actor(app: Services, task_id: UUID) -> None:
+    """Hand the persisted task to the supervisor; if it is stopping, the next start runs it."""
+    try:
+        await app.supervisor.spawn(task_id)
+    except NotAccepting:
+        pass
+
+
+async def list_tasks(request: Request) -> Response:
+    app = services(request)
+    user_id = app.auth.user_id(request)
+    raw = dict(request.query_params)
+    raw["status"] = request.query_params.getlist("status")  # type: ignore[assignment]
+    try:
+        params = ListParams.model_validate(raw)
+    except ValidationError as error:
+        raise ApiError(422, validation_detail(error)) from None
+    query = ListQuery(
+        user_id=user_id,
+        limit=params.limit,
+        cursor=params.cursor,
+        statuses=[s.value for s in params.status],
+        created_after=params.created_after,
+        created_before=params.created_before,
+    )
+    try:
+        page = await app.store.page(query)
+    except BadCursor as error:
+        raise ApiError(422, str(error)) from None
+    body = TaskListOut(
+        items=[TaskSummaryOut.of(s) for s in page.items], next_cursor=page.next_cursor
+    )
+    return JSONResponse(body.model_dump(mode="json"))
+
+
+async def get_task(request: Request) -> Response:
+    app = services(request)
+    record = await app.store.get(app.auth.user_id(request), task_id_of(request))
+    if record is None:
+        raise not_found()
+    return JSONResponse(TaskOut.of(record).model_dump(mode="json"))
+
+
+async def get_audio(request: Request) -> Response:
+    app = services(request)
+    audio = await app.store.audio(app.auth.user_id(request), task_id_of(request))
+    if audio is None:
+        raise not_found()
+    disposition = f"attachment; filename*=UTF-8''{quote(audio.filename, safe='')}"
+    return Response(
+        audio.data, media_type=audio.content_type, headers={"Content-Disposition": disposition}
+    )
+
+
+async def cancel_task(request: Request) -> Response:
+    app = services(request)
+    task_id = task_id_of(request)
+    status = await app.store.owned(app.auth.user_id(request), task_id)
+    if status is None:
+        raise not_found()
+    if is_terminal(Status(status)) or not await app.supervisor.cancel(task_id):
+        raise ApiError(409, f"the task is already {status}")
+    return JSONResponse(AcceptedOut(id=task_id, status=Status(status)).model_dump(mode="json"), 202)
+
+
+async def retry_task(request: Request) -> Response:
+    app = services(request)
+    user_id = app.auth.user_id(request)
+    task_id = task_id_of(request)
+    status = await app.store.owned(user_id, task_id)
+    if status is None:
+        raise not_found()
+    refuse_when_draining(app)
+    try:
+        retried = await app.supervisor.retry(task_id)
+    except NotAccepting:
+        refuse_when_draining(app)
+        raise
+    if not retried:
+        raise ApiError(409, f"only failed or cancelled tasks can be retried; this one is {status}")
+    record = await app.store.get(user_id, task_id)
+    assert record is not None
+    return JSONResponse(TaskOut.of(record).model_dump(mode="json"), 202)
+
+
+async def delete_task(request: Request) -> Response:
+    app = services(request)
+    user_id = app.auth.user_id(request)
+    task_id = task_id_of(request)
+    if await app.store.owned(user_id, task_id) is None:
+        raise not_found()
+    await app.supervisor.stop(task_id)  # no actor may write after the rows are gone
+    if not await app.store.delete(user_id, task_id):
+        raise not_found()
+    return Response(status_code=204)
+
+
+def last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
+    if not raw.strip().isdigit():
+        raise ApiError(422, "Last-Event-ID must be a non-negative integer (an event's seq)")
+    return int(raw)
+
+
+class TaskEvents:
+    """``GET /tasks/{id}/events``: replay after Last-Event-ID, then live, as SSE."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        app = services(request)
+        try:
+            response = await self._open(request, app)
+        except ApiError as error:
+            response = error_response(error)
+        await response(scope, receive, send)
+
+    async def _open(self, request: Request, app: Services) -> Response | EventStreamResponse:
+        task_id = task_id_of(request)
+        if await app.store.owned(app.auth.user_id(request), task_id) is None:
+            raise not_found()
+        feed = await open_feed(app.store, app.supervisor, task_id, last_event_id(request))
+        if feed.exhausted:
+            return Response(status_code=204)  # the stream has ended; nothing more will come
+
+        async def produce(sink: EventSink) -> None:
+            try:
+                async with aclosing(feed.events()) as events:
+                    async for event in events:
+                        data = event.as_json()
+                        await sink.write(frame(data, id=event.seq, event=event.type.value))
+            finally:
+                await feed.aclose()
+
+        settings = app.settings
+        return EventStreamResponse(
+            produce, retry_ms=settings.sse_retry_ms, ping_seconds=settings.sse_ping_seconds
+        )
+
+
+ROUTES = [
+    Route("/tasks", create_task, methods=["POST"]),
+    Route("/tasks", list_tasks, methods=["GET"]),
+    Route("/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/tasks/{task_id}", delete_task, methods=["DELETE"]),
+    Route("/tasks/{task_id}/audio", get_audio, methods=["GET"]),
+    Route("/tasks/{task_id}/events", TaskEvents(), methods=["GET"]),
+    Route("/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
+    Route("/tasks/{task_id}/retry", retry_task, methods=["POST"]),
+]

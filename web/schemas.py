@@ -1,0 +1,96 @@
+"""The JSON the task routes answer with, as pydantic models (also the OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from store.records import TaskRecord, TaskSummary
+from supervisor.lifecycle import Status
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="A stable machine-readable code")
+    detail: str = Field(description="What went wrong, for a person")
+
+
+class WordOut(BaseModel):
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+class PhonemeOut(BaseModel):
+    ipa: str
+    start: float
+    end: float
+
+
+class TaskSummaryOut(BaseModel):
+    id: UUID
+    title: str
+    status: Status
+    accuracy: float | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, summary: TaskSummary) -> TaskSummaryOut:
+        return cls.model_validate(asdict(summary))
+
+
+class TaskOut(BaseModel):
+    id: UUID
+    title: str
+    status: Status
+    attempt: int = Field(description="How many times the task has run (retry adds one)")
+    language: str
+    text_id: UUID | None
+    reference_text: str | None
+    duration: float | None = Field(description="Seconds of audio, once decoded")
+    transcript: str | None = Field(description="The recognised words")
+    result: str | None = Field(description="IPA phonemes separated by spaces")
+    words: list[WordOut] | None
+    phonemes: list[PhonemeOut] | None
+    accuracy: float | None = Field(description="0..100 against the reference, when scored")
+    mistakes: list[dict[str, Any]] | None = Field(description="ILPS-shaped phoneme mistakes")
+    evaluation: dict[str, Any] | None = Field(description="Per-word view and unknown words")
+    failure_reason: str | None
+    last_event_id: int = Field(description="The seq of the newest event")
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> TaskOut:
+        fields = asdict(record)
+        fields["last_event_id"] = fields.pop("last_seq")
+        return cls.model_validate(fields)
+
+
+class TaskListOut(BaseModel):
+    items: list[TaskSummaryOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+class EventOut(BaseModel):
+    """The ``data`` of each SSE event on ``/tasks/{id}/events`` (``id:`` is the seq)."""
+
+    task_id: UUID
+    seq: int
+    type: str = Field(description="status, progress or retry")
+    status: Status
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class AcceptedOut(BaseModel):
+    id: UUID
+    status: Status

@@ -1,0 +1,131 @@
+"""The running service: database, supervisor and HTTP server under one task group.
+
+If the supervisor dies, the task group cancels the server and the process
+exits, so nothing keeps serving as if healthy.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import uvicorn
+from anyio.abc import TaskStatus
+from sqlalchemy import URL
+
+from store.database import create_engine
+from store.journal import PgJournal
+from store.tasks import TaskStore
+from supervisor.stages.factory import build_pipeline
+from supervisor.stages.settings import SpeechSettings
+from supervisor.supervisor import Supervisor
+from web.app import create_app
+from web.auth import authenticator
+from web.context import Services
+from web.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service decides how to stop."""
+
+    def capture_signals(self) -> Any:
+        return nullcontext()
+
+
+@dataclass
+class RunningService:
+    services: Services
+    port: int
+    _server: _Server
+    _stopped: anyio.Event
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def drain(self) -> None:
+        """Refuse new tasks, stop every actor at a safe point (ending streams), stop HTTP."""
+        services = self.services
+        services.draining.set()
+        services.supervisor.shutdown()
+        with anyio.move_on_after(services.settings.shutdown_grace_seconds + 5):
+            await self._stopped.wait()
+        self._server.should_exit = True
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+@asynccontextmanager
+async def open_service(
+    settings: Settings, speech: SpeechSettings, url: URL | str
+) -> AsyncIterator[RunningService]:
+    """Start everything; on exit, drain and stop. The socket listens before this yields."""
+    engine = create_engine(url, pool_size=settings.db_pool_size)
+    pipeline = build_pipeline(speech)
+    supervisor = Supervisor(PgJournal(engine), pipeline, settings.supervisor_config())
+    services = Services(settings, engine, TaskStore(engine), supervisor, authenticator(settings))
+    sock = bind(settings.http_host, settings.http_port)
+    config = uvicorn.Config(
+        create_app(services),
+        lifespan="off",
+        log_level=settings.log_level,
+        access_log=settings.debug_mode,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
+    )
+    server = _Server(config)
+    stopped = anyio.Event()
+    running = RunningService(services, sock.getsockname()[1], server, stopped)
+    try:
+        async with anyio.create_task_group() as group:
+
+            async def run_supervisor(*, task_status: TaskStatus[None]) -> None:
+                try:
+                    await supervisor.run(task_status=task_status)
+                finally:
+                    stopped.set()
+
+            await group.start(run_supervisor)
+            group.start_soon(_serve, server, sock, running)
+            try:
+                yield running
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await running.drain()
+    finally:
+        sock.close()
+        if pipeline.aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await pipeline.aclose()
+        await engine.dispose()
+
+
+async def _serve(server: _Server, sock: socket.socket, running: RunningService) -> None:
+    await server.serve(sockets=[sock])
+    if not running.services.draining.is_set():
+        raise RuntimeError("the HTTP server stopped on its own")
+
+
+async def serve_forever(settings: Settings, speech: SpeechSettings, url: URL | str) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with open_service(settings, speech, url) as running:
+            async for signum in signals:
+                log.warning("received %s: draining", signal.Signals(signum).name)
+                break
+            await running.drain()

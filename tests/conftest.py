@@ -1,0 +1,107 @@
+"""Shared fixtures: real PostgreSQL servers (the machine's and the embedded one), a real service."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import URL
+
+from store.embedded import start_embedded
+from store.migrate import upgrade
+
+DATA = Path(__file__).parent / "data"
+SECRET = "test-secret-" + "0123456789abcdef" * 5
+MACHINE_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+MACHINE_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
+
+
+def machine_pg_available() -> bool:
+    try:
+        with socket.create_connection((MACHINE_HOST, MACHINE_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _admin_url(server: str, tmp: Path) -> tuple[URL, dict[str, str]]:
+    if server == "machine":
+        if not machine_pg_available():
+            pytest.skip(f"no PostgreSQL at {MACHINE_HOST}:{MACHINE_PORT}")
+        url = URL.create(
+            "postgresql+asyncpg", username="postgres", host=MACHINE_HOST, port=MACHINE_PORT
+        )
+        return url, {"host": MACHINE_HOST, "port": str(MACHINE_PORT)}
+    url = start_embedded(tmp / "embedded")
+    host = url.query["host"]
+    assert isinstance(host, str)
+    return url, {"host": host}
+
+
+async def _create_database(where: dict[str, str], name: str) -> None:
+    connection = await asyncpg.connect(user="postgres", database="postgres", **where)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+def _fresh_database(server: str, tmp: Path) -> URL:
+    import anyio
+
+    admin, where = _admin_url(server, tmp)
+    name = f"stm_test_{uuid.uuid4().hex[:12]}"
+    anyio.run(_create_database, where, name)
+    url = admin.set(database=name)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session", params=["machine", "embedded"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> URL:
+    """A migrated, empty database on each kind of server (store tests run on both)."""
+    return _fresh_database(request.param, tmp_path_factory.mktemp("pg"))
+
+
+@pytest.fixture(scope="session")
+def service_database_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
+    """The database the service tests use: the machine's server, else the embedded one."""
+    server = "machine" if machine_pg_available() else "embedded"
+    return _fresh_database(server, tmp_path_factory.mktemp("pg"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def user() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def speech_clip() -> bytes:
+    return (DATA / "two_cities_5s.wav").read_bytes()
+
+
+@pytest.fixture
+def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Settings read only what a test passes: no MANAGER_* variables, no .env."""
+    for name in list(os.environ):
+        if name.startswith("MANAGER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield

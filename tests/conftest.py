@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -95,13 +94,3 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def speech_clip() -> bytes:
     return (DATA / "two_cities_5s.wav").read_bytes()
-
-
-@pytest.fixture
-def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Settings read only what a test passes: no MANAGER_* variables, no .env."""
-    for name in list(os.environ):
-        if name.startswith("MANAGER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    yield

@@ -43,7 +43,8 @@ async def test_speech_goes_through_every_status_and_replays_exactly(
         assert detail["status"] == "completed"
         assert "best of times" in detail["transcript"]
         assert detail["result"]
-        assert detail["words"] and detail["phonemes"]
+        assert detail["words"]
+        assert detail["phonemes"]
         assert detail["duration"] == pytest.approx(5.0, abs=0.05)
         assert detail["last_event_id"] == len(events)
 
@@ -115,4 +116,5 @@ async def test_cancel_during_transcribing_then_retry_completes(
         assert rest[-1].data["status"] == "completed"
         assert (await svc.client.post(f"{path}/retry", headers=auth(user))).status_code == 409
         detail = (await svc.client.get(path, headers=auth(user))).json()
-        assert detail["status"] == "completed" and detail["transcript"]
+        assert detail["status"] == "completed"
+        assert detail["transcript"]

@@ -208,7 +208,8 @@ async def test_audio_download_and_delete(svc: Running, user: uuid.UUID, speech_c
 async def test_health_readiness_and_openapi(svc: Running) -> None:
     assert (await svc.client.get("/healthz")).json() == {"status": "alive"}
     ready = await svc.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
     spec = (await svc.client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.1")
     for path in [
@@ -224,7 +225,8 @@ async def test_health_readiness_and_openapi(svc: Running) -> None:
         assert path in spec["paths"], path
     assert {"TaskOut", "TaskListOut", "ErrorOut", "EventOut"} <= set(spec["components"]["schemas"])
     unknown = await svc.client.get("/nowhere")
-    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found"
 
 
 async def test_draining_service_refuses_new_tasks(

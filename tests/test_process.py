@@ -43,7 +43,8 @@ def test_zero_config_start_ready_within_30s_and_restart_keeps_tasks(
     took = service.start(ready_within=30)
     assert took < 30
     log = service.log.read_text()
-    assert f"http://127.0.0.1:{service.port}" in log and "curl" in log
+    assert f"http://127.0.0.1:{service.port}" in log
+    assert "curl" in log
     secret = (service.cwd / ".data" / "jwt-secret").stat()
     assert secret.st_mode & 0o777 == 0o600
     headers = {"Authorization": f"Bearer {service.token()}"}
@@ -84,7 +85,8 @@ def test_kill_9_during_transcribing_loses_nothing(service: ServiceProcess) -> No
     assert [e["status"] for e in terminal] == ["completed"]
     statuses = [e["status"] for e in events if e["type"] == "status"]
     assert statuses.count("transcribing") == 1  # resumed in place, not entered twice
-    assert detail["status"] == "completed" and detail["transcript"]
+    assert detail["status"] == "completed"
+    assert detail["transcript"]
     assert service.terminate() == 0
 
 
@@ -103,7 +105,8 @@ def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
     assert done.stdout.count("\n") == 1
     secret = (tmp_path / ".data" / "jwt-secret").read_text().strip()
     claims = jwt.decode(token, secret, algorithms=["HS512"])
-    assert claims["sub"] == str(user) and claims["exp"] > claims["iat"]
+    assert claims["sub"] == str(user)
+    assert claims["exp"] > claims["iat"]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +131,9 @@ def test_bad_configuration_is_one_line_and_status_2(
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("configuration error:") and mentions in lines[0]
+    assert len(lines) == 1
+    assert lines[0].startswith("configuration error:")
+    assert mentions in lines[0]
     assert "Traceback" not in done.stderr
 
 
@@ -142,4 +147,5 @@ def test_configuration_from_dotenv_file(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2 and "MANAGER_HTTP_PORT" in done.stderr
+    assert done.returncode == 2
+    assert "MANAGER_HTTP_PORT" in done.stderr

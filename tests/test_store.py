@@ -52,7 +52,8 @@ async def test_create_writes_task_event_and_audio_at_once(
     events = await store.events_after(task_id, 0)
     assert [(e.seq, e.status) for e in events] == [(1, Status.CREATED)]
     audio = await store.audio(user, task_id)
-    assert audio is not None and audio.data == b"RIFF....WAVE"
+    assert audio is not None
+    assert audio.data == b"RIFF....WAVE"
     assert await store.get(uuid.uuid4(), task_id) is None
 
 
@@ -61,7 +62,9 @@ async def test_idempotency_key_is_unique_per_user(engine: AsyncEngine, user: uui
     task = NewTask(user, "t", "en-US", idempotency_key="k")
     first, created = await store.create(task, upload())
     again, created_again = await store.create(task, upload())
-    assert created and not created_again and first == again
+    assert created
+    assert not created_again
+    assert first == again
     async with transaction(engine) as db:
         rows = await db.execute(
             select(func.count()).select_from(EventRow).where(EventRow.task_id == first)
@@ -89,7 +92,9 @@ async def test_journal_appends_in_seq_order_and_refuses_stale_writes(
     assert (snapshot.status, snapshot.seq) == (Status.PREPROCESSING, 4)
     assert [e.seq for e in await store.events_after(task_id, 0)] == [1, 2, 3, 4]
     record = await store.get(user, task_id)
-    assert record is not None and record.started_at is not None and record.duration == 0.01
+    assert record is not None
+    assert record.started_at is not None
+    assert record.duration == 0.01
     assert started.created_at <= record.updated_at
 
 
@@ -110,7 +115,8 @@ async def test_keyset_pages_and_delete_cascades(engine: AsyncEngine, user: uuid.
     page = await store.page(ListQuery(user, limit=3))
     assert [t.id for t in page.items] == ids[:1:-1]
     rest = await store.page(ListQuery(user, limit=3, cursor=page.next_cursor))
-    assert [t.id for t in rest.items] == ids[1::-1] and rest.next_cursor is None
+    assert [t.id for t in rest.items] == ids[1::-1]
+    assert rest.next_cursor is None
     assert await store.delete(user, ids[0])
     async with transaction(engine) as db:
         for table in (EventRow, AudioRow):

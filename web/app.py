@@ -6,9 +6,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from supervisor.ports import JournalUnavailable
 from web import openapi, routes_health, routes_ilps, routes_tasks
 from web.context import Services
-from web.errors import ApiError, on_api_error, on_crash, on_http_exception
+from web.errors import ApiError, on_api_error, on_crash, on_http_exception, on_unavailable
 
 
 def create_app(services: Services) -> Starlette:
@@ -21,6 +22,7 @@ def create_app(services: Services) -> Starlette:
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,
+            JournalUnavailable: on_unavailable,
             Exception: on_crash,
         },
     )

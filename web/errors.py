@@ -60,5 +60,10 @@ async def on_http_exception(request: Request, error: Exception) -> Response:
     return error_response(ApiError(error.status_code, str(error.detail), headers=error.headers))
 
 
+async def on_unavailable(request: Request, error: Exception) -> Response:
+    detail = "the database is unavailable; try again shortly"
+    return error_response(ApiError(503, detail, headers={"Retry-After": "2"}))
+
+
 async def on_crash(request: Request, error: Exception) -> Response:
     return error_response(ApiError(500, "the server hit an unexpected error"))

@@ -1,0 +1,87 @@
+"""Embedded evaluating: dictionary pronunciations, scores on the human clip, the per-word view."""
+
+from __future__ import annotations
+
+import functools
+from uuid import uuid4
+
+import pytest
+
+from supervisor.stages.base import AudioInput, Evaluation, Phoneme, Transcription
+from supervisor.stages.decode import decode_audio
+from supervisor.stages.evaluate import EmbeddedEvaluator, evaluate_text
+from supervisor.stages.pronounce import pronounce, spell, words_of
+from supervisor.stages.recognise import recognise_segment
+from tests.stages_helpers import HUMAN_CLIP, HUMAN_TEXT
+
+#: Unrelated, and as long as HUMAN_TEXT: 12 words, 34 dictionary phonemes.
+UNRELATED_TEXT = "We ran home fast as a cold wind blew down the road"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@functools.cache
+def clip_phonemes() -> tuple[Phoneme, ...]:
+    audio = decode_audio(AudioInput(HUMAN_CLIP.read_bytes(), "audio/wav", "a.wav"), 300)
+    return tuple(recognise_segment(audio.pcm, 0.0)[1])
+
+
+def _score(text: str) -> Evaluation:
+    result = evaluate_text(text, [p.ipa for p in clip_phonemes()])
+    assert result is not None
+    return result
+
+
+def test_same_length_texts() -> None:
+    for text in (HUMAN_TEXT, UNRELATED_TEXT):
+        words = pronounce(text)
+        assert (len(words), sum(len(w.ipa) for w in words)) == (12, 34)
+
+
+def test_the_clip_scores_higher_against_its_own_text() -> None:
+    own, unrelated = _score(HUMAN_TEXT), _score(UNRELATED_TEXT)
+    assert own.accuracy >= 40
+    assert own.accuracy > unrelated.accuracy + 20
+    assert own.unknown_words == []
+    assert own.reference_ipa.startswith("ɪ t w ɑ z ð ə b ɛ s t")
+    best = own.words[3]
+    assert (best["word"], best["position"], best["ipa"]) == ("best", 3, "b ɛ s t")
+    assert best["correct"] is (best["mistakes"] == 0)
+
+
+def test_words_and_fallback() -> None:
+    assert words_of("Don't STOP — it's 42°, ok?") == ["don't", "stop", "it's", "four", "two", "ok"]
+    assert spell("blorptish") == ("B", "L", "AO", "R", "P", "T", "IH", "SH")
+    assert spell("zzz") == ("Z",)
+    shine = pronounce("glimbershine")[0]
+    assert not shine.known
+    assert shine.ipa == ("ɡ", "l", "ɪ", "m", "b", "ɝ", "ʃ", "ɪ", "n")
+
+
+def test_unknown_words_are_listed_once() -> None:
+    result = evaluate_text("the glimbershine of glimbershine", ["ð", "ə"])
+    assert result is not None
+    assert result.unknown_words == ["glimbershine"]
+    assert [w["word"] for w in result.words] == ["the", "glimbershine", "of", "glimbershine"]
+
+
+def test_a_text_without_words_has_nothing_to_score() -> None:
+    assert evaluate_text("... !? --", ["ə"]) is None
+
+
+@pytest.mark.anyio
+async def test_embedded_evaluator() -> None:
+    evaluator = EmbeddedEvaluator()
+    assert evaluator.applies("some text", None)
+    assert evaluator.applies("some text", uuid4())
+    assert not evaluator.applies("  ", uuid4())
+    assert not evaluator.applies(None, uuid4())
+    transcription = Transcription("it", phonemes=(Phoneme("ɪ", 0, 0.1), Phoneme("t", 0.1, 0.2)))
+    result = await evaluator.evaluate(transcription, "It!", None)
+    assert result is not None
+    assert result.accuracy == 100.0
+    assert result.mistakes == []
+    assert await evaluator.evaluate(transcription, None, uuid4()) is None

@@ -50,8 +50,11 @@ class Running:
 
 
 @asynccontextmanager
-async def running_service(url: URL, data_dir: Path, **overrides: Any) -> AsyncIterator[Running]:
-    speech = SpeechSettings(_env_file=None, engine_workers=2)  # type: ignore[call-arg]
+async def running_service(
+    url: URL, data_dir: Path, *, speech_overrides: dict[str, Any] | None = None, **overrides: Any
+) -> AsyncIterator[Running]:
+    speech_values: dict[str, Any] = {"engine_workers": 2, **(speech_overrides or {})}
+    speech = SpeechSettings(_env_file=None, **speech_values)  # type: ignore[call-arg]
     async with open_service(settings_for(url, data_dir, **overrides), speech, url) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
             yield Running(service, client)

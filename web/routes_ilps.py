@@ -1,7 +1,178 @@
-"""The ILPS legacy routes (see issue 4)."""
+"""The ILPS legacy routes (``MANAGER_ILPS_COMPAT=true``): a thin adapter over the native
+store, supervisor and feed, speaking the contract in shared/docs/ILPS-CONTRACT.md.
+
+They trust the ``user_id`` in the body, as the ILPS gateway sends it: mount them only
+behind that authenticating gateway, on a private network.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from uuid import UUID
 
-ROUTES: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from store.records import NewTask, TaskSummary
+from store.tasks import ListQuery
+from web.context import Services, services
+from web.errors import ApiError, not_found
+from web.feed import TaskFeed, open_feed
+from web.ilps_schemas import (
+    RETRY_MS,
+    CreatedOut,
+    PathIn,
+    TaskDetailOut,
+    TaskItemOut,
+    TranscribeIn,
+    Unprocessable,
+    UserIn,
+    parse,
+    status_updated,
+)
+from web.ilps_status import StatusTracker, StatusUpdate, opening_updates
+from web.routes_tasks import last_event_id, refuse_when_draining, start_actor
+from web.sse import EventSink, EventStreamResponse, frame
+from web.uploads import read_upload
+
+_PAGE = 100
+_MAX_BODY = 64 * 1024
+
+Handler = Callable[[Request], Awaitable[ASGIApp]]
+
+
+class Legacy:
+    """An endpoint whose errors take FastAPI's shape, ``{"detail": ...}``, as ILPS's did."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response: ASGIApp
+        try:
+            response = await self._handler(request)
+        except ApiError as error:
+            response = JSONResponse({"detail": error.detail}, error.status, headers=error.headers)
+        except Unprocessable as error:
+            response = JSONResponse({"detail": error.errors}, 422)
+        await response(scope, receive, send)
+
+
+def _task_id(request: Request) -> UUID:
+    return parse(PathIn, {"uuid": request.path_params["uuid"]}, "path").uuid
+
+
+async def _user_id(request: Request) -> UUID:
+    """The ``user_id`` of a small JSON body (read up to ``_MAX_BODY`` bytes, no further)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise ApiError(413, f"the body is larger than {_MAX_BODY} bytes")
+    return parse(UserIn, bytes(body), "body").user_id
+
+
+async def health(request: Request) -> ASGIApp:
+    return JSONResponse({"status": "healthy", "service": services(request).settings.service_name})
+
+
+async def transcribe(request: Request) -> ASGIApp:
+    """Store the task and hand it to the supervisor; the pipeline runs in the background."""
+    app = services(request)
+    refuse_when_draining(app)
+    parsed = await read_upload(request, app.settings.max_upload_bytes)
+    fields = parse(TranscribeIn, dict(parsed.fields), "body")
+    task = NewTask(
+        user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
+    )
+    task_id, _ = await app.store.create(task, parsed.upload)
+    await start_actor(app, task_id)
+    return JSONResponse(CreatedOut(id=task_id).model_dump(mode="json"))
+
+
+async def _all_tasks(app: Services, user_id: UUID) -> AsyncIterator[TaskSummary]:
+    cursor: str | None = None
+    while True:
+        page = await app.store.page(ListQuery(user_id=user_id, limit=_PAGE, cursor=cursor))
+        for item in page.items:
+            yield item
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def list_tasks(request: Request) -> ASGIApp:
+    """All of the user's tasks, newest first."""
+    app = services(request)
+    user_id = await _user_id(request)
+    items = [TaskItemOut.of(s).model_dump(mode="json") async for s in _all_tasks(app, user_id)]
+    return JSONResponse(items)
+
+
+async def task_detail(request: Request) -> ASGIApp:
+    app = services(request)
+    task_id = _task_id(request)
+    record = await app.store.get(await _user_id(request), task_id)
+    if record is None:
+        raise not_found()
+    return JSONResponse(TaskDetailOut.of(record).model_dump(mode="json"))
+
+
+def _frame(task_id: UUID, update: StatusUpdate) -> bytes:
+    return frame(status_updated(task_id, update.status), id=update.seq)
+
+
+async def task_stream(request: Request) -> ASGIApp:
+    """The current status, then one event per legacy status change; ends after the final one.
+
+    The journal is read once from the start (the first status the client sees depends on
+    all of it), then only live events follow. ``id:`` is the status event's seq, so a
+    reconnect with ``Last-Event-ID`` gets the changes after it and nothing again.
+    """
+    app = services(request)
+    task_id = _task_id(request)
+    user_id = await _user_id(request)
+    after = last_event_id(request)
+    if await app.store.owned(user_id, task_id) is None:
+        raise not_found()
+    feed = await open_feed(app.store, app.supervisor, task_id, 0)
+    tracker = StatusTracker()
+    opening = opening_updates(tracker, feed.replay, after)
+    if not opening and feed.live is None:
+        return Response(status_code=204)  # the client has seen the end: EventSource stops
+    replayed = feed.replay[-1].seq if feed.replay else 0
+
+    async def produce(sink: EventSink) -> None:
+        try:
+            for first in opening:
+                await sink.write(_frame(task_id, first))
+                if first.final:
+                    return
+            # The replay already ran through the tracker: only live events follow.
+            live = TaskFeed(replayed, [], feed.live)
+            async with aclosing(live.events()) as events:
+                async for event in events:
+                    update = tracker.feed(event)
+                    if update is None or update.seq <= after:
+                        continue
+                    await sink.write(_frame(task_id, update))
+                    if update.final:
+                        return
+        finally:
+            await feed.aclose()
+
+    ping = app.settings.sse_ping_seconds
+    return EventStreamResponse(produce, retry_ms=RETRY_MS, ping_seconds=ping)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/health", Legacy(health), methods=["GET"]),
+    Route("/transcribe", Legacy(transcribe), methods=["POST"]),
+    Route("/", Legacy(list_tasks), methods=["POST"]),
+    Route("/{uuid}", Legacy(task_detail), methods=["POST"]),
+    Route("/{uuid}/stream", Legacy(task_stream), methods=["POST"]),
+]

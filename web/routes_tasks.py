@@ -83,9 +83,9 @@ async def create_task(request: Request) -> Response:
         idempotency_key=key,
     )
     task_id, created = await app.store.create(task, upload)
-    await start_actor(app, task_id)
-    record = await app.store.get(user_id, task_id)
+    record = await app.store.get(user_id, task_id)  # as stored: the actor has not moved it yet
     assert record is not None
+    await start_actor(app, task_id)
     body = TaskOut.of(record).model_dump(mode="json")
     headers = {"Location": f"/tasks/{task_id}"}
     return JSONResponse(body, 201 if created else 200, headers=headers)

@@ -14,7 +14,7 @@ class Ticket:
         self._slots = slots
         self._granted = anyio.Event()
         self._released = False
-        #: How many tasks were ahead of this one when it joined (0: a slot was free).
+        #: Its place in the line when it joined: 0 when a slot was free, else 1, 2, 3...
         self.position = position
 
     @property
@@ -49,11 +49,12 @@ class EngineSlots:
 
     def enqueue(self) -> Ticket:
         """Join the queue; the ticket is granted at once when a slot is free."""
-        ticket = Ticket(self, len(self._waiting))
         if self._free and not self._waiting:
             self._free -= 1
+            ticket = Ticket(self, 0)
             ticket._grant()
         else:
+            ticket = Ticket(self, len(self._waiting) + 1)
             self._waiting.append(ticket)
         return ticket
 

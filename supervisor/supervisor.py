@@ -19,7 +19,7 @@ from supervisor.fanout import Fanout
 from supervisor.intensity import RestartIntensity
 from supervisor.lifecycle import RETRYABLE, is_terminal
 from supervisor.messages import Cancel, Message, Stop, Subscribe, Subscription
-from supervisor.ports import Journal, JournalUnavailable
+from supervisor.ports import Journal, JournalUnavailable, StaleWrite
 from supervisor.registry import ActorHandle, Registry
 from supervisor.slots import EngineSlots
 from supervisor.stages.base import Pipeline
@@ -56,6 +56,9 @@ class Supervisor:
         )
         self.slots = EngineSlots(config.capacity)
         self.registry = Registry()
+        #: Tasks with a ``_supervise`` running (also between two runs of their actor),
+        #: each with an event set when it ends.
+        self._supervised: dict[UUID, anyio.Event] = {}
         self._group: TaskGroup | None = None
         self._stopping = anyio.Event()
 
@@ -86,7 +89,7 @@ class Supervisor:
         """Give a persisted task its actor (nothing happens if it has one)."""
         if self._group is None or not self.accepting:
             raise NotAccepting("the service is shutting down")
-        if task_id not in self.registry:
+        if task_id not in self._supervised:
             await self._group.start(self._supervise, task_id)
 
     async def subscribe(self, task_id: UUID) -> Subscription | None:
@@ -98,18 +101,34 @@ class Supervisor:
 
     async def cancel(self, task_id: UUID, reason: str = "cancelled by the user") -> bool:
         """Cancel a live task. False when it is already terminal or gone."""
-        if await self._tell(task_id, Cancel(reason)):
-            return True
-        return await self._record_offline(task_id, cancelled(reason))
+        snapshot = await self._journal.load(task_id)
+        if snapshot is None or is_terminal(snapshot.status):
+            return False  # its actor may still be registered for a moment: don't tell it
+        for _ in range(3):
+            if await self._tell(task_id, Cancel(reason)):
+                return True
+            try:
+                return await self._record_offline(task_id, cancelled(reason))
+            except StaleWrite:
+                continue  # an actor came back meanwhile: tell it instead
+        return False
 
     async def retry(self, task_id: UUID) -> bool:
         """Run a failed or cancelled task again. False when it is not in such a state."""
         if self._group is None or not self.accepting:
             raise NotAccepting("the service is shutting down")
         snapshot = await self._journal.load(task_id)
-        if snapshot is None or snapshot.status not in RETRYABLE or task_id in self.registry:
+        if snapshot is None or snapshot.status not in RETRYABLE:
             return False
-        await self._journal.append(task_id, snapshot.seq, requeued(snapshot.attempt + 1))
+        ending = self._supervised.get(task_id)
+        if ending is not None:  # it has just persisted its end and is on its way out
+            await ending.wait()
+        if task_id in self._supervised:  # somebody retried it meanwhile
+            return False
+        try:
+            await self._journal.append(task_id, snapshot.seq, requeued(snapshot.attempt + 1))
+        except StaleWrite:  # a concurrent retry (or delete) got there first
+            return False
         await self.spawn(task_id)
         return True
 
@@ -139,16 +158,33 @@ class Supervisor:
         return True
 
     async def _supervise(self, task_id: UUID, *, task_status: TaskStatus[None]) -> None:
+        """Run the task's actor, unless a concurrent spawn already does."""
+        if task_id in self._supervised:  # checked and claimed with no await in between
+            task_status.started()
+            return
+        ended = self._supervised[task_id] = anyio.Event()
+        task_status.started()
+        try:
+            await self._restarting(task_id)
+        finally:
+            del self._supervised[task_id]
+            ended.set()
+
+    async def _restarting(self, task_id: UUID) -> None:
         """Run the task's actor; restart it after a crash, within the intensity limit."""
         config = self._config
         intensity = RestartIntensity(config.max_restarts, config.restart_period, self._clock)
         outages = 0
-        task_status.started()
+        # Requests a crashed actor left unread; the next actor gets them.
+        carried: list[Message] = []
         while True:
             try:
-                await self._run_actor(task_id)
+                await self._run_actor(task_id, carried)
                 return
             except Exception as error:  # noqa: BLE001 - every crash is ours to handle
+                if self._stopping.is_set():  # no restart while stopping: the next start resumes it
+                    log.warning("task %s: actor crashed while stopping", task_id, exc_info=True)
+                    return
                 if _only_unavailable(error):
                     # The database is away: not the task's fault, so it does not count.
                     outages += 1
@@ -162,11 +198,13 @@ class Supervisor:
                     await self._give_up(task_id, error)
                     return
 
-    async def _run_actor(self, task_id: UUID) -> None:
+    async def _run_actor(self, task_id: UUID, carried: list[Message]) -> None:
         send, receive = anyio.create_memory_object_stream[Message](self._config.mailbox_size)
+        for message in carried:
+            send.send_nowait(message)
+        carried.clear()
         handle = ActorHandle(task_id, send)
         fanout = Fanout(self._config.subscriber_buffer)
-        self.registry.register(handle)
         actor = TaskActor(
             task_id,
             journal=self._journal,
@@ -176,11 +214,12 @@ class Supervisor:
             fanout=fanout,
         )
         try:
+            self.registry.register(handle)
             await actor.run(receive, send)
         finally:
             self.registry.unregister(handle)
             send.close()
-            _turn_away(receive)
+            carried.extend(_turn_away(receive))
             receive.close()
             fanout.close()
             handle.ended.set()
@@ -205,15 +244,22 @@ class Supervisor:
                 await handle.ended.wait()
 
 
-def _turn_away(receive: MemoryObjectReceiveStream[Message]) -> None:
-    """Requests that arrived as the actor ended: subscribers learn it has gone."""
+def _turn_away(receive: MemoryObjectReceiveStream[Message]) -> list[Message]:
+    """Empty a dead actor's mailbox: subscribers learn it has gone; cancels are kept.
+
+    A cancel that was accepted must not be lost to a crash: the restarted actor
+    (or nobody, if the task has ended) receives it.
+    """
+    kept: list[Message] = []
     while True:
         try:
             message = receive.receive_nowait()
         except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            return
+            return kept
         if isinstance(message, Subscribe):
             message.reply.set(None)
+        elif isinstance(message, Cancel):
+            kept.append(message)
 
 
 def _only_unavailable(error: BaseException) -> bool:

@@ -42,7 +42,7 @@ def _upload_schema() -> dict[str, Any]:
 
 def _paths() -> dict[str, Any]:
     auth = _errors(401)
-    task = {**_json(TaskOut, "The task"), **{}}
+    task = _json(TaskOut, "The task")
     return {
         "/tasks": {
             "post": {

@@ -20,7 +20,7 @@ class DatabaseSettings(BaseSettings):
     db_postgres_password: SecretStr | None = None
     db_postgres_name: str = "tasks"
     data_dir: Path = Path(".data")
-    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_size: int = Field(20, ge=1, le=200)
 
     @model_validator(mode="after")
     def _password_with_host(self) -> DatabaseSettings:

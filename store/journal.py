@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Integer, String, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import ReturningInsert
 
-from store.database import transaction
+from store.database import statement, transaction
 from store.models import AudioRow, EventRow, TaskRow
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
@@ -30,6 +34,42 @@ _SNAPSHOT_COLUMNS = (
 )
 
 
+#: Marks a column set to the transaction's time (``now()``) rather than to a value.
+_NOW: Any = object()
+
+
+@functools.lru_cache(maxsize=128)
+def _append_statement(columns: tuple[tuple[str, bool], ...]) -> ReturningInsert[Any]:
+    """Update the task if it is still at ``after_seq`` and, only then, insert the event.
+
+    One statement (a data-modifying CTE), built once per set of columns: the
+    transitions set a handful of different column sets, so the cache stays tiny.
+    """
+    sets: dict[str, Any] = {
+        name: func.now() if now else bindparam(f"v_{name}") for name, now in columns
+    }
+    moved = (
+        update(TaskRow)
+        .where(TaskRow.id == bindparam("task_id"), TaskRow.last_seq == bindparam("after_seq"))
+        .values(sets)
+        .returning(TaskRow.updated_at)
+        .cte("moved")
+    )
+    return insert(EventRow).from_select(
+        ["task_id", "seq", "type", "status", "payload", "created_at"],
+        select(
+            bindparam("e_task_id", type_=PgUUID),
+            bindparam("e_seq", type_=Integer),
+            bindparam("e_type", type_=String),
+            bindparam("e_status", type_=String),
+            bindparam("e_payload", type_=JSONB),
+            moved.c.updated_at,
+        ),
+    ).returning(EventRow.created_at)
+
+_LOAD = select(*_SNAPSHOT_COLUMNS).where(TaskRow.id == bindparam("id"))
+
+
 class PgJournal:
     """Durable task state in PostgreSQL (implements ``supervisor.ports.Journal``)."""
 
@@ -37,9 +77,9 @@ class PgJournal:
         self._engine = engine
 
     async def load(self, task_id: UUID) -> TaskSnapshot | None:
-        async with transaction(self._engine) as db:
+        async with statement(self._engine) as db:
             row = (
-                await db.execute(select(*_SNAPSHOT_COLUMNS).where(TaskRow.id == task_id))
+                await db.execute(_LOAD, {"id": task_id})
             ).first()
         if row is None:
             return None
@@ -72,36 +112,33 @@ class PgJournal:
         values: dict[str, Any] = {
             "status": change.status.value,
             "last_seq": seq,
-            "updated_at": func.now(),
+            "updated_at": _NOW,
             **change.fields,
         }
         if change.type is EventType.STATUS:
             if change.status is Status.STARTED:
-                values["started_at"] = func.now()
+                values["started_at"] = _NOW
             if change.status in TERMINAL:
-                values["completed_at"] = func.now()
+                values["completed_at"] = _NOW
             if change.status is Status.CREATED:
                 values["started_at"] = values["completed_at"] = None
-        async with transaction(self._engine) as db:
-            moved = await db.execute(
-                update(TaskRow)
-                .where(TaskRow.id == task_id, TaskRow.last_seq == after_seq)
-                .values(values)
-                .returning(TaskRow.updated_at)
-            )
-            created_at = moved.scalar_one_or_none()
+        params = {f"v_{name}": value for name, value in values.items() if value is not _NOW}
+        params.update(
+            task_id=task_id,
+            after_seq=after_seq,
+            e_task_id=task_id,
+            e_seq=seq,
+            e_type=change.type.value,
+            e_status=change.status.value,
+            e_payload=change.payload,
+        )
+        event = _append_statement(tuple(sorted((k, v is _NOW) for k, v in values.items())))
+        unit = statement if normalised is None else transaction
+        async with unit(self._engine) as db:
+            written = await db.execute(event, params)
+            created_at = written.scalar_one_or_none()
             if created_at is None:
                 raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
-            await db.execute(
-                insert(EventRow).values(
-                    task_id=task_id,
-                    seq=seq,
-                    type=change.type.value,
-                    status=change.status.value,
-                    payload=change.payload,
-                    created_at=created_at,
-                )
-            )
             if normalised is not None:
                 await db.execute(
                     update(AudioRow)
@@ -118,13 +155,13 @@ class PgJournal:
             AudioRow.sample_rate,
             AudioRow.channels,
         ).where(AudioRow.task_id == task_id)
-        async with transaction(self._engine) as db:
+        async with statement(self._engine) as db:
             row = (await db.execute(query)).one()
         return AudioInput(row.data, row.content_type, row.filename, row.sample_rate, row.channels)
 
     async def load_normalised(self, task_id: UUID) -> NormalisedAudio | None:
         query = select(AudioRow.pcm, AudioRow.duration).where(AudioRow.task_id == task_id)
-        async with transaction(self._engine) as db:
+        async with statement(self._engine) as db:
             row = (await db.execute(query)).first()
         if row is None or row.pcm is None or row.duration is None:
             return None
@@ -136,5 +173,5 @@ class PgJournal:
             .where(TaskRow.status.not_in([s.value for s in TERMINAL]))
             .order_by(TaskRow.created_at)
         )
-        async with transaction(self._engine) as db:
+        async with statement(self._engine) as db:
             return list((await db.execute(query)).scalars())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -42,7 +41,9 @@ class TaskSummaryOut(BaseModel):
 
     @classmethod
     def of(cls, summary: TaskSummary) -> TaskSummaryOut:
-        return cls.model_validate(asdict(summary))
+        # vars, not dataclasses.asdict: asdict deep-copies every value (a quarter of a
+        # list request's CPU), and validation builds new objects anyway.
+        return cls.model_validate(vars(summary))
 
 
 class TaskOut(BaseModel):
@@ -70,7 +71,7 @@ class TaskOut(BaseModel):
 
     @classmethod
     def of(cls, record: TaskRecord) -> TaskOut:
-        fields = asdict(record)
+        fields = dict(vars(record))  # a shallow copy (see TaskSummaryOut.of)
         fields["last_event_id"] = fields.pop("last_seq")
         return cls.model_validate(fields)
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from store.tasks import TaskStore
 from supervisor.events import Event, EventType
-from supervisor.lifecycle import is_terminal
+from supervisor.lifecycle import Status, is_terminal
 from supervisor.messages import Subscription
 from supervisor.supervisor import Supervisor
 
@@ -29,11 +29,15 @@ class TaskFeed:
     after: int
     replay: list[Event]
     live: Subscription | None
+    #: The task had ended when the feed was opened. A live task can have no actor for
+    #: a moment (restarting after a crash or a database outage, or the service is
+    #: stopping): its feed ends after the replay and the client comes back later.
+    ended: bool = False
 
     @property
     def exhausted(self) -> bool:
-        """Nothing to send now or later: the client has seen the task's end."""
-        return not self.replay and self.live is None
+        """Nothing to send now or later: the task has ended and the client has seen it."""
+        return not self.replay and self.live is None and self.ended
 
     async def events(self) -> AsyncGenerator[Event]:
         last = self.after
@@ -59,11 +63,15 @@ class TaskFeed:
 
 
 async def open_feed(
-    store: TaskStore, supervisor: Supervisor, task_id: UUID, after: int
+    store: TaskStore, supervisor: Supervisor, task_id: UUID, after: int, *, status: Status
 ) -> TaskFeed:
-    """Subscribe first, then read the journal up to the subscription's seq."""
+    """Subscribe first, then read the journal up to the subscription's seq.
+
+    ``status`` is the task's status read before subscribing: when it is terminal,
+    no actor will ever publish for the task again.
+    """
     live = await supervisor.subscribe(task_id)
     replay = await store.events_after(task_id, after)
     if live is not None:
         replay = [event for event in replay if event.seq <= live.seq]
-    return TaskFeed(after, replay, live)
+    return TaskFeed(after, replay, live, ended=is_terminal(status))

@@ -41,7 +41,8 @@ def _upload_schema() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    auth = _errors(401)
+    # Every route that reads the database answers 503 (Retry-After) while it is unavailable.
+    auth = _errors(401, 503)
     task = _json(TaskOut, "The task")
     return {
         "/tasks": {

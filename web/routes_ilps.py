@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from store.records import NewTask, TaskSummary
 from store.tasks import ListQuery
+from supervisor.lifecycle import Status
 from web.context import Services, services
 from web.errors import ApiError, not_found
 from web.feed import TaskFeed, open_feed
@@ -137,12 +138,13 @@ async def task_stream(request: Request) -> ASGIApp:
     task_id = _task_id(request)
     user_id = await _user_id(request)
     after = last_event_id(request)
-    if await app.store.owned(user_id, task_id) is None:
+    status = await app.store.owned(user_id, task_id)
+    if status is None:
         raise not_found()
-    feed = await open_feed(app.store, app.supervisor, task_id, 0)
+    feed = await open_feed(app.store, app.supervisor, task_id, 0, status=Status(status))
     tracker = StatusTracker()
     opening = opening_updates(tracker, feed.replay, after)
-    if not opening and feed.live is None:
+    if not opening and feed.live is None and feed.ended:
         return Response(status_code=204)  # the client has seen the end: EventSource stops
     replayed = feed.replay[-1].seq if feed.replay else 0
 

@@ -82,9 +82,8 @@ async def create_task(request: Request) -> Response:
         reference_text=(fields.reference_text or "").strip() or None,
         idempotency_key=key,
     )
-    task_id, created = await app.store.create(task, upload)
-    record = await app.store.get(user_id, task_id)  # as stored: the actor has not moved it yet
-    assert record is not None
+    record, created = await app.store.admit(task, upload)  # as stored: no actor has moved it
+    task_id = record.id
     await start_actor(app, task_id)
     body = TaskOut.of(record).model_dump(mode="json")
     headers = {"Location": f"/tasks/{task_id}"}
@@ -146,10 +145,11 @@ async def get_audio(request: Request) -> Response:
     audio = await app.store.audio(app.auth.user_id(request), task_id_of(request))
     if audio is None:
         raise not_found()
-    disposition = f"attachment; filename*=UTF-8''{quote(audio.filename, safe='')}"
-    return Response(
-        audio.data, media_type=audio.content_type, headers={"Content-Disposition": disposition}
-    )
+    headers = {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(audio.filename, safe='')}",
+        "X-Content-Type-Options": "nosniff",  # the client's bytes: never rendered as anything
+    }
+    return Response(audio.data, media_type=audio.content_type, headers=headers)
 
 
 async def cancel_task(request: Request) -> Response:
@@ -216,9 +216,11 @@ class TaskEvents:
 
     async def _open(self, request: Request, app: Services) -> Response | EventStreamResponse:
         task_id = task_id_of(request)
-        if await app.store.owned(app.auth.user_id(request), task_id) is None:
+        status = await app.store.owned(app.auth.user_id(request), task_id)
+        if status is None:
             raise not_found()
-        feed = await open_feed(app.store, app.supervisor, task_id, last_event_id(request))
+        after = last_event_id(request)
+        feed = await open_feed(app.store, app.supervisor, task_id, after, status=Status(status))
         if feed.exhausted:
             return Response(status_code=204)  # the stream has ended; nothing more will come
 

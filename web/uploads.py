@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
-from starlette.datastructures import FormData, UploadFile
-from starlette.formparsers import MultiPartException
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.types import Message
 
 from store.records import NewUpload
-from supervisor.stages.sniff import sniff_audio
+from supervisor.stages.sniff import media_type, sniff_audio
 from web.errors import ApiError
 
 #: Room for the multipart framing and the text fields around the file.
@@ -43,15 +46,88 @@ async def read_upload(request: Request, limit: int) -> ParsedUpload:
         raise ApiError(422, "send the recording as multipart/form-data with a 'file' part")
     counted = Request(request.scope, _counting(request, limit + _FRAMING))
     try:
-        form = await counted.form(max_files=1, max_fields=32, max_part_size=64 * 1024)
+        form = await _parse(counted)
     except _TooLarge:
         raise _too_large(limit) from None
     except MultiPartException as error:
         raise ApiError(422, f"the multipart body is malformed: {error.message}") from None
     try:
-        return await _accept(form, limit)
+        return await _accept(_as_utf8(form), limit)
     finally:
         await form.close()
+
+
+async def _parse(request: Request) -> FormData:
+    """Starlette's streaming multipart parser, told that every part is Latin-1.
+
+    Starlette reads text that is not valid UTF-8 as Latin-1 and would store the
+    mojibake. Latin-1 maps bytes to characters one to one, so reading every part
+    as Latin-1 keeps the bytes exactly, and ``_as_utf8`` then decodes them strictly.
+    (Parsed here rather than by ``Request.form``, which turns a malformed body into
+    a 400 before this module can answer its documented 422.)
+    """
+    _, params = parse_options_header(request.headers["content-type"])
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise MultiPartException("the Content-Type has no boundary")
+    quoted = boundary.decode("latin-1")
+    latin1 = Headers({"content-type": f'multipart/form-data; boundary="{quoted}"; charset=latin-1'})
+    async with aclosing(request.stream()) as stream:
+        parser = _Parser(latin1, stream, max_files=1, max_fields=32, max_part_size=65536)
+        form = await parser.parse()
+    if not parser.complete:
+        await form.close()
+        for spooled in parser._files_to_close_on_error:  # the part cut off, too
+            spooled.close()
+        raise MultiPartException("the body ends before its closing boundary")
+    return form
+
+
+class _Parser(MultiPartParser):
+    """Notices a body that ends before its closing boundary: python-multipart accepts
+    one silently, and Starlette then drops the part in progress without closing it."""
+
+    complete = False
+
+    def on_end(self) -> None:
+        self.complete = True
+        super().on_end()
+
+
+def _as_utf8(form: FormData) -> FormData:
+    """The form with its names and text decoded as UTF-8: invalid text, or text with a NUL
+    (which PostgreSQL cannot store), is a 422. A file name that is not UTF-8 is read as
+    Latin-1, as browsers of old sent them."""
+    items: list[tuple[str, str | UploadFile]] = []
+    for raw_name, value in form.multi_items():
+        name = _utf8(raw_name, "a field name")
+        if isinstance(value, str):
+            items.append((name, _utf8(value, f"the field '{name}'")))
+        else:
+            if value.filename is not None:
+                raw = value.filename.encode("latin-1")
+                if _is_utf8(raw):
+                    value.filename = raw.decode("utf-8")
+            items.append((name, value))
+    return FormData(items)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _utf8(latin1: str, what: str) -> str:
+    raw = latin1.encode("latin-1")
+    if not _is_utf8(raw):
+        raise ApiError(422, f"{what} is not valid UTF-8 text")
+    text = raw.decode("utf-8")
+    if "\x00" in text:
+        raise ApiError(422, f"{what} contains a NUL character")
+    return text
 
 
 def _counting(request: Request, limit: int) -> Callable[[], Awaitable[Message]]:
@@ -76,7 +152,7 @@ async def _accept(form: FormData, limit: int) -> ParsedUpload:
         raise ApiError(422, "the 'file' part is required")
     if file.size is not None and file.size > limit:
         raise _too_large(limit)
-    content_type = file.content_type or "application/octet-stream"
+    content_type = _stored_type(file.content_type)
     filename = _safe_name(file.filename or "upload")
     head = await file.read(_SNIFF_BYTES)
     if not head:
@@ -88,10 +164,24 @@ async def _accept(form: FormData, limit: int) -> ParsedUpload:
     upload = NewUpload(
         data=data,
         filename=filename,
-        content_type=content_type[:127],
+        content_type=content_type,
         sha256=hashlib.sha256(data).hexdigest(),
     )
     return ParsedUpload(fields, upload)
+
+
+#: The subtype of a media type as RFC 6838 names them (what is kept of a declared type).
+_SUBTYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,99}")
+
+
+def _stored_type(declared: str | None) -> str:
+    """The media type kept with the upload, and served back with it: a well-formed audio,
+    video (browsers label WebM recordings so) or application type, without parameters;
+    anything else (text/html, control characters...) is application/octet-stream."""
+    kind, _, subtype = media_type(declared or "").partition("/")
+    if kind in ("audio", "video", "application") and _SUBTYPE.fullmatch(subtype):
+        return f"{kind}/{subtype}"
+    return "application/octet-stream"
 
 
 def _safe_name(name: str) -> str:

@@ -8,7 +8,7 @@ from typing import TypeVar, TypeVarTuple, Unpack
 import anyio.to_process
 from anyio import BrokenWorkerProcess, CapacityLimiter
 
-from .base import TransientStageError
+from .base import StageError, TransientStageError
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -19,9 +19,19 @@ async def run_in_worker(
 ) -> T:
     """Call ``func(*args)`` in a worker process; a dead worker is a transient error.
 
+    Any other exception the engine raises in the worker (its models missing, a library
+    error on odd input) is transient too: the stage is retried with backoff, up to its
+    attempts, and then fails with the reason. Left to crash the task's actor, it would
+    be restarted without backoff, and forever when each attempt takes long enough to
+    stay within the restart intensity.
+
     Cancellation (the actor's stage timeout) kills the worker instead of leaving it busy.
     """
     try:
         return await anyio.to_process.run_sync(func, *args, cancellable=True, limiter=limiter)
+    except StageError:
+        raise  # the engine's own verdict: permanent or transient
     except BrokenWorkerProcess as exc:
         raise TransientStageError(f"the {what} worker process died") from exc
+    except Exception as exc:  # noqa: BLE001 - raised by the engine, inside its worker
+        raise TransientStageError(f"the {what} failed: {type(exc).__name__}: {exc}") from exc

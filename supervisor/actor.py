@@ -60,13 +60,17 @@ class TaskActor:
         self._seq = 0
 
     async def run(
-        self, mailbox: ObjectReceiveStream[Message], address: MemoryObjectSendStream[Message]
+        self,
+        mailbox: ObjectReceiveStream[Message],
+        address: MemoryObjectSendStream[Message],
+        snapshot: TaskSnapshot | None = None,
     ) -> None:
         """Serve the mailbox until the task is terminal, cancelled, stopped or deleted.
 
         ``address`` is the mailbox's send end; the worker posts through a clone of it.
+        ``snapshot`` is the task as just persisted, if the caller has it; else it is loaded.
         """
-        snapshot = await self._journal.load(self.task_id)
+        snapshot = snapshot or await self._journal.load(self.task_id)
         if snapshot is None or is_terminal(snapshot.status):
             return
         self._status, self._seq = snapshot.status, snapshot.seq

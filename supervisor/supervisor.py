@@ -19,7 +19,7 @@ from supervisor.fanout import Fanout
 from supervisor.intensity import RestartIntensity
 from supervisor.lifecycle import RETRYABLE, is_terminal
 from supervisor.messages import Cancel, Message, Stop, Subscribe, Subscription
-from supervisor.ports import Journal, JournalUnavailable, StaleWrite
+from supervisor.ports import Journal, JournalUnavailable, StaleWrite, TaskSnapshot
 from supervisor.registry import ActorHandle, Registry
 from supervisor.slots import EngineSlots
 from supervisor.stages.base import Pipeline
@@ -85,12 +85,16 @@ class Supervisor:
         """Ask ``run`` to stop every actor at a safe point and return."""
         self._stopping.set()
 
-    async def spawn(self, task_id: UUID) -> None:
-        """Give a persisted task its actor (nothing happens if it has one)."""
+    async def spawn(self, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
+        """Give a persisted task its actor (nothing happens if it has one).
+
+        ``snapshot``, when the caller has just written the task and holds it as stored,
+        spares the actor's first load; restarts always load from the journal.
+        """
         if self._group is None or not self.accepting:
             raise NotAccepting("the service is shutting down")
         if task_id not in self._supervised:
-            await self._group.start(self._supervise, task_id)
+            await self._group.start(self._supervise, task_id, snapshot)
 
     async def subscribe(self, task_id: UUID) -> Subscription | None:
         """Live events after the returned seq; None when no actor runs the task."""
@@ -157,7 +161,13 @@ class Supervisor:
         await self._journal.append(task_id, snapshot.seq, change)
         return True
 
-    async def _supervise(self, task_id: UUID, *, task_status: TaskStatus[None]) -> None:
+    async def _supervise(
+        self,
+        task_id: UUID,
+        snapshot: TaskSnapshot | None = None,
+        *,
+        task_status: TaskStatus[None],
+    ) -> None:
         """Run the task's actor, unless a concurrent spawn already does."""
         if task_id in self._supervised:  # checked and claimed with no await in between
             task_status.started()
@@ -165,12 +175,12 @@ class Supervisor:
         ended = self._supervised[task_id] = anyio.Event()
         task_status.started()
         try:
-            await self._restarting(task_id)
+            await self._restarting(task_id, snapshot)
         finally:
             del self._supervised[task_id]
             ended.set()
 
-    async def _restarting(self, task_id: UUID) -> None:
+    async def _restarting(self, task_id: UUID, snapshot: TaskSnapshot | None) -> None:
         """Run the task's actor; restart it after a crash, within the intensity limit."""
         config = self._config
         intensity = RestartIntensity(config.max_restarts, config.restart_period, self._clock)
@@ -179,7 +189,7 @@ class Supervisor:
         carried: list[Message] = []
         while True:
             try:
-                await self._run_actor(task_id, carried)
+                await self._run_actor(task_id, carried, snapshot)
                 return
             except Exception as error:  # noqa: BLE001 - every crash is ours to handle
                 if self._stopping.is_set():  # no restart while stopping: the next start resumes it
@@ -193,12 +203,15 @@ class Supervisor:
                     await anyio.sleep(delay)
                     continue
                 outages = 0
+                snapshot = None  # the journal is the truth after a crash
                 log.exception("task %s: actor crashed", task_id)
                 if not intensity.allow():
                     await self._give_up(task_id, error)
                     return
 
-    async def _run_actor(self, task_id: UUID, carried: list[Message]) -> None:
+    async def _run_actor(
+        self, task_id: UUID, carried: list[Message], snapshot: TaskSnapshot | None
+    ) -> None:
         send, receive = anyio.create_memory_object_stream[Message](self._config.mailbox_size)
         for message in carried:
             send.send_nowait(message)
@@ -215,7 +228,7 @@ class Supervisor:
         )
         try:
             self.registry.register(handle)
-            await actor.run(receive, send)
+            await actor.run(receive, send, snapshot)
         finally:
             self.registry.unregister(handle)
             send.close()

@@ -90,8 +90,9 @@ async def transcribe(request: Request) -> ASGIApp:
     task = NewTask(
         user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
     )
-    task_id, _ = await app.store.create(task, parsed.upload)
-    await start_actor(app, task_id)
+    record, created = await app.store.admit(task, parsed.upload)
+    task_id = record.id
+    await start_actor(app, task_id, record.snapshot() if created else None)
     return JSONResponse(CreatedOut(id=task_id).model_dump(mode="json"))
 
 

@@ -18,6 +18,7 @@ from store.cursor import BadCursor
 from store.records import NewTask
 from store.tasks import ListQuery
 from supervisor.lifecycle import Status, is_terminal
+from supervisor.ports import TaskSnapshot
 from supervisor.supervisor import NotAccepting
 from web.context import Services, services
 from web.errors import ApiError, error_response, not_found
@@ -84,7 +85,7 @@ async def create_task(request: Request) -> Response:
     )
     record, created = await app.store.admit(task, upload)  # as stored: no actor has moved it
     task_id = record.id
-    await start_actor(app, task_id)
+    await start_actor(app, task_id, record.snapshot() if created else None)
     body = TaskOut.of(record).model_dump(mode="json")
     headers = {"Location": f"/tasks/{task_id}"}
     return JSONResponse(body, 201 if created else 200, headers=headers)
@@ -97,10 +98,10 @@ def refuse_when_draining(app: Services) -> None:
         )
 
 
-async def start_actor(app: Services, task_id: UUID) -> None:
+async def start_actor(app: Services, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
     """Hand the persisted task to the supervisor; if it is stopping, the next start runs it."""
     try:
-        await app.supervisor.spawn(task_id)
+        await app.supervisor.spawn(task_id, snapshot)
     except NotAccepting:
         pass
 

@@ -100,7 +100,3 @@ def after_stage(stage: Stage, *, evaluates: bool) -> Status:
         return Status.EVALUATING
     return Status.COMPLETED
 
-
-def needs_slot(status: Status) -> bool:
-    """Whether a task in ``status`` still has engine work to do."""
-    return not is_terminal(status)

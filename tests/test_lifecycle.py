@@ -14,7 +14,6 @@ from supervisor.lifecycle import (
     after_stage,
     check_transition,
     is_terminal,
-    needs_slot,
     stages_to_run,
 )
 
@@ -54,7 +53,6 @@ def test_terminal_and_retryable() -> None:
     assert {s for s in Status if is_terminal(s)} == {S.COMPLETED, S.FAILED, S.CANCELLED}
     assert RETRYABLE == {S.FAILED, S.CANCELLED}
     assert TRANSITIONS[S.COMPLETED] == frozenset()
-    assert all(needs_slot(s) is (s in LIVE) for s in Status)
 
 
 def test_statuses_serialise_as_their_names() -> None:

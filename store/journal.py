@@ -14,7 +14,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from store.database import statement, transaction
 from store.models import AudioRow, EventRow, TaskRow
-from store.records import transcription_of
+from store.records import snapshot_of
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import StaleWrite, TaskSnapshot
@@ -87,17 +87,7 @@ class PgJournal:
             row = (await db.execute(_LOAD, {"id": task_id})).first()
         if row is None:
             return None
-        transcription = transcription_of(row.transcript, row.words, row.phonemes)
-        return TaskSnapshot(
-            id=row.id,
-            status=Status(row.status),
-            seq=row.last_seq,
-            attempt=row.attempt,
-            language=row.language,
-            reference_text=row.reference_text,
-            text_id=row.text_id,
-            transcription=transcription,
-        )
+        return snapshot_of(row)
 
     async def append(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from supervisor.lifecycle import Status
@@ -63,16 +63,7 @@ class TaskRecord:
 
     def snapshot(self) -> TaskSnapshot:
         """What an actor needs to run this task, without loading it again."""
-        return TaskSnapshot(
-            id=self.id,
-            status=Status(self.status),
-            seq=self.last_seq,
-            attempt=self.attempt,
-            language=self.language,
-            reference_text=self.reference_text,
-            text_id=self.text_id,
-            transcription=transcription_of(self.transcript, self.words, self.phonemes),
-        )
+        return snapshot_of(self)
 
 
 @dataclass(frozen=True)
@@ -95,16 +86,56 @@ class StoredAudio:
     content_type: str
 
 
-def transcription_of(
-    transcript: str | None,
-    words: list[dict[str, Any]] | None,
-    phonemes: list[dict[str, Any]] | None,
-) -> Transcription | None:
-    """A stored transcription back as the stages' value; None when there is none yet."""
-    if transcript is None:
-        return None
-    return Transcription(
-        transcript=transcript,
-        words=tuple(Word(**w) for w in words or ()),
-        phonemes=tuple(Phoneme(**p) for p in phonemes or ()),
+class _TaskColumns(Protocol):
+    """The task columns a snapshot is made of: a TaskRecord or a result row (read-only)."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def last_seq(self) -> int: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def reference_text(self) -> str | None: ...
+
+    @property
+    def text_id(self) -> UUID | None: ...
+
+    @property
+    def transcript(self) -> str | None: ...
+
+    @property
+    def words(self) -> list[dict[str, Any]] | None: ...
+
+    @property
+    def phonemes(self) -> list[dict[str, Any]] | None: ...
+
+
+def snapshot_of(task: _TaskColumns) -> TaskSnapshot:
+    """The task as an actor resumes it, from its stored columns."""
+    transcription = None
+    if task.transcript is not None:
+        transcription = Transcription(
+            transcript=task.transcript,
+            words=tuple(Word(**w) for w in task.words or ()),
+            phonemes=tuple(Phoneme(**p) for p in task.phonemes or ()),
+        )
+    return TaskSnapshot(
+        id=task.id,
+        status=Status(task.status),
+        seq=task.last_seq,
+        attempt=task.attempt,
+        language=task.language,
+        reference_text=task.reference_text,
+        text_id=task.text_id,
+        transcription=transcription,
     )

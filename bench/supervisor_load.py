@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakes import MemoryJournal  # noqa: E402
 
-from store.database import create_engine  # noqa: E402
+from store.database import open_database  # noqa: E402
 from store.journal import PgJournal  # noqa: E402
 from supervisor.config import SupervisorConfig  # noqa: E402
 from supervisor.lifecycle import Status  # noqa: E402
@@ -178,13 +178,11 @@ def _url(db: str) -> Any:
 
 
 async def postgres_run(db: str) -> dict[str, Any]:
-    engine = create_engine(_url(db), pool_size=10)
-    supervisor = Supervisor(PgJournal(engine), pipeline(), config())
-
     async def settled() -> bool:
         return await _count_not_created(db) == N
 
-    async with anyio.create_task_group() as tg:
+    async with open_database(_url(db), pool_size=10) as engine, anyio.create_task_group() as tg:
+        supervisor = Supervisor(PgJournal(engine), pipeline(), config())
         await tg.start(supervisor.run)
         ids = await _insert_tasks(db, N)
         gc.collect()
@@ -196,12 +194,10 @@ async def postgres_run(db: str) -> dict[str, Any]:
             "kib_per_actor_rss": round((rss_kib(os.getpid()) - rss0) / N, 2),
         }
         supervisor.shutdown()
-    await engine.dispose()
 
-    engine = create_engine(_url(db), pool_size=10)
-    journal = CountingJournal(PgJournal(engine))
-    supervisor = Supervisor(journal, pipeline(), config())  # type: ignore[arg-type]
-    async with anyio.create_task_group() as tg:
+    async with open_database(_url(db), pool_size=10) as engine, anyio.create_task_group() as tg:
+        journal = CountingJournal(PgJournal(engine))
+        supervisor = Supervisor(journal, pipeline(), config())  # type: ignore[arg-type]
         started = time.perf_counter()
         await tg.start(supervisor.run)
         result["recovery_started_s"] = round(time.perf_counter() - started, 3)
@@ -210,7 +206,6 @@ async def postgres_run(db: str) -> dict[str, Any]:
         result["recovery_s"] = round(time.perf_counter() - started, 3)
         result["recovered_actors"] = len(supervisor.registry)
         supervisor.shutdown()
-    await engine.dispose()
     return result
 
 

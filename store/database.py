@@ -1,105 +1,190 @@
-"""The async engine, and how connection failures surface: as ``JournalUnavailable``."""
+"""The connection pool, and how failures to reach the server surface: as ``JournalUnavailable``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import asyncpg
-from sqlalchemy import URL, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import URL, make_url
 
+from store.sql import Query
 from supervisor.ports import JournalUnavailable
-
-
-def create_engine(url: URL | str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine whose pool drops dead connections before handing them out.
-
-    Connections autocommit unless ``transaction`` opens one: a lone statement then
-    costs one round trip, and so does the pre-ping (in a transaction it costs three).
-    """
-    return create_async_engine(
-        url,
-        isolation_level="AUTOCOMMIT",
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_timeout=10,
-        connect_args={"server_settings": {"application_name": "service-task-manager"}},
-    )
-
-
-_CONNECTION_ERRORS = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    TimeoutError,
-)
-
 
 #: SQLSTATEs of a server that is away for now: connection exceptions (class 08), and
 #: an administrator's shutdown, a crash, or a start-up still in progress (57P01..57P03).
 _AWAY_STATES = ("08", "57P01", "57P02", "57P03")
 
 
-def _server_away(error: DBAPIError) -> bool:
-    if error.connection_invalidated:
+def _server_away(error: BaseException) -> bool:
+    if isinstance(error, OSError | TimeoutError | asyncpg.PostgresConnectionError):
         return True
-    # SQLAlchemy wraps asyncpg's exception in its own DBAPI class: look at the driver's.
-    driver = getattr(error.orig, "driver_exception", error.orig)
-    if isinstance(driver, _CONNECTION_ERRORS):
-        return True
-    state = getattr(driver, "sqlstate", None)
+    if isinstance(error, asyncpg.InterfaceError):
+        # asyncpg's word for a connection that died under a query; its other
+        # interface errors are misuse and must not pass for an outage.
+        return "connection is closed" in str(error) or "connection was closed" in str(error)
+    state = getattr(error, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_AWAY_STATES)
 
 
 @contextmanager
 def unavailable_on_disconnect() -> Iterator[None]:
-    """Turn "the database is not there" into JournalUnavailable; other errors pass."""
+    """Turn "the database is not there" into JournalUnavailable; other errors pass.
+
+    A pool where every connection stays busy past the acquire timeout is reported
+    the same way: overloaded, not broken, and worth trying again later.
+    """
     try:
         yield
-    except (OperationalError, InterfaceError) as error:
-        raise JournalUnavailable(str(error.orig or error)) from error
-    except PoolTimeout as error:  # every connection busy for pool_timeout: overloaded, not broken
-        raise JournalUnavailable(str(error)) from error
-    except DBAPIError as error:
-        if _server_away(error):
-            raise JournalUnavailable(str(error.orig or error)) from error
-        raise
-    except _CONNECTION_ERRORS as error:
-        raise JournalUnavailable(str(error)) from error
-
-
-@asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One unit of work: a connection in a transaction, committed on success."""
-    with unavailable_on_disconnect():
-        async with engine.connect() as connection:
-            await connection.execution_options(isolation_level="READ COMMITTED")
-            async with connection.begin():
-                yield connection
-
-
-@asynccontextmanager
-async def statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for one statement, which is its own transaction (autocommit).
-
-    Saves the BEGIN and COMMIT round trips of ``transaction`` where one statement
-    (a read, or a write whose parts are joined in one statement) is the unit of work.
-    """
-    with unavailable_on_disconnect():
-        async with engine.connect() as connection:
-            yield connection
-
-
-async def ping(engine: AsyncEngine) -> bool:
-    """Whether the database answers a trivial query."""
-    try:
-        async with transaction(engine) as connection:
-            await connection.execute(text("SELECT 1"))
     except JournalUnavailable:
-        return False
-    return True
+        raise
+    except Exception as error:
+        if _server_away(error):
+            raise JournalUnavailable(f"{type(error).__name__}: {error}") from error
+        raise
+
+
+class Row(asyncpg.Record):  # type: ignore[misc]  # asyncpg is untyped
+    """A result row whose columns read as attributes too (``row.status``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+async def _setup_connection(connection: asyncpg.Connection) -> None:
+    # JSON columns in and out as Python values, as the models declare them.
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+        )
+
+
+def connect_arguments(url: URL | str) -> dict[str, Any]:
+    """asyncpg's connection arguments for a SQLAlchemy URL (TCP, or a socket dir in ``host``)."""
+    url = make_url(url)
+    host = url.host or url.query.get("host")
+    return {
+        "host": host if isinstance(host, str) else None,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+    }
+
+
+#: A connection that died under a query (the server restarted, say).
+_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+class _Session:
+    """Runs compiled queries on one connection or, per query, on one from the pool."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    async def rows(self, query: Query, **params: Any) -> list[Row]:
+        result: list[Row] = await self._run("fetch", query, params)
+        return result
+
+    async def row(self, query: Query, **params: Any) -> Row | None:
+        result: Row | None = await self._run("fetchrow", query, params)
+        return result
+
+    async def value(self, query: Query, **params: Any) -> Any:
+        return await self._run("fetchval", query, params)
+
+    async def _run(self, method: str, query: Query, params: dict[str, Any]) -> Any:
+        args = query.args(params)
+        with unavailable_on_disconnect():
+            async with self._connection() as connection:
+                return await getattr(connection, method)(query.sql, *args)
+
+    def _connection(self) -> Any:
+        return _Borrowed(self._target)
+
+
+class _Borrowed:
+    """``async with`` a connection already held: neither acquired nor released here."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def __aenter__(self) -> Any:
+        return self._connection
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class Transaction(_Session):
+    """Queries inside one transaction on one connection (``Database.transaction``)."""
+
+
+_PING = Query("SELECT 1", (), {}, idempotent=True)
+
+
+class Database(_Session):
+    """A pool of asyncpg connections, opened lazily, for compiled ``Query`` objects.
+
+    There is no pre-ping: a connection the server closed is noticed by the event
+    loop and replaced by the pool on its next use, and an idempotent query that
+    meets a connection dying under it runs once more on a fresh one.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
+        super().__init__(pool)
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+
+    async def _run(self, method: str, query: Query, params: dict[str, Any]) -> Any:
+        if not query.idempotent:
+            return await super()._run(method, query, params)
+        try:
+            return await super()._run(method, query, params)
+        except JournalUnavailable as error:
+            if not isinstance(error.__cause__, _LOST):
+                raise
+            return await super()._run(method, query, params)
+
+    def _connection(self) -> Any:
+        return self._pool.acquire(timeout=self._acquire_timeout)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One unit of work on one connection, committed on success."""
+        with unavailable_on_disconnect():
+            async with self._connection() as connection, connection.transaction():
+                yield Transaction(connection)
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query."""
+        try:
+            await self.value(_PING)
+        except JournalUnavailable:
+            return False
+        return True
+
+
+@asynccontextmanager
+async def open_database(
+    url: URL | str, *, pool_size: int = 10, acquire_timeout: float = 10.0
+) -> AsyncIterator[Database]:
+    """A pool of up to ``pool_size`` connections to ``url``; none is opened until used."""
+    pool = asyncpg.create_pool(
+        min_size=0,
+        max_size=pool_size,
+        init=_setup_connection,
+        record_class=Row,
+        server_settings={"application_name": "service-task-manager"},
+        **connect_arguments(url),
+    )
+    await pool
+    try:
+        yield Database(pool, acquire_timeout=acquire_timeout)
+    finally:
+        await pool.close()

@@ -6,15 +6,14 @@ import functools
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Integer, String, bindparam, func, insert, select, update
+from sqlalchemy import Integer, String, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.dml import ReturningInsert
 
-from store.database import statement, transaction
-from store.models import AudioRow, EventRow, TaskRow
+from store.database import Database
+from store.models import TERMINAL_SQL, AudioRow, EventRow, TaskRow
 from store.records import snapshot_of
+from store.sql import Query, compile_query
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import StaleWrite, TaskSnapshot
@@ -40,7 +39,7 @@ _NOW: Any = object()
 
 
 @functools.lru_cache(maxsize=128)
-def _append_statement(columns: tuple[tuple[str, bool], ...]) -> ReturningInsert[Any]:
+def _append_statement(columns: tuple[tuple[str, bool], ...]) -> Query:
     """Update the task if it is still at ``after_seq`` and, only then, insert the event.
 
     One statement (a data-modifying CTE), built once per set of columns: the
@@ -56,7 +55,7 @@ def _append_statement(columns: tuple[tuple[str, bool], ...]) -> ReturningInsert[
         .returning(TaskRow.updated_at)
         .cte("moved")
     )
-    return (
+    statement = (
         insert(EventRow)
         .from_select(
             ["task_id", "seq", "type", "status", "payload", "created_at"],
@@ -71,23 +70,50 @@ def _append_statement(columns: tuple[tuple[str, bool], ...]) -> ReturningInsert[
         )
         .returning(EventRow.created_at)
     )
+    return compile_query(statement, idempotent=False)
 
 
-_LOAD = select(*_SNAPSHOT_COLUMNS).where(TaskRow.id == bindparam("id"))
+_LOAD = compile_query(
+    select(*_SNAPSHOT_COLUMNS).where(TaskRow.id == bindparam("id")), idempotent=True
+)
+_SAVE_NORMALISED = compile_query(
+    update(AudioRow)
+    .where(AudioRow.task_id == bindparam("task_id"))
+    .values(pcm=bindparam("pcm"), duration=bindparam("duration")),
+    idempotent=False,
+)
+_UPLOAD = compile_query(
+    select(
+        AudioRow.data,
+        AudioRow.content_type,
+        AudioRow.filename,
+        AudioRow.sample_rate,
+        AudioRow.channels,
+    ).where(AudioRow.task_id == bindparam("task_id")),
+    idempotent=True,
+)
+_NORMALISED = compile_query(
+    select(AudioRow.pcm, AudioRow.duration).where(AudioRow.task_id == bindparam("task_id")),
+    idempotent=True,
+)
+_RUNNABLE = compile_query(
+    select(TaskRow.id)
+    # The partial index's own predicate, as text, so the planner matches it to ix_tasks_live.
+    .where(text(f"tasks.status NOT IN {TERMINAL_SQL}"))
+    .order_by(TaskRow.created_at),
+    idempotent=True,
+)
 
 
 class PgJournal:
     """Durable task state in PostgreSQL (implements ``supervisor.ports.Journal``)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def load(self, task_id: UUID) -> TaskSnapshot | None:
-        async with statement(self._engine) as db:
-            row = (await db.execute(_LOAD, {"id": task_id})).first()
-        if row is None:
-            return None
-        return snapshot_of(row)
+        row = await self._database.row(_LOAD, id=task_id)
+        return None if row is None else snapshot_of(row)
 
     async def append(
         self,
@@ -121,45 +147,33 @@ class PgJournal:
             e_payload=change.payload,
         )
         event = _append_statement(tuple(sorted((k, v is _NOW) for k, v in values.items())))
-        unit = statement if normalised is None else transaction
-        async with unit(self._engine) as db:
-            written = await db.execute(event, params)
-            created_at = written.scalar_one_or_none()
-            if created_at is None:
-                raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
-            if normalised is not None:
-                await db.execute(
-                    update(AudioRow)
-                    .where(AudioRow.task_id == task_id)
-                    .values(pcm=normalised.pcm, duration=normalised.duration)
-                )
+        if normalised is None:
+            created_at = await self._database.value(event, **params)
+        else:
+            async with self._database.transaction() as db:
+                created_at = await db.value(event, **params)
+                if created_at is not None:
+                    await db.value(
+                        _SAVE_NORMALISED,
+                        task_id=task_id,
+                        pcm=normalised.pcm,
+                        duration=normalised.duration,
+                    )
+        if created_at is None:
+            raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
         return Event(task_id, seq, change.type, change.status, change.payload, created_at)
 
     async def load_upload(self, task_id: UUID) -> AudioInput:
-        query = select(
-            AudioRow.data,
-            AudioRow.content_type,
-            AudioRow.filename,
-            AudioRow.sample_rate,
-            AudioRow.channels,
-        ).where(AudioRow.task_id == task_id)
-        async with statement(self._engine) as db:
-            row = (await db.execute(query)).one()
+        row = await self._database.row(_UPLOAD, task_id=task_id)
+        if row is None:
+            raise LookupError(f"task {task_id} has no upload")
         return AudioInput(row.data, row.content_type, row.filename, row.sample_rate, row.channels)
 
     async def load_normalised(self, task_id: UUID) -> NormalisedAudio | None:
-        query = select(AudioRow.pcm, AudioRow.duration).where(AudioRow.task_id == task_id)
-        async with statement(self._engine) as db:
-            row = (await db.execute(query)).first()
+        row = await self._database.row(_NORMALISED, task_id=task_id)
         if row is None or row.pcm is None or row.duration is None:
             return None
         return NormalisedAudio(row.pcm, row.duration)
 
     async def runnable(self) -> list[UUID]:
-        query = (
-            select(TaskRow.id)
-            .where(TaskRow.status.not_in([s.value for s in TERMINAL]))
-            .order_by(TaskRow.created_at)
-        )
-        async with statement(self._engine) as db:
-            return list((await db.execute(query)).scalars())
+        return [row.id for row in await self._database.rows(_RUNNABLE)]

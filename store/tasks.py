@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -9,9 +10,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
+    ARRAY,
+    DateTime,
     Integer,
     Select,
     String,
+    any_,
     bindparam,
     delete,
     func,
@@ -22,12 +26,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.cursor import decode_cursor, encode_cursor
-from store.database import statement
+from store.database import Database
 from store.models import AudioRow, EventRow, TaskRow
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord, TaskSummary
+from store.sql import Query, compile_query
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status
 
@@ -92,20 +96,85 @@ def _admit_statement() -> Select[Any]:
     return select(added).add_cte(event.cte("event"), audio.cte("audio"))
 
 
-# Built once: a constant statement's cache key is memoised, so its compiled form is reused.
-_ADMIT = _admit_statement()
-_GET = (
+@functools.lru_cache(maxsize=16)
+def _page_statement(
+    *, cursor: bool, statuses: bool, created_after: bool, created_before: bool
+) -> Query:
+    """A page of a user's tasks, newest first; one compiled form per set of filters."""
+    query = select(*_SUMMARY_COLUMNS).where(TaskRow.user_id == bindparam("user_id"))
+    if cursor:
+        query = query.where(
+            tuple_(TaskRow.created_at, TaskRow.id)
+            < tuple_(
+                bindparam("cursor_created_at", type_=DateTime(timezone=True)),
+                bindparam("cursor_id", type_=TaskRow.id.type),
+            )
+        )
+    if statuses:
+        query = query.where(TaskRow.status == any_(bindparam("statuses", type_=ARRAY(String))))
+    if created_after:
+        query = query.where(TaskRow.created_at > bindparam("created_after"))
+    if created_before:
+        query = query.where(TaskRow.created_at < bindparam("created_before"))
+    query = query.order_by(TaskRow.created_at.desc(), TaskRow.id.desc()).limit(
+        bindparam("limit", type_=Integer)
+    )
+    return compile_query(query, idempotent=True)
+
+
+_ADMIT = compile_query(_admit_statement(), idempotent=False)
+_GET = compile_query(
     select(*_RECORD_COLUMNS, AudioRow.duration)
     .outerjoin(AudioRow, AudioRow.task_id == TaskRow.id)
-    .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id"))
+    .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id")),
+    idempotent=True,
 )
+_BY_KEY = compile_query(
+    select(TaskRow.id).where(
+        TaskRow.user_id == bindparam("user_id"),
+        TaskRow.idempotency_key == bindparam("idempotency_key"),
+    ),
+    idempotent=True,
+)
+_OWNED = compile_query(
+    select(TaskRow.status).where(
+        TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id")
+    ),
+    idempotent=True,
+)
+_EVENTS_AFTER = compile_query(
+    select(
+        EventRow.task_id,
+        EventRow.seq,
+        EventRow.type,
+        EventRow.status,
+        EventRow.payload,
+        EventRow.created_at,
+    )
+    .where(EventRow.task_id == bindparam("task_id"), EventRow.seq > bindparam("seq"))
+    .order_by(EventRow.seq),
+    idempotent=True,
+)
+_AUDIO_OF = compile_query(
+    select(AudioRow.data, AudioRow.filename, AudioRow.content_type)
+    .join(TaskRow, TaskRow.id == AudioRow.task_id)
+    .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id")),
+    idempotent=True,
+)
+_DELETE = compile_query(
+    delete(TaskRow)
+    .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id"))
+    .returning(TaskRow.id),
+    idempotent=False,  # run again after a commit whose answer was lost, it would say "gone"
+)
+_COUNT = compile_query(select(func.count()).select_from(TaskRow), idempotent=True)
 
 
 class TaskStore:
     """The queries behind the task routes; every one is scoped to its user."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def create(self, task: NewTask, upload: NewUpload) -> tuple[UUID, bool]:
         """Insert task, audio and its first event at once. (id, False) for a repeated key."""
@@ -118,107 +187,79 @@ class TaskStore:
         Task, event and audio go in one statement (data-modifying CTEs): one round
         trip, and all three rows or none.
         """
-        params = {
-            "id": uuid4(),
-            "user_id": task.user_id,
-            "title": task.title,
-            "text_id": task.text_id,
-            "reference_text": task.reference_text,
-            "language": task.language,
-            "idempotency_key": task.idempotency_key,
-            "a_filename": upload.filename,
-            "a_content_type": upload.content_type,
-            "a_size": len(upload.data),
-            "a_sha256": upload.sha256,
-            "a_sample_rate": upload.sample_rate,
-            "a_channels": upload.channels,
-            "a_data": upload.data,
-        }
-        async with statement(self._engine) as db:
-            row = (await db.execute(_ADMIT, params)).first()
-            if row is not None:
-                return TaskRecord(**row._mapping), True
-            existing = await db.execute(
-                select(TaskRow.id).where(
-                    TaskRow.user_id == task.user_id,
-                    TaskRow.idempotency_key == task.idempotency_key,
-                )
-            )
-            task_id = existing.scalar_one()
+        row = await self._database.row(
+            _ADMIT,
+            id=uuid4(),
+            user_id=task.user_id,
+            title=task.title,
+            text_id=task.text_id,
+            reference_text=task.reference_text,
+            language=task.language,
+            idempotency_key=task.idempotency_key,
+            a_filename=upload.filename,
+            a_content_type=upload.content_type,
+            a_size=len(upload.data),
+            a_sha256=upload.sha256,
+            a_sample_rate=upload.sample_rate,
+            a_channels=upload.channels,
+            a_data=upload.data,
+        )
+        if row is not None:
+            return TaskRecord(**row), True
+        task_id = await self._database.value(
+            _BY_KEY, user_id=task.user_id, idempotency_key=task.idempotency_key
+        )
         record = await self.get(task.user_id, task_id)
         assert record is not None  # only a DELETE racing the same user's retry can miss it
         return record, False
 
     async def get(self, user_id: UUID, task_id: UUID) -> TaskRecord | None:
-        async with statement(self._engine) as db:
-            row = (await db.execute(_GET, {"id": task_id, "user_id": user_id})).first()
-        return None if row is None else TaskRecord(**row._mapping)
+        row = await self._database.row(_GET, id=task_id, user_id=user_id)
+        return None if row is None else TaskRecord(**row)
 
     async def page(self, query: ListQuery) -> Page:
         """One page of a user's tasks, newest first, by keyset on (created_at, id)."""
-        select_ = select(*_SUMMARY_COLUMNS).where(TaskRow.user_id == query.user_id)
+        params: dict[str, Any] = {"user_id": query.user_id, "limit": query.limit + 1}
         if query.cursor:
-            created_at, task_id = decode_cursor(query.cursor)
-            select_ = select_.where(tuple_(TaskRow.created_at, TaskRow.id) < (created_at, task_id))
+            params["cursor_created_at"], params["cursor_id"] = decode_cursor(query.cursor)
         if query.statuses:
-            select_ = select_.where(TaskRow.status.in_(list(query.statuses)))
+            params["statuses"] = list(query.statuses)
         if query.created_after:
-            select_ = select_.where(TaskRow.created_at > query.created_after)
+            params["created_after"] = query.created_after
         if query.created_before:
-            select_ = select_.where(TaskRow.created_at < query.created_before)
-        select_ = select_.order_by(TaskRow.created_at.desc(), TaskRow.id.desc()).limit(
-            query.limit + 1
+            params["created_before"] = query.created_before
+        statement = _page_statement(
+            cursor=bool(query.cursor),
+            statuses=bool(query.statuses),
+            created_after=bool(query.created_after),
+            created_before=bool(query.created_before),
         )
-        async with statement(self._engine) as db:
-            rows = (await db.execute(select_)).all()
-        items = [TaskSummary(**row._mapping) for row in rows[: query.limit]]
+        rows = await self._database.rows(statement, **params)
+        items = [TaskSummary(**row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         cursor = encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
         return Page(items, cursor)
 
     async def owned(self, user_id: UUID, task_id: UUID) -> str | None:
         """The task's status if the user owns it, else None."""
-        query = select(TaskRow.status).where(TaskRow.id == task_id, TaskRow.user_id == user_id)
-        async with statement(self._engine) as db:
-            return (await db.execute(query)).scalar_one_or_none()
+        status: str | None = await self._database.value(_OWNED, id=task_id, user_id=user_id)
+        return status
 
     async def events_after(self, task_id: UUID, seq: int) -> list[Event]:
         """The journal after ``seq``, in order: what a reconnecting client missed."""
-        query = (
-            select(
-                EventRow.task_id,
-                EventRow.seq,
-                EventRow.type,
-                EventRow.status,
-                EventRow.payload,
-                EventRow.created_at,
-            )
-            .where(EventRow.task_id == task_id, EventRow.seq > seq)
-            .order_by(EventRow.seq)
-        )
-        async with statement(self._engine) as db:
-            rows = (await db.execute(query)).all()
+        rows = await self._database.rows(_EVENTS_AFTER, task_id=task_id, seq=seq)
         return [
             Event(r.task_id, r.seq, EventType(r.type), Status(r.status), r.payload, r.created_at)
             for r in rows
         ]
 
     async def audio(self, user_id: UUID, task_id: UUID) -> StoredAudio | None:
-        query = (
-            select(AudioRow.data, AudioRow.filename, AudioRow.content_type)
-            .join(TaskRow, TaskRow.id == AudioRow.task_id)
-            .where(TaskRow.id == task_id, TaskRow.user_id == user_id)
-        )
-        async with statement(self._engine) as db:
-            row = (await db.execute(query)).first()
-        return None if row is None else StoredAudio(**row._mapping)
+        row = await self._database.row(_AUDIO_OF, id=task_id, user_id=user_id)
+        return None if row is None else StoredAudio(**row)
 
     async def delete(self, user_id: UUID, task_id: UUID) -> bool:
         """Remove the task, its events and audio (cascade). False if it was not there."""
-        query = delete(TaskRow).where(TaskRow.id == task_id, TaskRow.user_id == user_id)
-        async with statement(self._engine) as db:
-            return (await db.execute(query.returning(TaskRow.id))).first() is not None
+        return await self._database.row(_DELETE, id=task_id, user_id=user_id) is not None
 
     async def count(self) -> int:
-        async with statement(self._engine) as db:
-            return int((await db.execute(select(func.count()).select_from(TaskRow))).scalar_one())
+        return int(await self._database.value(_COUNT))

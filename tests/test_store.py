@@ -7,16 +7,16 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import URL, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import URL, bindparam, func, select
 
-from store.database import create_engine, transaction
+from store.database import Database, open_database
 from store.journal import PgJournal
-from store.models import AudioRow, EventRow
+from store.models import TERMINAL_SQL, AudioRow, EventRow
 from store.records import NewTask, NewUpload
+from store.sql import compile_query
 from store.tasks import ListQuery, TaskStore
 from supervisor.events import Change, EventType
-from supervisor.lifecycle import Status
+from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import JournalUnavailable, StaleWrite
 from supervisor.stages.base import NormalisedAudio
 from supervisor.transitions import cancelled
@@ -25,10 +25,14 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
+async def engine(database_url: URL) -> AsyncIterator[Database]:
+    async with open_database(database_url, pool_size=2) as database:
+        yield database
+
+
+async def events_of(database: Database, task_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(EventRow).where(EventRow.task_id == bindparam("id"))
+    return int(await database.value(compile_query(query, idempotent=True), id=task_id))
 
 
 def upload(data: bytes = b"RIFF....WAVE") -> NewUpload:
@@ -42,7 +46,7 @@ async def new_task(store: TaskStore, user: uuid.UUID, **extra: object) -> uuid.U
 
 
 async def test_create_writes_task_event_and_audio_at_once(
-    engine: AsyncEngine, user: uuid.UUID
+    engine: Database, user: uuid.UUID
 ) -> None:
     store = TaskStore(engine)
     task_id = await new_task(store, user, reference_text="hello")
@@ -57,7 +61,7 @@ async def test_create_writes_task_event_and_audio_at_once(
     assert await store.get(uuid.uuid4(), task_id) is None
 
 
-async def test_idempotency_key_is_unique_per_user(engine: AsyncEngine, user: uuid.UUID) -> None:
+async def test_idempotency_key_is_unique_per_user(engine: Database, user: uuid.UUID) -> None:
     store = TaskStore(engine)
     task = NewTask(user, "t", "en-US", idempotency_key="k")
     first, created = await store.create(task, upload())
@@ -65,15 +69,11 @@ async def test_idempotency_key_is_unique_per_user(engine: AsyncEngine, user: uui
     assert created
     assert not created_again
     assert first == again
-    async with transaction(engine) as db:
-        rows = await db.execute(
-            select(func.count()).select_from(EventRow).where(EventRow.task_id == first)
-        )
-        assert rows.scalar_one() == 1
+    assert await events_of(engine, first) == 1
 
 
 async def test_journal_appends_in_seq_order_and_refuses_stale_writes(
-    engine: AsyncEngine, user: uuid.UUID
+    engine: Database, user: uuid.UUID
 ) -> None:
     store, journal = TaskStore(engine), PgJournal(engine)
     task_id = await new_task(store, user)
@@ -98,7 +98,7 @@ async def test_journal_appends_in_seq_order_and_refuses_stale_writes(
     assert started.created_at <= record.updated_at
 
 
-async def test_runnable_lists_live_tasks_oldest_first(engine: AsyncEngine, user: uuid.UUID) -> None:
+async def test_runnable_lists_live_tasks_oldest_first(engine: Database, user: uuid.UUID) -> None:
     store, journal = TaskStore(engine), PgJournal(engine)
     first = await new_task(store, user)
     ended = await new_task(store, user)
@@ -109,7 +109,7 @@ async def test_runnable_lists_live_tasks_oldest_first(engine: AsyncEngine, user:
     assert runnable.index(first) < runnable.index(last)
 
 
-async def test_keyset_pages_and_delete_cascades(engine: AsyncEngine, user: uuid.UUID) -> None:
+async def test_keyset_pages_and_delete_cascades(engine: Database, user: uuid.UUID) -> None:
     store = TaskStore(engine)
     ids = [await new_task(store, user) for _ in range(5)]
     page = await store.page(ListQuery(user, limit=3))
@@ -118,19 +118,21 @@ async def test_keyset_pages_and_delete_cascades(engine: AsyncEngine, user: uuid.
     assert [t.id for t in rest.items] == ids[1::-1]
     assert rest.next_cursor is None
     assert await store.delete(user, ids[0])
-    async with transaction(engine) as db:
+    async with engine.transaction() as db:
         for table in (EventRow, AudioRow):
-            left = await db.execute(
-                select(func.count()).select_from(table).where(table.task_id == ids[0])
-            )
-            assert left.scalar_one() == 0
+            query = select(func.count()).select_from(table).where(table.task_id == bindparam("id"))
+            assert await db.value(compile_query(query, idempotent=True), id=ids[0]) == 0
     assert not await store.delete(user, ids[0])
 
 
 async def test_unreachable_database_is_journal_unavailable() -> None:
-    engine = create_engine(URL.create("postgresql+asyncpg", username="x", host="127.0.0.1", port=1))
-    try:
+    url = URL.create("postgresql+asyncpg", username="x", host="127.0.0.1", port=1)
+    async with open_database(url) as database:
         with pytest.raises(JournalUnavailable):
-            await PgJournal(engine).load(uuid.uuid4())
-    finally:
-        await engine.dispose()
+            await PgJournal(database).load(uuid.uuid4())
+        assert not await database.ping()
+
+
+def test_the_partial_index_names_exactly_the_terminal_statuses() -> None:
+    named = {part.strip(" '") for part in TERMINAL_SQL.strip("()").split(",")}
+    assert named == {status.value for status in TERMINAL}

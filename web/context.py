@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import anyio
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
+from store.database import Database
 from store.tasks import TaskStore
 from supervisor.supervisor import Supervisor
 from web.auth import Authenticator
@@ -17,7 +17,7 @@ from web.settings import Settings
 @dataclass
 class Services:
     settings: Settings
-    engine: AsyncEngine
+    database: Database
     store: TaskStore
     supervisor: Supervisor
     auth: Authenticator

@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from store.database import ping
 from web.context import services
 
 
@@ -19,7 +18,7 @@ async def readyz(request: Request) -> Response:
     """The database answers and the supervisor takes work; 503 otherwise."""
     app = services(request)
     checks = {
-        "database": await ping(app.engine),
+        "database": await app.database.ping(),
         "supervisor": app.supervisor.accepting and not app.draining.is_set(),
     }
     ready = all(checks.values())

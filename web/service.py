@@ -19,7 +19,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
-from store.database import create_engine
+from store.database import Database, open_database
 from store.journal import PgJournal
 from store.tasks import TaskStore
 from supervisor.stages.factory import build_pipeline
@@ -76,10 +76,20 @@ async def open_service(
     settings: Settings, speech: SpeechSettings, url: URL | str
 ) -> AsyncIterator[RunningService]:
     """Start everything; on exit, drain and stop. The socket listens before this yields."""
-    engine = create_engine(url, pool_size=settings.db_pool_size)
+    async with open_database(url, pool_size=settings.db_pool_size) as database:
+        async with _running(settings, speech, database) as running:
+            yield running
+
+
+@asynccontextmanager
+async def _running(
+    settings: Settings, speech: SpeechSettings, database: Database
+) -> AsyncIterator[RunningService]:
     pipeline = build_pipeline(speech)
-    supervisor = Supervisor(PgJournal(engine), pipeline, settings.supervisor_config())
-    services = Services(settings, engine, TaskStore(engine), supervisor, authenticator(settings))
+    supervisor = Supervisor(PgJournal(database), pipeline, settings.supervisor_config())
+    services = Services(
+        settings, database, TaskStore(database), supervisor, authenticator(settings)
+    )
     sock = bind(settings.http_host, settings.http_port)
     config = uvicorn.Config(
         create_app(services),
@@ -112,7 +122,6 @@ async def open_service(
         if pipeline.aclose is not None:
             with anyio.CancelScope(shield=True):
                 await pipeline.aclose()
-        await engine.dispose()
 
 
 async def _serve(server: _Server, sock: socket.socket, running: RunningService) -> None:

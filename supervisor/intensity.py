@@ -13,11 +13,14 @@ class RestartIntensity:
         self._max = max_restarts
         self._period = period
         self._clock = clock
-        self._restarts: deque[float] = deque()
+        #: Made at the first restart: most tasks never restart (a deque is ~0.6 KiB).
+        self._restarts: deque[float] | None = None
 
     def allow(self) -> bool:
         """Record a restart now, if it stays within the limit."""
         now = self._clock()
+        if self._restarts is None:
+            self._restarts = deque()
         while self._restarts and now - self._restarts[0] > self._period:
             self._restarts.popleft()
         if len(self._restarts) >= self._max:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from supervisor.latch import Latch
 from supervisor.messages import Message
 
 
@@ -23,7 +23,7 @@ class ActorHandle:
 
     task_id: UUID
     mailbox: MemoryObjectSendStream[Message]
-    ended: anyio.Event = field(default_factory=anyio.Event)
+    ended: Latch = field(default_factory=Latch)
 
 
 class Registry:

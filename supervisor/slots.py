@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-import anyio
+from supervisor.latch import Latch
 
 
 class Ticket:
@@ -12,7 +12,7 @@ class Ticket:
 
     def __init__(self, slots: EngineSlots, position: int) -> None:
         self._slots = slots
-        self._granted = anyio.Event()
+        self._granted = Latch()
         self._released = False
         #: Its place in the line when it joined: 0 when a slot was free, else 1, 2, 3...
         self.position = position

@@ -17,6 +17,7 @@ from supervisor.config import SupervisorConfig
 from supervisor.events import Change
 from supervisor.fanout import Fanout
 from supervisor.intensity import RestartIntensity
+from supervisor.latch import Latch
 from supervisor.lifecycle import RETRYABLE, is_terminal
 from supervisor.messages import Cancel, Message, Stop, Subscribe, Subscription
 from supervisor.ports import Journal, JournalUnavailable, StaleWrite, TaskSnapshot
@@ -58,7 +59,7 @@ class Supervisor:
         self.registry = Registry()
         #: Tasks with a ``_supervise`` running (also between two runs of their actor),
         #: each with an event set when it ends.
-        self._supervised: dict[UUID, anyio.Event] = {}
+        self._supervised: dict[UUID, Latch] = {}
         self._group: TaskGroup | None = None
         self._stopping = anyio.Event()
 
@@ -172,7 +173,7 @@ class Supervisor:
         if task_id in self._supervised:  # checked and claimed with no await in between
             task_status.started()
             return
-        ended = self._supervised[task_id] = anyio.Event()
+        ended = self._supervised[task_id] = Latch()
         task_status.started()
         try:
             await self._restarting(task_id, snapshot)

@@ -215,7 +215,7 @@ class TaskStore:
 
     async def get(self, user_id: UUID, task_id: UUID) -> TaskRecord | None:
         row = await self._database.row(_GET, id=task_id, user_id=user_id)
-        return None if row is None else TaskRecord(**row)
+        return None if row is None else TaskRecord(*row)  # columns in field order
 
     async def page(self, query: ListQuery) -> Page:
         """One page of a user's tasks, newest first, by keyset on (created_at, id)."""
@@ -235,7 +235,7 @@ class TaskStore:
             created_before=bool(query.created_before),
         )
         rows = await self._database.rows(statement, **params)
-        items = [TaskSummary(**row) for row in rows[: query.limit]]
+        items = [TaskSummary(*row) for row in rows[: query.limit]]  # columns in field order
         more = len(rows) > query.limit
         cursor = encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
         return Page(items, cursor)

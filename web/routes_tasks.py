@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -23,7 +23,8 @@ from supervisor.supervisor import NotAccepting
 from web.context import Services, services
 from web.errors import ApiError, error_response, not_found
 from web.feed import open_feed
-from web.schemas import AcceptedOut, TaskListOut, TaskOut, TaskSummaryOut
+from web.responses import ModelResponse
+from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, frame
 from web.uploads import read_upload
 
@@ -86,9 +87,8 @@ async def create_task(request: Request) -> Response:
     record, created = await app.store.admit(task, upload)  # as stored: no actor has moved it
     task_id = record.id
     await start_actor(app, task_id, record.snapshot() if created else None)
-    body = TaskOut.of(record).model_dump(mode="json")
     headers = {"Location": f"/tasks/{task_id}"}
-    return JSONResponse(body, 201 if created else 200, headers=headers)
+    return ModelResponse(TaskOut.of(record), 201 if created else 200, headers=headers)
 
 
 def refuse_when_draining(app: Services) -> None:
@@ -127,10 +127,7 @@ async def list_tasks(request: Request) -> Response:
         page = await app.store.page(query)
     except BadCursor as error:
         raise ApiError(422, str(error)) from None
-    body = TaskListOut(
-        items=[TaskSummaryOut.of(s) for s in page.items], next_cursor=page.next_cursor
-    )
-    return JSONResponse(body.model_dump(mode="json"))
+    return Response(page_json(page), media_type="application/json")
 
 
 async def get_task(request: Request) -> Response:
@@ -138,7 +135,7 @@ async def get_task(request: Request) -> Response:
     record = await app.store.get(app.auth.user_id(request), task_id_of(request))
     if record is None:
         raise not_found()
-    return JSONResponse(TaskOut.of(record).model_dump(mode="json"))
+    return ModelResponse(TaskOut.of(record))
 
 
 async def get_audio(request: Request) -> Response:
@@ -161,7 +158,7 @@ async def cancel_task(request: Request) -> Response:
         raise not_found()
     if is_terminal(Status(status)) or not await app.supervisor.cancel(task_id):
         raise ApiError(409, f"the task is already {status}")
-    return JSONResponse(AcceptedOut(id=task_id, status=Status(status)).model_dump(mode="json"), 202)
+    return ModelResponse(AcceptedOut(id=task_id, status=Status(status)), 202)
 
 
 async def retry_task(request: Request) -> Response:
@@ -181,7 +178,7 @@ async def retry_task(request: Request) -> Response:
         raise ApiError(409, f"only failed or cancelled tasks can be retried; this one is {status}")
     record = await app.store.get(user_id, task_id)
     assert record is not None
-    return JSONResponse(TaskOut.of(record).model_dump(mode="json"), 202)
+    return ModelResponse(TaskOut.of(record), 202)
 
 
 async def delete_task(request: Request) -> Response:

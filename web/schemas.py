@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
-from store.records import TaskRecord, TaskSummary
+from store.records import TaskRecord
+from store.tasks import Page
 from supervisor.lifecycle import Status
 
 
@@ -39,12 +40,6 @@ class TaskSummaryOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, summary: TaskSummary) -> TaskSummaryOut:
-        # vars, not dataclasses.asdict: asdict deep-copies every value (a quarter of a
-        # list request's CPU), and validation builds new objects anyway.
-        return cls.model_validate(vars(summary))
-
 
 class TaskOut(BaseModel):
     id: UUID
@@ -71,7 +66,9 @@ class TaskOut(BaseModel):
 
     @classmethod
     def of(cls, record: TaskRecord) -> TaskOut:
-        fields = dict(vars(record))  # a shallow copy (see TaskSummaryOut.of)
+        # vars, not dataclasses.asdict: asdict deep-copies every value (a quarter of a
+        # request's CPU once), and validation builds new objects anyway.
+        fields = dict(vars(record))
         fields["last_event_id"] = fields.pop("last_seq")
         return cls.model_validate(fields)
 
@@ -79,6 +76,20 @@ class TaskOut(BaseModel):
 class TaskListOut(BaseModel):
     items: list[TaskSummaryOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+
+_PAGE = TypeAdapter(Page)
+
+
+def page_json(page: Page) -> bytes:
+    """The page as ``TaskListOut`` JSON, written straight from the store's records.
+
+    No validation pass: the records come from our own database, and building a
+    model per line and then dumping it was half of a list request's CPU. A test
+    holds this output to ``TaskListOut``, which is what the OpenAPI document shows.
+    """
+    return _PAGE.dump_json(page)
 
 
 class EventOut(BaseModel):

@@ -1,4 +1,4 @@
-"""The supervisor's ``Journal`` over PostgreSQL: one transaction per transition."""
+"""The supervisor's ``Journal`` over PostgreSQL: one statement per transition."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import functools
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Integer, String, bindparam, func, insert, select, text, update
+from sqlalchemy import Integer, String, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
@@ -39,10 +39,11 @@ _NOW: Any = object()
 
 
 @functools.lru_cache(maxsize=128)
-def _append_statement(columns: tuple[tuple[str, bool], ...]) -> Query:
-    """Update the task if it is still at ``after_seq`` and, only then, insert the event.
+def _append_statement(columns: tuple[tuple[str, bool], ...], *, keeps_audio: bool) -> Query:
+    """Update the task if it is still at ``after_seq`` and, only then, insert the event
+    (and, with ``keeps_audio``, store the decoded audio).
 
-    One statement (a data-modifying CTE), built once per set of columns: the
+    One statement (data-modifying CTEs), built once per set of columns: the
     transitions set a handful of different column sets, so the cache stays tiny.
     """
     sets: dict[str, Any] = {
@@ -70,17 +71,18 @@ def _append_statement(columns: tuple[tuple[str, bool], ...]) -> Query:
         )
         .returning(EventRow.created_at)
     )
+    if keeps_audio:
+        kept = (
+            update(AudioRow)
+            .where(AudioRow.task_id == bindparam("task_id"), exists(select(moved.c.updated_at)))
+            .values(pcm=bindparam("pcm"), duration=bindparam("duration"))
+        )
+        statement = statement.add_cte(kept.cte("kept"))
     return compile_query(statement, idempotent=False)
 
 
 _LOAD = compile_query(
     select(*_SNAPSHOT_COLUMNS).where(TaskRow.id == bindparam("id")), idempotent=True
-)
-_SAVE_NORMALISED = compile_query(
-    update(AudioRow)
-    .where(AudioRow.task_id == bindparam("task_id"))
-    .values(pcm=bindparam("pcm"), duration=bindparam("duration")),
-    idempotent=False,
 )
 _UPLOAD = compile_query(
     select(
@@ -146,19 +148,13 @@ class PgJournal:
             e_status=change.status.value,
             e_payload=change.payload,
         )
-        event = _append_statement(tuple(sorted((k, v is _NOW) for k, v in values.items())))
-        if normalised is None:
-            created_at = await self._database.value(event, **params)
-        else:
-            async with self._database.transaction() as db:
-                created_at = await db.value(event, **params)
-                if created_at is not None:
-                    await db.value(
-                        _SAVE_NORMALISED,
-                        task_id=task_id,
-                        pcm=normalised.pcm,
-                        duration=normalised.duration,
-                    )
+        if normalised is not None:
+            params.update(pcm=normalised.pcm, duration=normalised.duration)
+        event = _append_statement(
+            tuple(sorted((k, v is _NOW) for k, v in values.items())),
+            keeps_audio=normalised is not None,
+        )
+        created_at = await self._database.value(event, **params)
         if created_at is None:
             raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
         return Event(task_id, seq, change.type, change.status, change.payload, created_at)

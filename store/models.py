@@ -108,6 +108,7 @@ class AudioRow(Base):
     channels: Mapped[int | None] = mapped_column(Integer)
     #: Seconds of audio, known once decoded.
     duration: Mapped[float | None] = mapped_column(Float)
+    #: Stored uncompressed (STORAGE EXTERNAL, migration 0002), as is ``pcm``.
     data: Mapped[bytes] = mapped_column(LargeBinary)
     #: 16 kHz mono s16le, kept after decoding so retries skip it.
     pcm: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -13,7 +13,7 @@ from store.database import Database, open_database
 from store.journal import PgJournal
 from store.models import TERMINAL_SQL, AudioRow, EventRow
 from store.records import NewTask, NewUpload
-from store.sql import compile_query
+from store.sql import Query, compile_query
 from store.tasks import ListQuery, TaskStore
 from supervisor.events import Change, EventType
 from supervisor.lifecycle import TERMINAL, Status
@@ -136,3 +136,15 @@ async def test_unreachable_database_is_journal_unavailable() -> None:
 def test_the_partial_index_names_exactly_the_terminal_statuses() -> None:
     named = {part.strip(" '") for part in TERMINAL_SQL.strip("()").split(",")}
     assert named == {status.value for status in TERMINAL}
+
+
+async def test_audio_is_stored_without_compression(engine: Database) -> None:
+    query = Query(
+        "SELECT attname, attstorage::text AS attstorage FROM pg_attribute"
+        " WHERE attrelid = 'task_audio'::regclass AND attname IN ('data', 'pcm')",
+        (),
+        {},
+        idempotent=True,
+    )
+    rows = await engine.rows(query)
+    assert {row.attname: row.attstorage for row in rows} == {"data": "e", "pcm": "e"}

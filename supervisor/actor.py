@@ -7,6 +7,7 @@ an event that a reconnect could not replay.
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
 import anyio
@@ -30,11 +31,13 @@ from supervisor.messages import (
     Subscribe,
     Subscription,
 )
-from supervisor.ports import Journal, TaskSnapshot
+from supervisor.ports import Journal, JournalUnavailable, TaskSnapshot
 from supervisor.slots import EngineSlots
 from supervisor.stages.base import NormalisedAudio, Pipeline
 from supervisor.transitions import cancelled, change_for
 from supervisor.worker import RetryPolicy, Worker
+
+log = logging.getLogger(__name__)
 
 
 class TaskActor:
@@ -49,6 +52,7 @@ class TaskActor:
         slots: EngineSlots,
         policy: RetryPolicy,
         fanout: Fanout,
+        outage_retry_cap: float = 5.0,
     ) -> None:
         self.task_id = task_id
         self._journal = journal
@@ -56,6 +60,7 @@ class TaskActor:
         self._slots = slots
         self._policy = policy
         self._fanout = fanout
+        self._outage_retry_cap = outage_retry_cap
         self._status = Status.CREATED
         self._seq = 0
 
@@ -132,6 +137,25 @@ class TaskActor:
         """Journal first, then broadcast: what a subscriber sees can always be replayed."""
         if change.status is not self._status:
             check_transition(self._status, change.status)
-        event: Event = await self._journal.append(self.task_id, self._seq, change, normalised)
+        event = await self._append(change, normalised)
         self._status, self._seq = event.status, event.seq
         self._fanout.publish(event)
+
+    async def _append(self, change: Change, normalised: NormalisedAudio | None) -> Event:
+        """Journal the change; while the database is away (or every connection busy),
+        wait and try again, keeping the mailbox and the subscribers' streams open.
+
+        Nothing was written when ``JournalUnavailable`` is raised. If a write did land
+        but its answer was lost, the next try is a ``StaleWrite``: a crash, and the
+        restarted actor reads the truth from the journal.
+        """
+        outages = 0
+        while True:
+            try:
+                return await self._journal.append(self.task_id, self._seq, change, normalised)
+            except JournalUnavailable:
+                outages += 1
+                delay = min(self._outage_retry_cap, 0.05 * 2**outages)
+                if outages == 1 or delay == self._outage_retry_cap:
+                    log.warning("task %s: journal unavailable; retrying", self.task_id)
+                await anyio.sleep(delay)

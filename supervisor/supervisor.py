@@ -226,6 +226,7 @@ class Supervisor:
             slots=self.slots,
             policy=self._policy,
             fanout=fanout,
+            outage_retry_cap=self._config.journal_retry_cap,
         )
         try:
             self.registry.register(handle)

@@ -99,7 +99,7 @@ _NORMALISED = compile_query(
     idempotent=True,
 )
 _RUNNABLE = compile_query(
-    select(TaskRow.id)
+    select(*_SNAPSHOT_COLUMNS)
     # The partial index's own predicate, as text, so the planner matches it to ix_tasks_live.
     .where(text(f"tasks.status NOT IN {TERMINAL_SQL}"))
     .order_by(TaskRow.created_at),
@@ -171,5 +171,5 @@ class PgJournal:
             return None
         return NormalisedAudio(row.pcm, row.duration)
 
-    async def runnable(self) -> list[UUID]:
-        return [row.id for row in await self._database.rows(_RUNNABLE)]
+    async def runnable(self) -> list[TaskSnapshot]:
+        return [snapshot_of(row) for row in await self._database.rows(_RUNNABLE)]

@@ -61,6 +61,9 @@ class Journal(Protocol):
         """The decoded audio kept by an earlier run, if any."""
         ...
 
-    async def runnable(self) -> list[UUID]:
-        """Every non-terminal task this process should run, oldest first."""
+    async def runnable(self) -> list[TaskSnapshot]:
+        """Every non-terminal task this process should run, as stored, oldest first.
+
+        Snapshots rather than ids: recovery starts every actor from one query.
+        """
         ...

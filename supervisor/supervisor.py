@@ -73,8 +73,8 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
-                for task_id in await self._journal.runnable():
-                    await group.start(self._supervise, task_id)
+                for snapshot in await self._journal.runnable():
+                    await group.start(self._supervise, snapshot.id, snapshot)
                 task_status.started()
                 await self._stopping.wait()
                 await self._stop_actors()

@@ -124,8 +124,9 @@ class MemoryJournal:
         self.loads += 1
         await anyio.lowlevel.checkpoint()
         task = self.tasks.get(task_id)
-        if task is None:
-            return None
+        return None if task is None else self._snapshot(task)
+
+    def _snapshot(self, task: StoredTask) -> TaskSnapshot:
         return TaskSnapshot(
             id=task.id,
             status=task.status,
@@ -180,9 +181,9 @@ class MemoryJournal:
         task = self.tasks.get(task_id)
         return None if task is None else task.normalised
 
-    async def runnable(self) -> list[UUID]:
+    async def runnable(self) -> list[TaskSnapshot]:
         await anyio.lowlevel.checkpoint()
-        return [t.id for t in self.tasks.values() if t.status not in TERMINAL]
+        return [self._snapshot(t) for t in self.tasks.values() if t.status not in TERMINAL]
 
 
 def _transcription(fields: dict[str, Any]) -> Transcription | None:

@@ -104,9 +104,10 @@ async def test_runnable_lists_live_tasks_oldest_first(engine: Database, user: uu
     ended = await new_task(store, user)
     last = await new_task(store, user)
     await journal.append(ended, 1, cancelled("test"))
-    runnable = await journal.runnable()
+    runnable = [snapshot.id for snapshot in await journal.runnable()]
     assert ended not in runnable
     assert runnable.index(first) < runnable.index(last)
+    assert [s.status for s in await journal.runnable() if s.id == first] == [Status.CREATED]
 
 
 async def test_keyset_pages_and_delete_cascades(engine: Database, user: uuid.UUID) -> None:

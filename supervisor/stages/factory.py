@@ -10,6 +10,7 @@ from anyio import CapacityLimiter
 from .base import Evaluation, Evaluator, Pipeline, Preprocessor, Transcriber, Transcription
 from .decode import EmbeddedPreprocessor
 from .evaluate import EmbeddedEvaluator
+from .http_client import RemoteClient
 from .ilps_remote import IlpsFeedbackEvaluator, IlpsPreprocessor, IlpsTranscriber
 from .openai_remote import OpenAITranscriber
 from .recognise import EmbeddedTranscriber
@@ -43,7 +44,7 @@ def _client(
 ) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
     timeout = httpx.Timeout(settings.remote_timeout, connect=min(settings.remote_timeout, 10.0))
-    return httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
+    return RemoteClient(base_url=base_url, timeout=timeout, headers=headers)
 
 
 def openai_base(url: str) -> str:

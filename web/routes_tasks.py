@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from store.cursor import BadCursor
 from store.records import NewTask
 from store.tasks import ListQuery
+from supervisor.events import Event
 from supervisor.lifecycle import Status, is_terminal
 from supervisor.ports import TaskSnapshot
 from supervisor.supervisor import NotAccepting
@@ -25,7 +26,7 @@ from web.errors import ApiError, error_response, not_found
 from web.feed import open_feed
 from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
-from web.sse import EventSink, EventStreamResponse, frame
+from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
 from web.uploads import read_upload
 
 
@@ -200,8 +201,15 @@ def last_event_id(request: Request) -> int:
     return int(raw)
 
 
+def _native_frame(event: Event) -> bytes:
+    return frame(event.as_json(), id=event.seq, event=event.type.value)
+
+
 class TaskEvents:
     """``GET /tasks/{id}/events``: replay after Last-Event-ID, then live, as SSE."""
+
+    def __init__(self) -> None:
+        self._frames = SharedFrames(_native_frame)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -226,8 +234,7 @@ class TaskEvents:
             try:
                 async with aclosing(feed.events()) as events:
                     async for event in events:
-                        data = event.as_json()
-                        await sink.write(frame(data, id=event.seq, event=event.type.value))
+                        await sink.write(self._frames(event))
             finally:
                 await feed.aclose()
 

@@ -1,0 +1,59 @@
+"""The SSE building blocks: pings only after silence, each live event encoded once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from supervisor.events import Event, EventType
+from supervisor.lifecycle import Status
+from tests.fakes import anyio_backend  # noqa: F401
+from web.sse import EventSink, SharedFrames
+
+
+def _event(seq: int) -> Event:
+    return Event(uuid.uuid4(), seq, EventType.STATUS, Status.QUEUED, {}, datetime.now(UTC))
+
+
+def test_an_event_shared_by_many_streams_is_encoded_once() -> None:
+    encoded: list[int] = []
+
+    def encode(event: Event) -> bytes:
+        encoded.append(event.seq)
+        return f"id: {event.seq}\n\n".encode()
+
+    frames = SharedFrames(encode, size=2)
+    first, second, third = _event(1), _event(2), _event(3)
+    assert {frames(first) for _ in range(1000)} == {b"id: 1\n\n"}
+    assert encoded == [1]
+    frames(second)
+    frames(third)  # the cache holds two: the first is forgotten
+    frames(first)
+    assert encoded == [1, 2, 3, 1]
+    equal_but_new = Event(first.task_id, 1, first.type, first.status, {}, first.created_at)
+    frames(equal_but_new)  # a replayed event is another object: encoded on its own
+    assert encoded == [1, 2, 3, 1, 1]
+
+
+@pytest.mark.anyio
+async def test_pings_come_only_after_silence() -> None:
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["body"])
+
+    sink = EventSink(send)
+    async with anyio.create_task_group() as group:
+        group.start_soon(sink.keep_alive, 0.2)
+        for _ in range(5):  # writes every 0.05 s: never 0.2 s of silence
+            await sink.write(b"data: x\n\n")
+            await anyio.sleep(0.05)
+        assert b": ping\n\n" not in sent
+        await anyio.sleep(0.5)  # silence: pings, one per interval
+        group.cancel_scope.cancel()
+    pings = sent.count(b": ping\n\n")
+    assert 1 <= pings <= 3

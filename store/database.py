@@ -13,9 +13,10 @@ from sqlalchemy import URL, make_url
 from store.sql import Query
 from supervisor.ports import JournalUnavailable
 
-#: SQLSTATEs of a server that is away for now: connection exceptions (class 08), and
-#: an administrator's shutdown, a crash, or a start-up still in progress (57P01..57P03).
-_AWAY_STATES = ("08", "57P01", "57P02", "57P03")
+#: SQLSTATEs of a server that is away for now: connection exceptions (class 08),
+#: an administrator's shutdown, a crash, or a start-up still in progress (57P01..57P03),
+#: and a server with no connection slot free (53300).
+_AWAY_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 def _server_away(error: BaseException) -> bool:

@@ -269,6 +269,7 @@ async def test_a_live_task_without_its_actor_is_not_reported_as_ended(
         (asyncpg.ConnectionFailureError("connection failure"), True),
         (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"), True),
         (asyncpg.InterfaceError("connection is closed"), True),
+        (asyncpg.TooManyConnectionsError("sorry, too many clients already"), True),
         (ConnectionRefusedError(111, "Connection refused"), True),
         (TimeoutError(), True),  # no pool connection free within the acquire timeout
         (asyncpg.InterfaceError("another operation is in progress"), False),

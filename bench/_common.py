@@ -329,7 +329,12 @@ class SseClients:
             assert p.stdout
             part = json.loads(p.stdout.readline())
             for k, v in part.items():
-                total[k] = total.get(k, 0 if not isinstance(v, list) else []) + v
+                if isinstance(v, dict):  # counts by key: add them up
+                    merged = total.setdefault(k, {})
+                    for key, n in v.items():
+                        merged[key] = merged.get(key, 0) + n
+                else:
+                    total[k] = total.get(k, 0 if not isinstance(v, list) else []) + v
         return total
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -125,6 +126,8 @@ async def main() -> None:
                 "streams": len(streams),
                 "ended": sum(1 for s in streams if s.ended.is_set()),
                 "complete_in_order": sum(1 for s in streams if check(s)),
+                # HTTP status of each open; 0: not connected, -1: no answer head.
+                "open_statuses": dict(Counter(str(s.status) for s in streams)),
                 "events": sum(len(s.seqs) for s in streams),
                 "latencies_ms": [round(x, 3) for s in streams for x in s.latencies],
             }

@@ -6,19 +6,20 @@ A real server (embedded decoding, recogniser and scoring; capacity 1, one task
 at a time, workers warmed up by 2 tasks first). Per task: the client's time from
 sending ``POST /tasks`` to receiving the ``completed`` event on the task's stream
 (opened right after the 201). Engine time: the same three stages called directly
-in this process (same classes, warm worker processes), on the same clip. Overhead
-= median end to end - median engine time, over 10 tasks; median of 3 runs.
+in this process (same classes, warm worker processes), on the same clip, right
+after each task, so each pair sees the same machine. Overhead = the median of the
+10 pairs' differences (end to end - engine); median of 3 runs.
 Also reported: the server-side view, ``completed.created_at - created.created_at``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,19 +57,11 @@ async def _one_task(
     return time.perf_counter() - started, last - first
 
 
-async def _service_run(url: str, bearer: str, body: bytes, content_type: str) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {bearer}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
-        for _ in range(2):
-            await _one_task(client, body, content_type)
-        results = [await _one_task(client, body, content_type) for _ in range(TASKS)]
-    return {
-        "e2e_ms": round(statistics.median(r[0] for r in results) * 1000, 2),
-        "server_side_ms": round(statistics.median(r[1] for r in results) * 1000, 2),
-    }
+Engine = Callable[[], Awaitable[float]]
 
 
-async def _engine_times(data: bytes) -> list[float]:
+async def _engine(data: bytes) -> Engine:
+    """The three embedded stages called directly, as one timed call, warmed up."""
     from supervisor.stages.base import AudioInput
     from supervisor.stages.decode import EmbeddedPreprocessor
     from supervisor.stages.evaluate import EmbeddedEvaluator
@@ -90,21 +83,40 @@ async def _engine_times(data: bytes) -> list[float]:
 
     for _ in range(2):
         await once()
-    return [await once() for _ in range(TASKS)]
+    return once
+
+
+async def _pairs(url: str, bearer: str, data: bytes) -> dict[str, Any]:
+    body, content_type = multipart(data, {"reference_text": REFERENCE})
+    headers = {"Authorization": f"Bearer {bearer}"}
+    engine = await _engine(data)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+        for _ in range(2):
+            await _one_task(client, body, content_type)
+        e2e, server_side, engine_times = [], [], []
+        for _ in range(TASKS):
+            whole, server = await _one_task(client, body, content_type)
+            e2e.append(whole)
+            server_side.append(server)
+            engine_times.append(await engine())
+    ms = 1000
+    return {
+        "e2e_ms": round(statistics.median(e2e) * ms, 2),
+        "server_side_ms": round(statistics.median(server_side) * ms, 2),
+        "engine_ms": round(statistics.median(engine_times) * ms, 2),
+        "overhead_ms": round(
+            statistics.median(w - e for w, e in zip(e2e, engine_times, strict=True)) * ms, 2
+        ),
+    }
 
 
 def main(path: Path) -> None:
     data = path.read_bytes()
-    body, content_type = multipart(data, {"reference_text": REFERENCE})
     bearer = token(uuid.uuid4())
     runs = []
     for _ in range(RUNS):
         with database("overhead") as db, service(db, capacity=1) as (url, _):
-            run = asyncio.run(_service_run(url, bearer, body, content_type))
-        engine = anyio.run(_engine_times, data)
-        run["engine_ms"] = round(statistics.median(engine) * 1000, 2)
-        run["overhead_ms"] = round(run["e2e_ms"] - run["engine_ms"], 2)
-        runs.append(run)
+            runs.append(anyio.run(_pairs, url, bearer, data))
     emit({
         "machine": machine(),
         "audio": path.name,

@@ -77,6 +77,7 @@ def one_run() -> dict[str, Any]:
         "detail_p99_ms": detail["p99_ms"],
         "detail_rps": detail["rps"],
         "streams_complete_in_order": result["complete_in_order"],
+        "open_statuses": result["open_statuses"],
         "events_delivered": result["events"],
         "deliver_all_s": round(deliver_s, 2),
     }

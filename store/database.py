@@ -90,12 +90,22 @@ def connect_arguments(url: URL | str) -> dict[str, Any]:
 #: A connection that died under a query (the server restarted, say).
 _LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
+_PING = Query("SELECT 1", (), {}, idempotent=True)
 
-class _Session:
-    """Runs compiled queries on one connection or, per query, on one from the pool."""
 
-    def __init__(self, target: Any) -> None:
-        self._target = target
+class Database:
+    """A pool of asyncpg connections, opened lazily, for compiled ``Query`` objects.
+
+    Every statement is its own transaction: the writes that belong together are one
+    statement (data-modifying CTEs), so no caller holds a connection across awaits.
+    There is no pre-ping: a connection the server closed is noticed by the event
+    loop and replaced by the pool on its next use, and an idempotent query that
+    meets a connection dying under it runs once more on a fresh one.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
 
     async def rows(self, query: Query, **params: Any) -> list[Row]:
         result: list[Row] = await self._run("fetch", query, params)
@@ -108,72 +118,6 @@ class _Session:
     async def value(self, query: Query, **params: Any) -> Any:
         return await self._run("fetchval", query, params)
 
-    async def _run(self, method: str, query: Query, params: dict[str, Any]) -> Any:
-        args = query.args(params)
-        with unavailable_on_disconnect():
-            async with self._connection() as connection:
-                return await getattr(connection, method)(query.sql, *args)
-
-    def _connection(self) -> Any:
-        return _Borrowed(self._target)
-
-
-class _Borrowed:
-    """``async with`` a connection already held: neither acquired nor released here."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-
-    async def __aenter__(self) -> Any:
-        return self._connection
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class Transaction(_Session):
-    """Queries inside one transaction on one connection (``Database.transaction``)."""
-
-
-_PING = Query("SELECT 1", (), {}, idempotent=True)
-
-
-class Database(_Session):
-    """A pool of asyncpg connections, opened lazily, for compiled ``Query`` objects.
-
-    There is no pre-ping: a connection the server closed is noticed by the event
-    loop and replaced by the pool on its next use, and an idempotent query that
-    meets a connection dying under it runs once more on a fresh one.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
-        super().__init__(pool)
-        self._pool = pool
-        self._acquire_timeout = acquire_timeout
-
-    async def _run(self, method: str, query: Query, params: dict[str, Any]) -> Any:
-        if not query.idempotent:
-            return await super()._run(method, query, params)
-        try:
-            return await super()._run(method, query, params)
-        except JournalUnavailable as error:
-            if not isinstance(error.__cause__, _LOST):
-                raise
-            return await super()._run(method, query, params)
-
-    def _connection(self) -> Any:
-        if self._pool.get_idle_size():
-            # One is free and handed over without a wait: spare the timeout's timer.
-            return self._pool.acquire()
-        return self._pool.acquire(timeout=self._acquire_timeout)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One unit of work on one connection, committed on success."""
-        with unavailable_on_disconnect():
-            async with self._connection() as connection, connection.transaction():
-                yield Transaction(connection)
-
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""
         try:
@@ -181,6 +125,25 @@ class Database(_Session):
         except JournalUnavailable:
             return False
         return True
+
+    async def _run(self, method: str, query: Query, params: dict[str, Any]) -> Any:
+        args = query.args(params)
+        try:
+            return await self._once(method, query.sql, args)
+        except JournalUnavailable as error:
+            if not (query.idempotent and isinstance(error.__cause__, _LOST)):
+                raise
+            return await self._once(method, query.sql, args)
+
+    async def _once(self, method: str, sql: str, args: list[Any]) -> Any:
+        if self._pool.get_idle_size():
+            # One is free and handed over without a wait: spare the timeout's timer.
+            borrowed = self._pool.acquire()
+        else:
+            borrowed = self._pool.acquire(timeout=self._acquire_timeout)
+        with unavailable_on_disconnect():
+            async with borrowed as connection:
+                return await getattr(connection, method)(sql, *args)
 
 
 @asynccontextmanager

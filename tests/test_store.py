@@ -119,10 +119,9 @@ async def test_keyset_pages_and_delete_cascades(engine: Database, user: uuid.UUI
     assert [t.id for t in rest.items] == ids[1::-1]
     assert rest.next_cursor is None
     assert await store.delete(user, ids[0])
-    async with engine.transaction() as db:
-        for table in (EventRow, AudioRow):
-            query = select(func.count()).select_from(table).where(table.task_id == bindparam("id"))
-            assert await db.value(compile_query(query, idempotent=True), id=ids[0]) == 0
+    for table in (EventRow, AudioRow):
+        query = select(func.count()).select_from(table).where(table.task_id == bindparam("id"))
+        assert await engine.value(compile_query(query, idempotent=True), id=ids[0]) == 0
     assert not await store.delete(user, ids[0])
 
 

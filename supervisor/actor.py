@@ -14,6 +14,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
+from supervisor.backoff import outage_delay
 from supervisor.events import Change, Event
 from supervisor.fanout import Fanout
 from supervisor.lifecycle import Status, check_transition, is_terminal
@@ -155,7 +156,7 @@ class TaskActor:
                 return await self._journal.append(self.task_id, self._seq, change, normalised)
             except JournalUnavailable:
                 outages += 1
-                delay = min(self._outage_retry_cap, 0.05 * 2**outages)
+                delay = outage_delay(outages, self._outage_retry_cap)
                 if outages == 1 or delay == self._outage_retry_cap:
                     log.warning("task %s: journal unavailable; retrying", self.task_id)
                 await anyio.sleep(delay)

@@ -21,3 +21,10 @@ class Backoff:
     def delay(self, retry: int) -> float:
         ceiling: float = min(self.cap, self.base * 2.0 ** (retry - 1))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+
+def outage_delay(outages: int, cap: float) -> float:
+    """The wait before trying an unavailable journal again after ``outages`` failures
+    in a row: 0.1 s, doubling, at most ``cap`` (no jitter: nothing is gained by
+    spreading out waits for a database that is not there)."""
+    return min(cap, 0.05 * 2.0**outages)

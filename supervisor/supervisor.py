@@ -12,7 +12,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from supervisor.actor import TaskActor
-from supervisor.backoff import Backoff
+from supervisor.backoff import Backoff, outage_delay
 from supervisor.config import SupervisorConfig
 from supervisor.events import Change
 from supervisor.fanout import Fanout
@@ -199,7 +199,7 @@ class Supervisor:
                 if _only_unavailable(error):
                     # The database is away: not the task's fault, so it does not count.
                     outages += 1
-                    delay = min(config.journal_retry_cap, 0.05 * 2**outages)
+                    delay = outage_delay(outages, config.journal_retry_cap)
                     log.warning("task %s: journal unavailable; retrying in %.2f s", task_id, delay)
                     await anyio.sleep(delay)
                     continue

@@ -35,6 +35,7 @@ from web.ilps_schemas import (
     status_updated,
 )
 from web.ilps_status import StatusTracker, StatusUpdate, opening_updates
+from web.responses import ModelResponse
 from web.routes_tasks import last_event_id, refuse_when_draining, start_actor
 from web.sse import EventSink, EventStreamResponse, frame
 from web.uploads import read_upload
@@ -93,7 +94,7 @@ async def transcribe(request: Request) -> ASGIApp:
     record, created = await app.store.admit(task, parsed.upload)
     task_id = record.id
     await start_actor(app, task_id, record.snapshot() if created else None)
-    return JSONResponse(CreatedOut(id=task_id).model_dump(mode="json"))
+    return ModelResponse(CreatedOut(id=task_id))
 
 
 async def _all_tasks(app: Services, user_id: UUID) -> AsyncIterator[TaskSummary]:
@@ -121,7 +122,7 @@ async def task_detail(request: Request) -> ASGIApp:
     record = await app.store.get(await _user_id(request), task_id)
     if record is None:
         raise not_found()
-    return JSONResponse(TaskDetailOut.of(record).model_dump(mode="json"))
+    return ModelResponse(TaskDetailOut.of(record))
 
 
 def _frame(task_id: UUID, update: StatusUpdate) -> bytes:

@@ -71,9 +71,9 @@ def _banner(url: str, settings: object) -> None:
 def _serve() -> int:
     import anyio
 
+    from speech.settings import SpeechSettings
     from store.embedded import start_embedded
     from store.migrate import upgrade
-    from supervisor.stages.settings import SpeechSettings
     from web.auth import signing_key
     from web.service import serve_forever
     from web.settings import Settings

@@ -71,9 +71,23 @@ def free_port() -> int:
 
 def psql(sql: str, db: str = "postgres") -> str:
     out = subprocess.run(
-        ["psql", "-h", PG["host"], "-U", PG["user"], "-d", db, "-At", "-v", "ON_ERROR_STOP=1",
-         "-c", sql],
-        check=True, capture_output=True, text=True,
+        [
+            "psql",
+            "-h",
+            PG["host"],
+            "-U",
+            PG["user"],
+            "-d",
+            db,
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out.stdout.strip()
 
@@ -94,8 +108,16 @@ def migrate(db: str) -> None:
 
     from store.migrate import upgrade
 
-    upgrade(URL.create("postgresql+asyncpg", username="postgres", password="x",
-                       host=PG["host"], port=5432, database=db))
+    upgrade(
+        URL.create(
+            "postgresql+asyncpg",
+            username="postgres",
+            password="x",
+            host=PG["host"],
+            port=5432,
+            database=db,
+        )
+    )
 
 
 def token(user: uuid.UUID) -> str:
@@ -131,7 +153,9 @@ def multipart(wav: bytes, fields: dict[str, str] | None = None) -> tuple[bytes, 
         )
     parts.append(
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="one.wav"\r\n'
-        "Content-Type: audio/wav\r\n\r\n".encode() + wav + b"\r\n"
+        "Content-Type: audio/wav\r\n\r\n".encode()
+        + wav
+        + b"\r\n"
     )
     parts.append(f"--{BOUNDARY}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={BOUNDARY}"
@@ -139,17 +163,19 @@ def multipart(wav: bytes, fields: dict[str, str] | None = None) -> tuple[bytes, 
 
 def service_env(db: str, port: int, **extra: Any) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "MANAGER_DB_POSTGRES_HOST": PG["host"],
-        "MANAGER_DB_POSTGRES_USER": "postgres",
-        "MANAGER_DB_POSTGRES_PASSWORD": "x",
-        "MANAGER_DB_POSTGRES_NAME": db,
-        "MANAGER_HTTP_HOST": "127.0.0.1",
-        "MANAGER_HTTP_PORT": str(port),
-        "MANAGER_AUTH_JWT_SECRET": SECRET,
-        "MANAGER_DEBUG_MODE": "false",
-        "MANAGER_LOG_LEVEL": "warning",
-    })
+    env.update(
+        {
+            "MANAGER_DB_POSTGRES_HOST": PG["host"],
+            "MANAGER_DB_POSTGRES_USER": "postgres",
+            "MANAGER_DB_POSTGRES_PASSWORD": "x",
+            "MANAGER_DB_POSTGRES_NAME": db,
+            "MANAGER_HTTP_HOST": "127.0.0.1",
+            "MANAGER_HTTP_PORT": str(port),
+            "MANAGER_AUTH_JWT_SECRET": SECRET,
+            "MANAGER_DEBUG_MODE": "false",
+            "MANAGER_LOG_LEVEL": "warning",
+        }
+    )
     env.update({f"MANAGER_{k.upper()}": str(v) for k, v in extra.items()})
     return env
 
@@ -168,11 +194,16 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | N
 
 
 @contextlib.contextmanager
-def process(args: list[str], env: dict[str, str] | None = None, ready: str | None = None,
-            log: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    ready: str | None = None,
+    log: str | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log or os.devnull, "wb")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            preexec_fn=raise_nofile)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=raise_nofile
+    )
     try:
         if ready:
             wait_http(ready, proc=proc)
@@ -194,8 +225,9 @@ def service(db: str, **extra: Any) -> Iterator[tuple[str, subprocess.Popen[bytes
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = os.environ.get("BENCH_SERVICE_LOG") or tempfile.mktemp(prefix="bench-svc-", suffix=".log")
-    with process([PY, "run.py"], service_env(db, port, **extra), ready=url + "/healthz",
-                 log=log) as proc:
+    with process(
+        [PY, "run.py"], service_env(db, port, **extra), ready=url + "/healthz", log=log
+    ) as proc:
         yield url, proc
 
 
@@ -206,8 +238,9 @@ def stubs(**delays: float) -> Iterator[dict[str, int]]:
     env = dict(os.environ)
     env["STUB_PORTS"] = json.dumps(ports)
     env["STUB_DELAYS"] = json.dumps(delays)
-    with process([PY, str(BENCH / "_stubs.py")], env,
-                 ready=f"http://127.0.0.1:{ports['control']}/healthz"):
+    with process(
+        [PY, str(BENCH / "_stubs.py")], env, ready=f"http://127.0.0.1:{ports['control']}/healthz"
+    ):
         yield ports
 
 
@@ -233,11 +266,25 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def wrk(url: str, *, connections: int = 16, seconds: float = 10, threads: int = 1,
-        lua: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def wrk(
+    url: str,
+    *,
+    connections: int = 16,
+    seconds: float = 10,
+    threads: int = 1,
+    lua: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Run wrk; req/s, p50/p99 (ms), and non-2xx/3xx and socket errors."""
-    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
-            "--timeout", "10s"]
+    args = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{int(seconds)}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
     for k, v in (headers or {}).items():
         args += ["-H", f"{k}: {v}"]
     script = None
@@ -246,8 +293,9 @@ def wrk(url: str, *, connections: int = 16, seconds: float = 10, threads: int = 
         script.write(lua)
         script.close()
         args += ["-s", script.name]
-    out = subprocess.run(args + [url], check=True, capture_output=True, text=True,
-                         preexec_fn=raise_nofile).stdout
+    out = subprocess.run(
+        args + [url], check=True, capture_output=True, text=True, preexec_fn=raise_nofile
+    ).stdout
     if script:
         os.unlink(script.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -276,8 +324,9 @@ wrk.headers["Authorization"] = "Bearer {bearer}"
 """
 
 
-def summarise(runs: list[dict[str, Any]], keys: tuple[str, ...] = ("rps", "p50_ms", "p99_ms")
-              ) -> dict[str, Any]:
+def summarise(
+    runs: list[dict[str, Any]], keys: tuple[str, ...] = ("rps", "p50_ms", "p99_ms")
+) -> dict[str, Any]:
     """The median of each key over the runs, and the runs themselves."""
     out: dict[str, Any] = {k: median([r[k] for r in runs]) for k in keys}
     out["runs"] = runs
@@ -301,8 +350,13 @@ class SseClients:
 
     def __init__(self, processes: int = 1) -> None:
         self._procs = [
-            subprocess.Popen([PY, str(BENCH / "_sse_client.py")], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
+            subprocess.Popen(
+                [PY, str(BENCH / "_sse_client.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=raise_nofile,
+            )
             for _ in range(processes)
         ]
 
@@ -351,13 +405,17 @@ class SseClients:
 
 
 def latency_summary(values: list[float]) -> dict[str, Any]:
-    return {"n": len(values), "p50_ms": round(percentile(values, 50), 3),
-            "p99_ms": round(percentile(values, 99), 3),
-            "max_ms": round(max(values), 3) if values else None}
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 50), 3),
+        "p99_ms": round(percentile(values, 99), 3),
+        "max_ms": round(max(values), 3) if values else None,
+    }
 
 
-def create_tasks(url: str, bearer: str, n: int, concurrency: int = 16,
-                 fields: dict[str, str] | None = None) -> list[str]:
+def create_tasks(
+    url: str, bearer: str, n: int, concurrency: int = 16, fields: dict[str, str] | None = None
+) -> list[str]:
     """Create n tasks through the API (1 s WAV); their ids."""
     import asyncio
 

@@ -25,5 +25,13 @@ app = Starlette(routes=[Route("/", hello), Route("/", hello_post, methods=["POST
 if __name__ == "__main__":
     port, http = int(sys.argv[1]), sys.argv[2]
     loop = "uvloop" if http == "httptools" else "asyncio"
-    uvicorn.run(app, host="127.0.0.1", port=port, http=http, loop=loop, log_level="warning",
-                access_log=False, backlog=4096)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=http,
+        loop=loop,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+    )

@@ -25,8 +25,12 @@ seq = 0
 def _frame(status: str) -> bytes:
     global seq
     seq += 1
-    data = {"seq": seq, "type": "status", "status": status,
-            "created_at": datetime.now(UTC).isoformat()}
+    data = {
+        "seq": seq,
+        "type": "status",
+        "status": status,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
     return f"id: {seq}\ndata: {json.dumps(data)}\n\n".encode()
 
 
@@ -59,9 +63,22 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-app = Starlette(routes=[Route("/stream", stream), Route("/push", push, methods=["POST"]),
-                        Route("/healthz", healthz)])
+app = Starlette(
+    routes=[
+        Route("/stream", stream),
+        Route("/push", push, methods=["POST"]),
+        Route("/healthz", healthz),
+    ]
+)
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop="uvloop",
-                log_level="warning", access_log=False, backlog=4096)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        http="httptools",
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+    )

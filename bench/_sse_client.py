@@ -1,11 +1,11 @@
 """SSE load client (raw asyncio sockets, uvloop), driven by lines on stdin.
 
-    open <host> <port> <token> <count> <path> [<path>...]   open count streams per path
-                                                             (round robin); prints "ready N"
-    wait <seconds>    wait until every stream has ended (or the time passes); prints one
-                      JSON line: per-stream seqs check, live latencies (receipt minus the
-                      event's created_at, only events persisted after the stream opened)
-    quit
+open <host> <port> <token> <count> <path> [<path>...]   open count streams per path
+                                                         (round robin); prints "ready N"
+wait <seconds>    wait until every stream has ended (or the time passes); prints one
+                  JSON line: per-stream seqs check, live latencies (receipt minus the
+                  event's created_at, only events persisted after the stream opened)
+quit
 """
 
 from __future__ import annotations
@@ -31,8 +31,15 @@ class Stream:
         self.terminal = False
 
 
-async def run_stream(host: str, port: int, request: bytes, stream: Stream,
-                     ready: asyncio.Event, counter: list[int], total: int) -> None:
+async def run_stream(
+    host: str,
+    port: int,
+    request: bytes,
+    stream: Stream,
+    ready: asyncio.Event,
+    counter: list[int],
+    total: int,
+) -> None:
     try:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError:
@@ -102,12 +109,17 @@ async def main() -> None:
             streams, ready, counter = [], asyncio.Event(), [0]
             for i in range(count):
                 path = paths[i % len(paths)]
-                request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}"
-                           "\r\nAccept: text/event-stream\r\n\r\n").encode()
+                request = (
+                    f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}"
+                    "\r\nAccept: text/event-stream\r\n\r\n"
+                ).encode()
                 stream = Stream()
                 streams.append(stream)
-                tasks.append(asyncio.create_task(
-                    run_stream(host, port, request, stream, ready, counter, count)))
+                tasks.append(
+                    asyncio.create_task(
+                        run_stream(host, port, request, stream, ready, counter, count)
+                    )
+                )
                 if i % 100 == 99:
                     await asyncio.sleep(0.1)  # about 1,000 new streams a second per process
             try:
@@ -119,7 +131,8 @@ async def main() -> None:
         elif line[0] == "wait":
             try:
                 await asyncio.wait_for(
-                    asyncio.gather(*(s.ended.wait() for s in streams)), float(line[1]))
+                    asyncio.gather(*(s.ended.wait() for s in streams)), float(line[1])
+                )
             except TimeoutError:
                 pass
             report: dict[str, Any] = {

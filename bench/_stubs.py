@@ -1,4 +1,4 @@
-"""Stand-ins for the three ILPS stage services (contracts as in supervisor/stages/ilps_remote.py).
+"""Stand-ins for the three ILPS stage services (contracts as in speech/ilps_remote.py).
 
 One process, one uvicorn (uvloop + httptools) per service, plus a control port:
 ``POST /close`` holds every preprocessing request at a gate until ``POST /open``.
@@ -80,9 +80,18 @@ APPS = {
 
 async def main() -> None:
     servers = [
-        uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host="127.0.0.1",
-                                      port=PORTS[name], log_level="warning", access_log=False,
-                                      http="httptools", loop="none", backlog=4096))
+        uvicorn.Server(
+            uvicorn.Config(
+                Starlette(routes=routes),
+                host="127.0.0.1",
+                port=PORTS[name],
+                log_level="warning",
+                access_log=False,
+                http="httptools",
+                loop="none",
+                backlog=4096,
+            )
+        )
         for name, routes in APPS.items()
     ]
     await asyncio.gather(*(s.serve() for s in servers))

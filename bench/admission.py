@@ -64,8 +64,10 @@ def hello(http: str) -> dict[str, Any]:
 async def _inserts(db: str, connections: int, seconds: float) -> float:
     import asyncpg
 
-    conns = [await asyncpg.connect(host="127.0.0.1", user="postgres", database=db)
-             for _ in range(connections)]
+    conns = [
+        await asyncpg.connect(host="127.0.0.1", user="postgres", database=db)
+        for _ in range(connections)
+    ]
     count = 0
     deadline = time.perf_counter() + seconds
 

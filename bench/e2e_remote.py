@@ -38,9 +38,11 @@ FIELDS = {"text_id": str(uuid.UUID(int=7))}
 
 def one_run() -> dict[str, Any]:
     bearer = token(uuid.uuid4())
-    with stubs(transcribing=0.2) as ports, database("e2e") as db, service(
-        db, capacity=64, **stub_env(ports)
-    ) as (url, _):
+    with (
+        stubs(transcribing=0.2) as ports,
+        database("e2e") as db,
+        service(db, capacity=64, **stub_env(ports)) as (url, _),
+    ):
         samples: list[tuple[float, int]] = []
         started = time.perf_counter()
         submit = threading.Thread(target=create_tasks, args=(url, bearer, N, 16, FIELDS))
@@ -64,15 +66,17 @@ def one_run() -> dict[str, Any]:
 
 def main() -> None:
     runs = [one_run() for _ in range(RUNS)]
-    emit({
-        "machine": machine(),
-        "tasks": N,
-        "capacity": 64,
-        "transcribe_ms": 200,
-        "completed_per_s": median([r["completed_per_s"] for r in runs]),
-        "ceiling_per_s": 64 / 0.2,
-        "runs": runs,
-    })
+    emit(
+        {
+            "machine": machine(),
+            "tasks": N,
+            "capacity": 64,
+            "transcribe_ms": 200,
+            "completed_per_s": median([r["completed_per_s"] for r in runs]),
+            "ceiling_per_s": 64 / 0.2,
+            "runs": runs,
+        }
+    )
 
 
 if __name__ == "__main__":

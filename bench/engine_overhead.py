@@ -82,10 +82,10 @@ Engine = Callable[[], Awaitable[float]]
 
 async def _engine(data: bytes) -> Engine:
     """The three embedded stages called directly, as one timed call, warmed up."""
-    from supervisor.stages.base import AudioInput
-    from supervisor.stages.decode import EmbeddedPreprocessor
-    from supervisor.stages.evaluate import EmbeddedEvaluator
-    from supervisor.stages.recognise import EmbeddedTranscriber
+    from speech.base import AudioInput
+    from speech.decode import EmbeddedPreprocessor
+    from speech.evaluate import EmbeddedEvaluator
+    from speech.recognise import EmbeddedTranscriber
 
     limiter = anyio.CapacityLimiter(1)
     pre, asr = EmbeddedPreprocessor(300, limiter), EmbeddedTranscriber(limiter)
@@ -141,9 +141,11 @@ async def _instant(url: str, bearer: str) -> float:
 
 
 def instant_stages(bearer: str) -> float:
-    with stubs(transcribing=0.0) as ports, database("overhead") as db, service(
-        db, capacity=1, **stub_env(ports)
-    ) as (url, _):
+    with (
+        stubs(transcribing=0.0) as ports,
+        database("overhead") as db,
+        service(db, capacity=1, **stub_env(ports)) as (url, _),
+    ):
         return anyio.run(_instant, url, bearer)
 
 
@@ -155,15 +157,17 @@ def main(path: Path) -> None:
         with database("overhead") as db, service(db, capacity=1) as (url, _):
             runs.append(anyio.run(_pairs, url, bearer, data))
         runs[-1]["instant_stages_ms"] = instant_stages(bearer)
-    emit({
-        "machine": machine(),
-        "audio": path.name,
-        "overhead_ms": median([r["overhead_ms"] for r in runs]),
-        "instant_stages_ms": median([r["instant_stages_ms"] for r in runs]),
-        "e2e_ms": median([r["e2e_ms"] for r in runs]),
-        "engine_ms": median([r["engine_ms"] for r in runs]),
-        "runs": runs,
-    })
+    emit(
+        {
+            "machine": machine(),
+            "audio": path.name,
+            "overhead_ms": median([r["overhead_ms"] for r in runs]),
+            "instant_stages_ms": median([r["instant_stages_ms"] for r in runs]),
+            "e2e_ms": median([r["e2e_ms"] for r in runs]),
+            "engine_ms": median([r["engine_ms"] for r in runs]),
+            "runs": runs,
+        }
+    )
 
 
 if __name__ == "__main__":

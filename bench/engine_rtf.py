@@ -21,9 +21,9 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from supervisor.stages.base import AudioInput, NormalisedAudio  # noqa: E402
-from supervisor.stages.decode import decode_audio  # noqa: E402
-from supervisor.stages.recognise import EmbeddedTranscriber  # noqa: E402
+from speech.base import AudioInput, NormalisedAudio  # noqa: E402
+from speech.decode import decode_audio  # noqa: E402
+from speech.recognise import EmbeddedTranscriber  # noqa: E402
 
 CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "two_cities_5s.wav"
 RUNS = 3

@@ -53,12 +53,16 @@ FIELDS = {"text_id": str(uuid.UUID(int=7))}
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"p50_ms": median([r["p50_ms"] for r in runs]),
-            "p99_ms": median([r["p99_ms"] for r in runs]), "runs": runs}
+    return {
+        "p50_ms": median([r["p50_ms"] for r in runs]),
+        "p99_ms": median([r["p99_ms"] for r in runs]),
+        "runs": runs,
+    }
 
 
-def one_stream_run(url: str, ports: dict[str, int], bearer: str, clients: SseClients
-                   ) -> dict[str, Any]:
+def one_stream_run(
+    url: str, ports: dict[str, int], bearer: str, clients: SseClients
+) -> dict[str, Any]:
     latencies: list[float] = []
     for _ in range(TASKS_ONE):
         stub_control(ports, "close")
@@ -70,8 +74,7 @@ def one_stream_run(url: str, ports: dict[str, int], bearer: str, clients: SseCli
     return latency_summary(latencies)
 
 
-def fanout_run(url: str, ports: dict[str, int], bearer: str, clients: SseClients
-               ) -> dict[str, Any]:
+def fanout_run(url: str, ports: dict[str, int], bearer: str, clients: SseClients) -> dict[str, Any]:
     stub_control(ports, "close")
     (task_id,) = create_tasks(url, bearer, 1, 1, FIELDS)
     opened = clients.open(url, bearer, FANOUT, [f"/tasks/{task_id}/events"])
@@ -98,21 +101,27 @@ def main() -> None:
     report: dict[str, Any] = {"machine": machine()}
     clients = SseClients(1)
     try:
-        with stubs(transcribing=0.01) as ports, database("evl") as db, service(
-            db, capacity=64, **stub_env(ports)
-        ) as (url, _):
+        with (
+            stubs(transcribing=0.01) as ports,
+            database("evl") as db,
+            service(db, capacity=64, **stub_env(ports)) as (url, _),
+        ):
             create_tasks(url, bearer, 5, 1, FIELDS)  # warm-up
             report["one_stream"] = _summary(
-                [one_stream_run(url, ports, bearer, clients) for _ in range(RUNS)])
+                [one_stream_run(url, ports, bearer, clients) for _ in range(RUNS)]
+            )
             report["fanout_1000"] = _summary(
-                [fanout_run(url, ports, bearer, clients) for _ in range(RUNS)])
+                [fanout_run(url, ports, bearer, clients) for _ in range(RUNS)]
+            )
         port = free_port()
         raw = f"http://127.0.0.1:{port}"
         with process([PY, str(BENCH / "_raw_sse.py"), str(port)], ready=raw + "/healthz"):
             report["baseline_raw_sse_1"] = _summary(
-                [raw_run(raw, clients, 1, 200) for _ in range(RUNS)])
+                [raw_run(raw, clients, 1, 200) for _ in range(RUNS)]
+            )
             report["baseline_raw_sse_1000"] = _summary(
-                [raw_run(raw, clients, FANOUT, 4) for _ in range(RUNS)])
+                [raw_run(raw, clients, FANOUT, 4) for _ in range(RUNS)]
+            )
     finally:
         clients.close()
     emit(report)

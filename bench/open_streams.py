@@ -41,9 +41,11 @@ STREAMS = 10_000
 
 def one_run() -> dict[str, Any]:
     bearer = token(uuid.uuid4())
-    with stubs(transcribing=0.2) as ports, database("streams") as db, service(
-        db, capacity=TASKS, **stub_env(ports)
-    ) as (url, proc):
+    with (
+        stubs(transcribing=0.2) as ports,
+        database("streams") as db,
+        service(db, capacity=TASKS, **stub_env(ports)) as (url, proc),
+    ):
         stub_control(ports, "close")
         ids = create_tasks(url, bearer, TASKS, 16, {"text_id": str(uuid.UUID(int=7))})
         time.sleep(2)
@@ -57,9 +59,15 @@ def one_run() -> dict[str, Any]:
             rss_after = rss_kib(proc.pid)
             activity = psql(
                 "SELECT state, count(*) FROM pg_stat_activity "
-                "WHERE application_name = 'service-task-manager' GROUP BY state", db)
-            detail = wrk(f"{url}/tasks/{ids[0]}", connections=16, seconds=5,
-                         headers={"Authorization": f"Bearer {bearer}"})
+                "WHERE application_name = 'service-task-manager' GROUP BY state",
+                db,
+            )
+            detail = wrk(
+                f"{url}/tasks/{ids[0]}",
+                connections=16,
+                seconds=5,
+                headers={"Authorization": f"Bearer {bearer}"},
+            )
             stub_control(ports, "open")
             started = time.perf_counter()
             result = clients.wait(300)
@@ -72,8 +80,8 @@ def one_run() -> dict[str, Any]:
         "rss_per_stream_kib": round((rss_after - rss_before) / STREAMS, 2),
         "rss_mib": round(rss_after / 1024),
         "db_connections_by_state": dict(
-            (line.split("|")[0] or "?", int(line.split("|")[1]))
-            for line in activity.splitlines()),
+            (line.split("|")[0] or "?", int(line.split("|")[1])) for line in activity.splitlines()
+        ),
         "detail_p99_ms": detail["p99_ms"],
         "detail_rps": detail["rps"],
         "streams_complete_in_order": result["complete_in_order"],
@@ -86,15 +94,17 @@ def one_run() -> dict[str, Any]:
 def main() -> None:
     raise_nofile()
     runs = [one_run() for _ in range(RUNS)]
-    emit({
-        "machine": machine(),
-        "tasks": TASKS,
-        "streams": STREAMS,
-        "rss_per_stream_kib": median([r["rss_per_stream_kib"] for r in runs]),
-        "detail_p99_ms": median([r["detail_p99_ms"] for r in runs]),
-        "streams_complete_in_order": median([r["streams_complete_in_order"] for r in runs]),
-        "runs": runs,
-    })
+    emit(
+        {
+            "machine": machine(),
+            "tasks": TASKS,
+            "streams": STREAMS,
+            "rss_per_stream_kib": median([r["rss_per_stream_kib"] for r in runs]),
+            "detail_p99_ms": median([r["detail_p99_ms"] for r in runs]),
+            "streams_complete_in_order": median([r["streams_complete_in_order"] for r in runs]),
+            "runs": runs,
+        }
+    )
 
 
 if __name__ == "__main__":

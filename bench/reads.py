@@ -61,7 +61,9 @@ def deep_cursor(db: str) -> tuple[str, str]:
     row = psql(
         "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), id "
         f"FROM tasks WHERE user_id = '{USER}' "
-        f"ORDER BY created_at DESC, id DESC OFFSET {int(MINE * 0.9)} LIMIT 1", db)
+        f"ORDER BY created_at DESC, id DESC OFFSET {int(MINE * 0.9)} LIMIT 1",
+        db,
+    )
     created_at, task_id = row.split("|")
     created = datetime.fromisoformat(created_at + "+00:00")
     return encode_cursor(created, uuid.UUID(task_id)), f"('{created}', '{task_id}')"
@@ -71,7 +73,9 @@ def explain(db: str, keyset: str) -> str:
     return psql(
         "EXPLAIN SELECT id, title, status, accuracy, created_at, updated_at, failure_reason "
         f"FROM tasks WHERE user_id = '{USER}' AND (created_at, id) < {keyset} "
-        "ORDER BY created_at DESC, id DESC LIMIT 21", db)
+        "ORDER BY created_at DESC, id DESC LIMIT 21",
+        db,
+    )
 
 
 def main() -> None:
@@ -101,7 +105,8 @@ def main() -> None:
     hello = f"http://127.0.0.1:{port}/"
     with process([PY, str(BENCH / "_hello.py"), str(port), "httptools"], ready=hello):
         report["baseline_hello_httptools"] = summarise(
-            [wrk(hello, connections=16, seconds=5) for _ in range(RUNS)])
+            [wrk(hello, connections=16, seconds=5) for _ in range(RUNS)]
+        )
     emit(report)
 
 

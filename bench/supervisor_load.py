@@ -35,11 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakes import MemoryJournal  # noqa: E402
 
-from store.database import open_database  # noqa: E402
-from store.journal import PgJournal  # noqa: E402
-from supervisor.config import SupervisorConfig  # noqa: E402
-from supervisor.lifecycle import Status  # noqa: E402
-from supervisor.stages.base import (  # noqa: E402
+from speech.base import (  # noqa: E402
     AudioInput,
     Evaluation,
     NormalisedAudio,
@@ -47,6 +43,10 @@ from supervisor.stages.base import (  # noqa: E402
     ProgressCallback,
     Transcription,
 )
+from store.database import open_database  # noqa: E402
+from store.journal import PgJournal  # noqa: E402
+from supervisor.config import SupervisorConfig  # noqa: E402
+from supervisor.lifecycle import Status  # noqa: E402
 from supervisor.supervisor import Supervisor  # noqa: E402
 
 N = 10_000
@@ -59,16 +59,18 @@ class Forever:
         await anyio.sleep_forever()
         raise AssertionError
 
-    async def transcribe(self, audio: NormalisedAudio, language: str,
-                         progress: ProgressCallback) -> Transcription:
+    async def transcribe(
+        self, audio: NormalisedAudio, language: str, progress: ProgressCallback
+    ) -> Transcription:
         await anyio.sleep_forever()
         raise AssertionError
 
     def applies(self, reference_text: str | None, text_id: UUID | None) -> bool:
         return False
 
-    async def evaluate(self, transcription: Transcription, reference_text: str | None,
-                       text_id: UUID | None) -> Evaluation | None:
+    async def evaluate(
+        self, transcription: Transcription, reference_text: str | None, text_id: UUID | None
+    ) -> Evaluation | None:
         return None
 
 
@@ -115,7 +117,8 @@ async def memory_run(traced: bool) -> dict[str, Any]:
             keep = [tracemalloc.Filter(False, "*/tests/fakes.py")]
             diff = after.filter_traces(keep).compare_to(before.filter_traces(keep), "filename")
             result["kib_per_actor_tracemalloc"] = round(
-                sum(d.size_diff for d in diff) / N / 1024, 2)
+                sum(d.size_diff for d in diff) / N / 1024, 2
+            )
         else:
             result["kib_per_actor_rss"] = round((rss_kib(os.getpid()) - rss0) / N, 2)
         supervisor.shutdown()
@@ -139,7 +142,9 @@ async def _insert_tasks(db: str, n: int) -> list[UUID]:
               SELECT id, 'x.wav', 'audio/wav', 4, 'x', '\\x00000000'::bytea FROM t
             )
             SELECT id FROM t ORDER BY created_at
-            """, n)
+            """,
+            n,
+        )
     finally:
         await conn.close()
     return [r["id"] for r in rows]
@@ -156,8 +161,14 @@ async def _count_not_created(db: str) -> int:
 def _url(db: str) -> Any:
     from sqlalchemy import URL
 
-    return URL.create("postgresql+asyncpg", username="postgres", password="x",
-                      host=PG["host"], port=5432, database=db)
+    return URL.create(
+        "postgresql+asyncpg",
+        username="postgres",
+        password="x",
+        host=PG["host"],
+        port=5432,
+        database=db,
+    )
 
 
 async def postgres_run(db: str) -> dict[str, Any]:
@@ -196,22 +207,26 @@ def main() -> None:
         with database("sup") as db:
             migrate(db)
             postgres.append(anyio.run(postgres_run, db))
-    emit({
-        "machine": machine(),
-        "tasks": N,
-        "memory_journal": {
-            "spawn_per_s": median([r["spawn_per_s"] for r in memory]),
-            "kib_per_actor_rss": median([r["kib_per_actor_rss"] for r in memory]),
-            "kib_per_actor_tracemalloc": median([r["kib_per_actor_tracemalloc"] for r in traced]),
-            "runs": memory + traced,
-        },
-        "postgres_journal": {
-            "spawn_per_s": median([r["spawn_per_s"] for r in postgres]),
-            "kib_per_actor_rss": median([r["kib_per_actor_rss"] for r in postgres]),
-            "recovery_s": median([r["recovery_s"] for r in postgres]),
-            "runs": postgres,
-        },
-    })
+    emit(
+        {
+            "machine": machine(),
+            "tasks": N,
+            "memory_journal": {
+                "spawn_per_s": median([r["spawn_per_s"] for r in memory]),
+                "kib_per_actor_rss": median([r["kib_per_actor_rss"] for r in memory]),
+                "kib_per_actor_tracemalloc": median(
+                    [r["kib_per_actor_tracemalloc"] for r in traced]
+                ),
+                "runs": memory + traced,
+            },
+            "postgres_journal": {
+                "spawn_per_s": median([r["spawn_per_s"] for r in postgres]),
+                "kib_per_actor_rss": median([r["kib_per_actor_rss"] for r in postgres]),
+                "recovery_s": median([r["recovery_s"] for r in postgres]),
+                "runs": postgres,
+            },
+        }
+    )
 
 
 if __name__ == "__main__":

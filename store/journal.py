@@ -10,6 +10,7 @@ from sqlalchemy import Integer, String, bindparam, exists, func, insert, select,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
+from speech.base import AudioInput, NormalisedAudio
 from store.database import Database
 from store.models import TERMINAL_SQL, AudioRow, EventRow, TaskRow
 from store.records import snapshot_of
@@ -17,7 +18,6 @@ from store.sql import Query, compile_query
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import StaleWrite, TaskSnapshot
-from supervisor.stages.base import AudioInput, NormalisedAudio
 
 _T = TaskRow.__table__
 _SNAPSHOT_COLUMNS = (

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from speech.base import Phoneme, Transcription, Word
 from supervisor.lifecycle import Status
 from supervisor.ports import TaskSnapshot
-from supervisor.stages.base import Phoneme, Transcription, Word
 
 
 @dataclass(frozen=True)

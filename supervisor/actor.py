@@ -14,6 +14,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
+from speech.base import NormalisedAudio, Pipeline
 from supervisor.backoff import outage_delay
 from supervisor.events import Change, Event
 from supervisor.fanout import Fanout
@@ -34,7 +35,6 @@ from supervisor.messages import (
 )
 from supervisor.ports import Journal, JournalUnavailable, TaskSnapshot
 from supervisor.slots import EngineSlots
-from supervisor.stages.base import NormalisedAudio, Pipeline
 from supervisor.transitions import cancelled, change_for
 from supervisor.worker import RetryPolicy, Worker
 

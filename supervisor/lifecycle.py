@@ -99,4 +99,3 @@ def after_stage(stage: Stage, *, evaluates: bool) -> Status:
     if stage is Stage.TRANSCRIBING and evaluates:
         return Status.EVALUATING
     return Status.COMPLETED
-

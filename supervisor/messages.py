@@ -8,9 +8,9 @@ from typing import Generic, TypeVar
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from speech.base import Evaluation, NormalisedAudio, Transcription
 from supervisor.events import Event
 from supervisor.lifecycle import Stage
-from supervisor.stages.base import Evaluation, NormalisedAudio, Transcription
 
 T = TypeVar("T")
 

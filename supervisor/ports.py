@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+from speech.base import AudioInput, NormalisedAudio, Transcription
 from supervisor.events import Change, Event
 from supervisor.lifecycle import Status
-from supervisor.stages.base import AudioInput, NormalisedAudio, Transcription
 
 
 class JournalUnavailable(Exception):

@@ -11,6 +11,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from speech.base import Pipeline
 from supervisor.actor import TaskActor
 from supervisor.backoff import Backoff, outage_delay
 from supervisor.config import SupervisorConfig
@@ -23,7 +24,6 @@ from supervisor.messages import Cancel, Message, Stop, Subscribe, Subscription
 from supervisor.ports import Journal, JournalUnavailable, StaleWrite, TaskSnapshot
 from supervisor.registry import ActorHandle, Registry
 from supervisor.slots import EngineSlots
-from supervisor.stages.base import Pipeline
 from supervisor.transitions import cancelled, failed, requeued
 from supervisor.worker import RetryPolicy
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from speech.base import Evaluation, NormalisedAudio, Transcription
 from supervisor.events import Change, EventType
 from supervisor.lifecycle import Stage, Status, after_stage
 from supervisor.messages import (
@@ -16,7 +17,6 @@ from supervisor.messages import (
     StageProgress,
     StageSucceeded,
 )
-from supervisor.stages.base import Evaluation, NormalisedAudio, Transcription
 
 Report = (
     Queued

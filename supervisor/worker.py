@@ -12,6 +12,14 @@ from dataclasses import dataclass
 
 import anyio
 
+from speech.base import (
+    Evaluation,
+    NormalisedAudio,
+    PermanentStageError,
+    Pipeline,
+    Transcription,
+    TransientStageError,
+)
 from supervisor.backoff import Backoff
 from supervisor.lifecycle import Stage, Status, stages_to_run
 from supervisor.messages import (
@@ -26,14 +34,6 @@ from supervisor.messages import (
 )
 from supervisor.ports import Journal, TaskSnapshot
 from supervisor.slots import EngineSlots
-from supervisor.stages.base import (
-    Evaluation,
-    NormalisedAudio,
-    PermanentStageError,
-    Pipeline,
-    Transcription,
-    TransientStageError,
-)
 
 Post = Callable[[Message], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]

@@ -19,13 +19,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from supervisor.backoff import Backoff
-from supervisor.config import SupervisorConfig
-from supervisor.events import Change, Event, EventType
-from supervisor.lifecycle import TERMINAL, Status, check_transition
-from supervisor.messages import Subscription
-from supervisor.ports import JournalUnavailable, StaleWrite, TaskSnapshot
-from supervisor.stages.base import (
+from speech.base import (
     AudioInput,
     Evaluation,
     NormalisedAudio,
@@ -35,6 +29,12 @@ from supervisor.stages.base import (
     Transcription,
     Word,
 )
+from supervisor.backoff import Backoff
+from supervisor.config import SupervisorConfig
+from supervisor.events import Change, Event, EventType
+from supervisor.lifecycle import TERMINAL, Status, check_transition
+from supervisor.messages import Subscription
+from supervisor.ports import JournalUnavailable, StaleWrite, TaskSnapshot
 from supervisor.supervisor import Supervisor
 
 

@@ -33,9 +33,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from speech.wav import to_wav
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status
-from supervisor.stages.wav import to_wav
 from tests.conftest import SECRET
 from tests.process_helpers import clean_env
 from tests.stages_helpers import serve

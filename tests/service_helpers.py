@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy import URL
 
-from supervisor.stages.settings import SpeechSettings
+from speech.settings import SpeechSettings
 from tests.conftest import SECRET
 from web.auth import issue_token
 from web.service import RunningService, open_service

@@ -8,6 +8,7 @@ from uuid import UUID
 import anyio
 import pytest
 
+from speech.base import NormalisedAudio, TransientStageError
 from supervisor.actor import TaskActor
 from supervisor.backoff import Backoff
 from supervisor.events import Change, EventType
@@ -15,7 +16,6 @@ from supervisor.fanout import Fanout
 from supervisor.lifecycle import Stage, Status
 from supervisor.messages import Cancel, Message, Queued, Stop, Subscribe, Subscription
 from supervisor.slots import EngineSlots
-from supervisor.stages.base import NormalisedAudio, TransientStageError
 from supervisor.transitions import change_for, requeued
 from supervisor.worker import RetryPolicy
 from tests.fakes import (

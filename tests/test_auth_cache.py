@@ -29,8 +29,11 @@ def test_a_remembered_token_stops_working_when_it_expires() -> None:
 
 def test_only_verified_tokens_are_remembered() -> None:
     auth = Authenticator(key=KEY, algorithm="HS512")
-    forged = jwt.encode({"sub": str(uuid.uuid4()), "exp": int(time.time()) + 60}, "other-key-" * 8,
-                        algorithm="HS512")
+    forged = jwt.encode(
+        {"sub": str(uuid.uuid4()), "exp": int(time.time()) + 60},
+        "other-key-" * 8,
+        algorithm="HS512",
+    )
     for _ in range(2):
         with pytest.raises(ApiError):
             auth.verify(forged)

@@ -228,8 +228,8 @@ async def test_what_an_engine_raises_in_its_worker_becomes_a_stage_error() -> No
     pass through; anything else it raises is transient, with its type and message."""
     from anyio import CapacityLimiter
 
-    from supervisor.stages.base import PermanentStageError, TransientStageError
-    from supervisor.stages.workers import run_in_worker
+    from speech.base import PermanentStageError, TransientStageError
+    from speech.workers import run_in_worker
 
     limiter = CapacityLimiter(1)
     with pytest.raises(TransientStageError) as transient:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from supervisor.stages.http_client import RemoteClient
+from speech.http_client import RemoteClient
 from tests.ilps_helpers import serve
 
 pytestmark = pytest.mark.anyio

@@ -11,9 +11,9 @@ import anyio
 import numpy as np
 import pytest
 
-from supervisor.stages import decode
-from supervisor.stages.base import AudioInput, PermanentStageError
-from supervisor.stages.decode import EmbeddedPreprocessor, decode_audio, sniff_audio
+from speech import decode
+from speech.base import AudioInput, PermanentStageError
+from speech.decode import EmbeddedPreprocessor, decode_audio, sniff_audio
 from tests.stages_helpers import android_pcm, encode, espeak_wav, samples_of, wav_of
 
 

@@ -7,11 +7,11 @@ from uuid import uuid4
 
 import pytest
 
-from supervisor.stages.base import AudioInput, Evaluation, Phoneme, Transcription
-from supervisor.stages.decode import decode_audio
-from supervisor.stages.evaluate import EmbeddedEvaluator, evaluate_text
-from supervisor.stages.pronounce import pronounce, spell, words_of
-from supervisor.stages.recognise import recognise_segment
+from speech.base import AudioInput, Evaluation, Phoneme, Transcription
+from speech.decode import decode_audio
+from speech.evaluate import EmbeddedEvaluator, evaluate_text
+from speech.pronounce import pronounce, spell, words_of
+from speech.recognise import recognise_segment
 from tests.stages_helpers import HUMAN_CLIP, HUMAN_TEXT
 
 #: Unrelated, and as long as HUMAN_TEXT: 12 words, 34 dictionary phonemes.

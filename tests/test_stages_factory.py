@@ -8,14 +8,14 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from supervisor.stages.base import Phoneme, Transcription
-from supervisor.stages.decode import EmbeddedPreprocessor
-from supervisor.stages.evaluate import EmbeddedEvaluator
-from supervisor.stages.factory import FirstApplicable, build_pipeline, openai_base
-from supervisor.stages.ilps_remote import IlpsFeedbackEvaluator, IlpsPreprocessor, IlpsTranscriber
-from supervisor.stages.openai_remote import OpenAITranscriber
-from supervisor.stages.recognise import EmbeddedTranscriber
-from supervisor.stages.settings import SpeechSettings
+from speech.base import Phoneme, Transcription
+from speech.decode import EmbeddedPreprocessor
+from speech.evaluate import EmbeddedEvaluator
+from speech.factory import FirstApplicable, build_pipeline, openai_base
+from speech.ilps_remote import IlpsFeedbackEvaluator, IlpsPreprocessor, IlpsTranscriber
+from speech.openai_remote import OpenAITranscriber
+from speech.recognise import EmbeddedTranscriber
+from speech.settings import SpeechSettings
 
 
 @pytest.fixture
@@ -98,7 +98,8 @@ async def test_embedded_pipeline() -> None:
 async def test_remote_pipeline_and_aclose() -> None:
     pipeline = build_pipeline(
         settings(
-            MANAGER_SERVICE_PREPROCESSING_HOST="pre", MANAGER_SERVICE_TRANSCRIBING_HOST="asr",
+            MANAGER_SERVICE_PREPROCESSING_HOST="pre",
+            MANAGER_SERVICE_TRANSCRIBING_HOST="asr",
             MANAGER_SERVICE_FEEDBACK_HOST="fb",
         )  # fmt: skip
     )

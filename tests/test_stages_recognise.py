@@ -10,18 +10,18 @@ import numpy as np
 import psutil
 import pytest
 
-from supervisor.stages import recognise
-from supervisor.stages.base import (
+from speech import recognise
+from speech.base import (
     AudioInput,
     NormalisedAudio,
     PermanentStageError,
     Transcription,
     TransientStageError,
 )
-from supervisor.stages.decode import decode_audio
-from supervisor.stages.ipa import ARPABET_TO_IPA
-from supervisor.stages.recognise import EmbeddedTranscriber, recognise_segment, split_points
-from supervisor.stages.workers import run_in_worker
+from speech.decode import decode_audio
+from speech.ipa import ARPABET_TO_IPA
+from speech.recognise import EmbeddedTranscriber, recognise_segment, split_points
+from speech.workers import run_in_worker
 from tests.stages_helpers import HUMAN_CLIP
 
 

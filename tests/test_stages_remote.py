@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from supervisor.stages.base import (
+from speech.base import (
     AudioInput,
     NormalisedAudio,
     PermanentStageError,
@@ -27,8 +27,8 @@ from supervisor.stages.base import (
     Transcription,
     TransientStageError,
 )
-from supervisor.stages.ilps_remote import IlpsFeedbackEvaluator, IlpsPreprocessor, IlpsTranscriber
-from supervisor.stages.openai_remote import OpenAITranscriber, language_code
+from speech.ilps_remote import IlpsFeedbackEvaluator, IlpsPreprocessor, IlpsTranscriber
+from speech.openai_remote import OpenAITranscriber, language_code
 from tests.stages_helpers import serve, wav_of
 
 TONE = (3000 * np.sin(np.arange(16_000) / 5)).astype(np.int16)

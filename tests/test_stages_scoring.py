@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.stages.scoring import accuracy, align, per_word, score
+from speech.scoring import accuracy, align, per_word, score
 
 tokens = st.lists(st.sampled_from(["a", "b", "c", "ð", "ə", "aɪ"]), max_size=12)
 

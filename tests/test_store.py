@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import URL, bindparam, func, select
 
+from speech.base import NormalisedAudio
 from store.database import Database, open_database
 from store.journal import PgJournal
 from store.models import TERMINAL_SQL, AudioRow, EventRow
@@ -18,7 +19,6 @@ from store.tasks import ListQuery, TaskStore
 from supervisor.events import Change, EventType
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import JournalUnavailable, StaleWrite
-from supervisor.stages.base import NormalisedAudio
 from supervisor.transitions import cancelled
 
 pytestmark = pytest.mark.anyio

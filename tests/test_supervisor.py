@@ -8,9 +8,9 @@ import anyio
 import pytest
 from anyio.abc import TaskStatus
 
+from speech.base import NormalisedAudio, PermanentStageError, TransientStageError
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
-from supervisor.stages.base import NormalisedAudio, PermanentStageError, TransientStageError
 from supervisor.supervisor import NotAccepting
 from tests.fakes import (
     Block,

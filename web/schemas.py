@@ -78,7 +78,6 @@ class TaskListOut(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
 
 
-
 _PAGE = TypeAdapter(Page)
 
 

@@ -20,11 +20,11 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
+from speech.factory import build_pipeline
+from speech.settings import SpeechSettings
 from store.database import Database, open_database
 from store.journal import PgJournal
 from store.tasks import TaskStore
-from supervisor.stages.factory import build_pipeline
-from supervisor.stages.settings import SpeechSettings
 from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator

@@ -14,8 +14,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.types import Message
 
+from speech.sniff import media_type, sniff_audio
 from store.records import NewUpload
-from supervisor.stages.sniff import media_type, sniff_audio
 from web.errors import ApiError
 
 #: Room for the multipart framing and the text fields around the file.

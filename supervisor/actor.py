@@ -21,6 +21,8 @@ from supervisor.fanout import Fanout
 from supervisor.lifecycle import Status, check_transition, is_terminal
 from supervisor.messages import (
     Cancel,
+    CancelOutcome,
+    Command,
     Message,
     Queued,
     RetryScheduled,
@@ -36,7 +38,7 @@ from supervisor.messages import (
 from supervisor.ports import Journal, JournalUnavailable, TaskSnapshot
 from supervisor.slots import EngineSlots
 from supervisor.transitions import cancelled, change_for
-from supervisor.worker import RetryPolicy, Worker
+from supervisor.worker import RetryPolicy, Sleep, Worker
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class TaskActor:
         policy: RetryPolicy,
         fanout: Fanout,
         outage_retry_cap: float = 5.0,
+        sleep: Sleep = anyio.sleep,
     ) -> None:
         self.task_id = task_id
         self._journal = journal
@@ -62,8 +65,11 @@ class TaskActor:
         self._policy = policy
         self._fanout = fanout
         self._outage_retry_cap = outage_retry_cap
+        self._sleep = sleep
         self._status = Status.CREATED
         self._seq = 0
+        #: The command being carried out; if the actor crashes, its successor gets it.
+        self.in_flight: Command | None = None
 
     async def run(
         self,
@@ -113,11 +119,16 @@ class TaskActor:
         async for message in mailbox:
             match message:
                 case Subscribe(reply=reply):
-                    reply.set(Subscription(self._seq, self._fanout.add()))
-                case Stop():
+                    reply.set(Subscription(self._seq, self._fanout.add(), self._fanout))
+                case Stop(deleted=deleted):
+                    if deleted:
+                        self._fanout.close(deleted=True)
                     return
-                case Cancel(reason=reason):
+                case Cancel(reason=reason, reply=reply):
+                    self.in_flight = message
                     await self._persist(cancelled(reason))
+                    self.in_flight = None
+                    reply.set(CancelOutcome.CANCELLED)
                 case (
                     Queued()
                     | SlotGranted()
@@ -159,4 +170,4 @@ class TaskActor:
                 delay = outage_delay(outages, self._outage_retry_cap)
                 if outages == 1 or delay == self._outage_retry_cap:
                     log.warning("task %s: journal unavailable; retrying", self.task_id)
-                await anyio.sleep(delay)
+                await self._sleep(delay)

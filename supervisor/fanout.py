@@ -20,6 +20,8 @@ class Fanout:
     def __init__(self, buffer: int) -> None:
         self._buffer = buffer
         self._subscribers: set[MemoryObjectSendStream[Event]] = set()
+        #: Set when the streams end because the task was deleted (they say so last).
+        self.deleted = False
 
     def __len__(self) -> int:
         return len(self._subscribers)
@@ -38,8 +40,9 @@ class Fanout:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # gone
                 self._drop(send)
 
-    def close(self) -> None:
-        """End every subscriber's stream (terminal state, shutdown or restart)."""
+    def close(self, *, deleted: bool = False) -> None:
+        """End every subscriber's stream (terminal state, shutdown, restart or deletion)."""
+        self.deleted = self.deleted or deleted
         for send in list(self._subscribers):
             self._drop(send)
 

@@ -87,8 +87,8 @@ def stages_to_run(status: Status, *, evaluates: bool) -> tuple[Stage, ...]:
         stages.append(Stage.EVALUATING)
     if status in (Status.CREATED, Status.QUEUED, Status.STARTED):
         return tuple(stages)
-    if is_terminal(status):
-        return ()
+    if is_terminal(status) or Stage(status.value) not in stages:
+        return ()  # evaluating, with no evaluation configured any more: nothing is left
     return tuple(stages[stages.index(Stage(status.value)) :])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 import anyio
@@ -10,6 +11,7 @@ from anyio.abc import ObjectReceiveStream
 
 from speech.base import Evaluation, NormalisedAudio, Transcription
 from supervisor.events import Event
+from supervisor.fanout import Fanout
 from supervisor.lifecycle import Stage
 
 T = TypeVar("T")
@@ -22,9 +24,15 @@ class Reply(Generic[T]):
         self._ready = anyio.Event()
         self._value: list[T] = []
 
+    @property
+    def answered(self) -> bool:
+        return bool(self._value)
+
     def set(self, value: T) -> None:
-        self._value.append(value)
-        self._ready.set()
+        """Answer once; later answers are ignored (the first one is the truth)."""
+        if not self._value:
+            self._value.append(value)
+            self._ready.set()
 
     async def wait(self) -> T:
         await self._ready.wait()
@@ -37,6 +45,12 @@ class Subscription:
 
     seq: int
     events: ObjectReceiveStream[Event]
+    source: Fanout = field(compare=False, repr=False)
+
+    @property
+    def deleted(self) -> bool:
+        """The feed ended because the task was deleted: no reconnect will find it."""
+        return self.source.deleted
 
 
 # Requests from outside: HTTP handlers and the supervisor.
@@ -52,16 +66,33 @@ class Subscribe:
     reply: Reply[Subscription | None] = field(default_factory=Reply, compare=False)
 
 
+class CancelOutcome(StrEnum):
+    """What became of a cancel request."""
+
+    #: ``cancelled`` is persisted.
+    CANCELLED = "cancelled"
+    #: The task had already ended (or is gone): nothing was written.
+    ENDED = "ended"
+    #: The journal could not be reached: nothing was written; the caller may try again.
+    UNAVAILABLE = "unavailable"
+
+
 @dataclass(frozen=True)
 class Cancel:
-    """Stop the task's work and persist ``cancelled``."""
+    """Stop the task's work and persist ``cancelled``; the reply comes once it is persisted."""
 
     reason: str = "cancelled by the user"
+    reply: Reply[CancelOutcome] = field(default_factory=Reply, compare=False)
 
 
 @dataclass(frozen=True)
 class Stop:
-    """Leave at a safe point, persisting nothing: the task resumes on the next start."""
+    """Leave at a safe point, persisting nothing: the task resumes on the next start.
+
+    ``deleted``: the task is being deleted; its streams are told so before they end.
+    """
+
+    deleted: bool = False
 
 
 # Reports from the actor's own worker.
@@ -110,11 +141,11 @@ class StageFailed:
     reason: str
 
 
-Message = (
-    Subscribe
-    | Cancel
-    | Stop
-    | Queued
+#: What the door sends an actor.
+Command = Subscribe | Cancel | Stop
+#: What a worker posts to its actor.
+Report = (
+    Queued
     | SlotGranted
     | StageEntered
     | StageProgress
@@ -122,3 +153,5 @@ Message = (
     | StageSucceeded
     | StageFailed
 )
+#: Everything a mailbox carries.
+Message = Command | Report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 
 from supervisor.latch import Latch
 
@@ -10,8 +11,10 @@ from supervisor.latch import Latch
 class Ticket:
     """A place in the engine queue; release it in a ``finally``."""
 
-    def __init__(self, slots: EngineSlots, position: int) -> None:
+    def __init__(self, slots: EngineSlots, position: int, owner: Hashable = None) -> None:
         self._slots = slots
+        #: Who holds the ticket (a task id), so its place can be looked up.
+        self.owner = owner
         self._granted = Latch()
         self._released = False
         #: Its place in the line when it joined: 0 when a slot was free, else 1, 2, 3...
@@ -47,16 +50,26 @@ class EngineSlots:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def enqueue(self) -> Ticket:
+    def enqueue(self, owner: Hashable = None) -> Ticket:
         """Join the queue; the ticket is granted at once when a slot is free."""
         if self._free and not self._waiting:
             self._free -= 1
-            ticket = Ticket(self, 0)
+            ticket = Ticket(self, 0, owner)
             ticket._grant()
         else:
-            ticket = Ticket(self, len(self._waiting) + 1)
+            ticket = Ticket(self, len(self._waiting) + 1, owner)
             self._waiting.append(ticket)
         return ticket
+
+    def position(self, owner: Hashable) -> int | None:
+        """``owner``'s place in the line now (1 = next), or None when it is not waiting.
+
+        A walk of the line: asked when somebody reads a queued task, not per event.
+        """
+        for place, ticket in enumerate(self._waiting, start=1):
+            if ticket.owner == owner:
+                return place
+        return None
 
     def _release(self, ticket: Ticket) -> None:
         if not ticket.granted:

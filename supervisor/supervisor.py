@@ -1,4 +1,9 @@
-"""The supervisor: owns every actor, restarts crashed ones, stops them on shutdown."""
+"""Supervision: one task group holds one supervised actor per live task.
+
+An actor that crashes is restarted from the journal within the intensity limit; a
+journal outage does not count against it. The commands that reach an actor from
+outside go through ``supervisor.door``; this module only keeps actors running.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +23,13 @@ from supervisor.config import SupervisorConfig
 from supervisor.events import Change
 from supervisor.fanout import Fanout
 from supervisor.intensity import RestartIntensity
-from supervisor.latch import Latch
-from supervisor.lifecycle import RETRYABLE, is_terminal
-from supervisor.messages import Cancel, Message, Stop, Subscribe, Subscription
+from supervisor.lifecycle import is_terminal
+from supervisor.messages import Cancel, CancelOutcome, Command, Message, Stop, Subscribe
+from supervisor.ownership import Owned, Ownership
 from supervisor.ports import Journal, JournalUnavailable, StaleWrite, TaskSnapshot
-from supervisor.registry import ActorHandle, Registry
 from supervisor.slots import EngineSlots
-from supervisor.transitions import cancelled, failed, requeued
-from supervisor.worker import RetryPolicy
+from supervisor.transitions import cancelled, failed
+from supervisor.worker import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ class NotAccepting(Exception):
 
 
 class Supervisor:
-    """One task group holds one supervised actor per live task."""
+    """Keeps one actor running per owned task until the task ends or is stopped."""
 
     def __init__(
         self,
@@ -45,27 +49,27 @@ class Supervisor:
         *,
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff | None = None,
+        sleep: Sleep = anyio.sleep,
     ) -> None:
-        self._journal = journal
+        self.journal = journal
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
+        self._sleep = sleep
         self._policy = RetryPolicy(
             attempts=config.stage_attempts,
             backoff=backoff or Backoff(config.backoff_base, config.backoff_cap),
             timeout=config.stage_timeout,
+            sleep=sleep,
         )
         self.slots = EngineSlots(config.capacity)
-        self.registry = Registry()
-        #: Tasks with a ``_supervise`` running (also between two runs of their actor),
-        #: each with an event set when it ends.
-        self._supervised: dict[UUID, Latch] = {}
+        self.ownership = Ownership()
         self._group: TaskGroup | None = None
         self._stopping = anyio.Event()
 
     @property
     def accepting(self) -> bool:
-        """Whether new tasks may be spawned (false before start and while shutting down)."""
+        """Whether new tasks may be started (false before start and while shutting down)."""
         return self._group is not None and not self._stopping.is_set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -73,8 +77,8 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
-                for snapshot in await self._journal.runnable():
-                    await group.start(self._supervise, snapshot.id, snapshot)
+                for snapshot in await self.journal.runnable():
+                    await self._start(group, snapshot.id, snapshot)
                 task_status.started()
                 await self._stopping.wait()
                 await self._stop_actors()
@@ -86,204 +90,191 @@ class Supervisor:
         """Ask ``run`` to stop every actor at a safe point and return."""
         self._stopping.set()
 
-    async def spawn(self, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
-        """Give a persisted task its actor (nothing happens if it has one).
+    async def start(self, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
+        """Give a persisted task its actor (nothing happens if it has one or is being deleted).
 
         ``snapshot``, when the caller has just written the task and holds it as stored,
         spares the actor's first load; restarts always load from the journal.
         """
         if self._group is None or not self.accepting:
             raise NotAccepting("the service is shutting down")
-        if task_id not in self._supervised:
-            await self._group.start(self._supervise, task_id, snapshot)
+        await self._start(self._group, task_id, snapshot)
 
-    async def subscribe(self, task_id: UUID) -> Subscription | None:
-        """Live events after the returned seq; None when no actor runs the task."""
-        request = Subscribe()
-        if not await self._tell(task_id, request):
-            return None
-        return await request.reply.wait()
-
-    async def cancel(self, task_id: UUID, reason: str = "cancelled by the user") -> bool:
-        """Cancel a live task. False when it is already terminal or gone."""
-        snapshot = await self._journal.load(task_id)
-        if snapshot is None or is_terminal(snapshot.status):
-            return False  # its actor may still be registered for a moment: don't tell it
-        for _ in range(3):
-            if await self._tell(task_id, Cancel(reason)):
-                return True
-            try:
-                return await self._record_offline(task_id, cancelled(reason))
-            except StaleWrite:
-                continue  # an actor came back meanwhile: tell it instead
-        return False
-
-    async def retry(self, task_id: UUID) -> bool:
-        """Run a failed or cancelled task again. False when it is not in such a state."""
-        if self._group is None or not self.accepting:
-            raise NotAccepting("the service is shutting down")
-        snapshot = await self._journal.load(task_id)
-        if snapshot is None or snapshot.status not in RETRYABLE:
-            return False
-        ending = self._supervised.get(task_id)
-        if ending is not None:  # it has just persisted its end and is on its way out
-            await ending.wait()
-        if task_id in self._supervised:  # somebody retried it meanwhile
-            return False
-        try:
-            await self._journal.append(task_id, snapshot.seq, requeued(snapshot.attempt + 1))
-        except StaleWrite:  # a concurrent retry (or delete) got there first
-            return False
-        await self.spawn(task_id)
-        return True
-
-    async def stop(self, task_id: UUID) -> None:
-        """Stop a task's actor, persisting nothing, and wait until it has ended."""
-        handle = self.registry.get(task_id)
-        if handle is not None:
-            await self._tell(task_id, Stop())
-            await handle.ended.wait()
-
-    async def _tell(self, task_id: UUID, message: Message) -> bool:
-        handle = self.registry.get(task_id)
-        if handle is None:
-            return False
-        try:
-            await handle.mailbox.send(message)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return False
-        return True
-
-    async def _record_offline(self, task_id: UUID, change: Change) -> bool:
-        """Persist a terminal change for a live task that has no actor here."""
-        snapshot = await self._journal.load(task_id)
-        if snapshot is None or is_terminal(snapshot.status) or task_id in self.registry:
-            return False
-        await self._journal.append(task_id, snapshot.seq, change)
-        return True
+    async def _start(self, group: TaskGroup, task_id: UUID, snapshot: TaskSnapshot | None) -> None:
+        owned = self.ownership.claim(task_id)  # checked and claimed with no await in between
+        if owned is not None:
+            await group.start(self._supervise, owned, snapshot)
 
     async def _supervise(
-        self,
-        task_id: UUID,
-        snapshot: TaskSnapshot | None = None,
-        *,
-        task_status: TaskStatus[None],
+        self, owned: Owned, snapshot: TaskSnapshot | None, *, task_status: TaskStatus[None]
     ) -> None:
-        """Run the task's actor, unless a concurrent spawn already does."""
-        if task_id in self._supervised:  # checked and claimed with no await in between
-            task_status.started()
-            return
-        ended = self._supervised[task_id] = Latch()
         task_status.started()
         try:
-            await self._restarting(task_id, snapshot)
+            await self._restarting(owned, snapshot)
+            await self._settle(owned)
         finally:
-            del self._supervised[task_id]
-            ended.set()
+            _answer_unsettled(owned)
+            # No await from the last look at ``pending`` to here: a command told from now
+            # on finds the entry ended and goes to the journal itself.
+            self.ownership.release(owned)
+            owned.ended.set()
 
-    async def _restarting(self, task_id: UUID, snapshot: TaskSnapshot | None) -> None:
+    async def _restarting(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         """Run the task's actor; restart it after a crash, within the intensity limit."""
         config = self._config
         intensity = RestartIntensity(config.max_restarts, config.restart_period, self._clock)
+        task_id = owned.task_id
         outages = 0
-        # Requests a crashed actor left unread; the next actor gets them.
-        carried: list[Message] = []
         while True:
             try:
-                await self._run_actor(task_id, carried, snapshot)
+                await self._run_actor(owned, snapshot)
                 return
             except Exception as error:  # noqa: BLE001 - every crash is ours to handle
-                if self._stopping.is_set():  # no restart while stopping: the next start resumes it
+                if self._stopping.is_set() or owned.stopping:
+                    # no restart: the next start (or nobody, if it is deleted) resumes it
                     log.warning("task %s: actor crashed while stopping", task_id, exc_info=True)
                     return
+                snapshot = None  # the journal is the truth after any exit
                 if _only_unavailable(error):
                     # The database is away: not the task's fault, so it does not count.
                     outages += 1
                     delay = outage_delay(outages, config.journal_retry_cap)
                     log.warning("task %s: journal unavailable; retrying in %.2f s", task_id, delay)
-                    await anyio.sleep(delay)
+                    await self._sleep(delay)
                     continue
                 outages = 0
-                snapshot = None  # the journal is the truth after a crash
                 log.exception("task %s: actor crashed", task_id)
                 if not intensity.allow():
-                    await self._give_up(task_id, error)
+                    await self._give_up(owned, error)
                     return
 
-    async def _run_actor(
-        self, task_id: UUID, carried: list[Message], snapshot: TaskSnapshot | None
-    ) -> None:
-        send, receive = anyio.create_memory_object_stream[Message](self._config.mailbox_size)
-        for message in carried:
-            send.send_nowait(message)
-        carried.clear()
-        handle = ActorHandle(task_id, send)
+    async def _run_actor(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
+        size = self._config.mailbox_size + len(owned.pending)
+        send, receive = anyio.create_memory_object_stream[Message](size)
+        for command in owned.pending:
+            send.send_nowait(command)
+        owned.pending.clear()
         fanout = Fanout(self._config.subscriber_buffer)
         actor = TaskActor(
-            task_id,
-            journal=self._journal,
+            owned.task_id,
+            journal=self.journal,
             pipeline=self._pipeline,
             slots=self.slots,
             policy=self._policy,
             fanout=fanout,
             outage_retry_cap=self._config.journal_retry_cap,
+            sleep=self._sleep,
         )
+        owned.mailbox = send
         try:
-            self.registry.register(handle)
             await actor.run(receive, send, snapshot)
         finally:
-            self.registry.unregister(handle)
+            owned.mailbox = None
             send.close()
-            carried.extend(_turn_away(receive))
+            if actor.in_flight is not None:
+                owned.pending.append(actor.in_flight)
+            owned.pending.extend(_unread_commands(receive))
             receive.close()
             fanout.close()
-            handle.ended.set()
 
-    async def _give_up(self, task_id: UUID, error: Exception) -> None:
-        limit = self._config.max_restarts
-        reason = f"the task crashed more than {limit} times; last error: {_describe(error)}"
+    async def _settle(self, owned: Owned) -> None:
+        """Answer what the last actor left unread: the task has ended or has been stopped."""
+        while owned.pending:
+            match owned.pending.pop(0):
+                case Subscribe(reply=reply):
+                    reply.set(None)
+                case Cancel(reason=reason, reply=reply):
+                    reply.set(await self.cancel_offline(owned.task_id, reason))
+                case Stop():
+                    pass
+
+    async def cancel_offline(self, task_id: UUID, reason: str) -> CancelOutcome:
+        """Persist ``cancelled`` for a live task that no actor runs.
+
+        ENDED also when an owner took the task meanwhile: the caller asks it instead.
+        """
         try:
-            await self._record_offline(task_id, failed(reason))
-        except Exception:  # noqa: BLE001 - it stays live in the journal: the next start resumes it
-            log.exception("task %s: could not record the failure", task_id)
+            written = await self._write_offline(task_id, cancelled(reason))
+        except JournalUnavailable:
+            return CancelOutcome.UNAVAILABLE
+        return CancelOutcome.CANCELLED if written else CancelOutcome.ENDED
+
+    async def _write_offline(self, task_id: UUID, change: Change) -> bool:
+        """Persist a terminal change for a live task; False when it has ended, is gone,
+        or has an actor again (which then writes for it)."""
+        while True:
+            snapshot = await self.journal.load(task_id)
+            if snapshot is None or is_terminal(snapshot.status):
+                return False
+            owned = self.ownership.get(task_id)
+            if owned is not None and owned.mailbox is not None:
+                return False
+            try:
+                await self.journal.append(task_id, snapshot.seq, change)
+                return True
+            except StaleWrite:
+                continue  # it moved meanwhile: look again
+
+    async def _give_up(self, owned: Owned, error: Exception) -> None:
+        """Fail the task for good; wait out an outage rather than leave it live unowned."""
+        limit = self._config.max_restarts
+        log.error(
+            "task %s: failed for good after %d restarts", owned.task_id, limit, exc_info=error
+        )
+        change = failed(f"the task failed unexpectedly {limit + 1} times in a row and was stopped")
+        outages = 0
+        while not (self._stopping.is_set() or owned.stopping):
+            try:
+                await self._write_offline(owned.task_id, change)
+                return
+            except JournalUnavailable:
+                outages += 1
+                await self._sleep(outage_delay(outages, self._config.journal_retry_cap))
+            except Exception:  # noqa: BLE001 - it stays live: the next start resumes it
+                log.exception("task %s: could not record the failure", owned.task_id)
+                return
 
     async def _stop_actors(self) -> None:
         with anyio.move_on_after(self._config.shutdown_grace, shield=True):
-            handles = self.registry.handles()
-            for handle in handles:
-                try:
-                    handle.mailbox.send_nowait(Stop())
-                except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass  # a full mailbox: the cancellation after the grace period stops it
-            for handle in handles:
-                await handle.ended.wait()
+            entries = self.ownership.entries()
+            for owned in entries:
+                owned.stopping = True
+                if owned.mailbox is not None:
+                    try:
+                        owned.mailbox.send_nowait(Stop())
+                    except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        pass  # a full mailbox: the cancellation after the grace period stops it
+            for owned in entries:
+                await owned.ended.wait()
 
 
-def _turn_away(receive: MemoryObjectReceiveStream[Message]) -> list[Message]:
-    """Empty a dead actor's mailbox: subscribers learn it has gone; cancels are kept.
-
-    A cancel that was accepted must not be lost to a crash: the restarted actor
-    (or nobody, if the task has ended) receives it.
-    """
-    kept: list[Message] = []
+def _unread_commands(receive: MemoryObjectReceiveStream[Message]) -> list[Command]:
+    """Empty an ended actor's mailbox: its commands are kept for whoever answers next;
+    its worker's reports are dropped (the next worker starts from the journal)."""
+    kept: list[Command] = []
     while True:
         try:
             message = receive.receive_nowait()
         except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
             return kept
-        if isinstance(message, Subscribe):
-            message.reply.set(None)
-        elif isinstance(message, Cancel):
+        if isinstance(message, Subscribe | Cancel | Stop):
             kept.append(message)
+
+
+def _answer_unsettled(owned: Owned) -> None:
+    """The supervision was cancelled before it could answer everything: say so."""
+    for command in owned.pending:
+        match command:
+            case Subscribe(reply=reply):
+                reply.set(None)
+            case Cancel(reply=reply):
+                reply.set(CancelOutcome.UNAVAILABLE)
+            case Stop():
+                pass
+    owned.pending.clear()
 
 
 def _only_unavailable(error: BaseException) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(_only_unavailable(inner) for inner in error.exceptions)
     return isinstance(error, JournalUnavailable)
-
-
-def _describe(error: BaseException) -> str:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return f"{type(error).__name__}: {error}"

@@ -10,22 +10,13 @@ from supervisor.events import Change, EventType
 from supervisor.lifecycle import Stage, Status, after_stage
 from supervisor.messages import (
     Queued,
+    Report,
     RetryScheduled,
     SlotGranted,
     StageEntered,
     StageFailed,
     StageProgress,
     StageSucceeded,
-)
-
-Report = (
-    Queued
-    | SlotGranted
-    | StageEntered
-    | StageProgress
-    | RetryScheduled
-    | StageSucceeded
-    | StageFailed
 )
 
 

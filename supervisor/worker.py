@@ -33,7 +33,7 @@ from supervisor.messages import (
     StageSucceeded,
 )
 from supervisor.ports import Journal, TaskSnapshot
-from supervisor.slots import EngineSlots
+from supervisor.slots import EngineSlots, Ticket
 
 Post = Callable[[Message], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -77,10 +77,11 @@ class Worker:
         self._audio: NormalisedAudio | None = None
         self._audio_kept = False
         self._transcription = snapshot.transcription
+        self._ticket: Ticket | None = None
 
     async def run(self) -> None:
         status = self._task.status
-        ticket = self._slots.enqueue()
+        self._ticket = ticket = self._slots.enqueue(self._task.id)
         try:
             if status is Status.CREATED:
                 await self._post(Queued(ticket.position))
@@ -88,6 +89,11 @@ class Worker:
             if status in (Status.CREATED, Status.QUEUED):
                 await self._post(SlotGranted())
             stages = stages_to_run(status, evaluates=self._evaluates)
+            if not stages and status is Status.EVALUATING:
+                # Stored while evaluating, but nothing to evaluate with now (the
+                # configuration changed): it completes with what it has.
+                await self._post(StageSucceeded(Stage.EVALUATING, None))
+                return
             if stages and status.value != stages[0].value:
                 await self._post(StageEntered(stages[0]))
             for stage in stages:
@@ -99,7 +105,8 @@ class Worker:
                 fresh = not (stage is Stage.PREPROCESSING and self._audio_kept)
                 await self._post(StageSucceeded(stage, output, fresh))
         finally:
-            ticket.release()
+            if self._ticket is not None:
+                self._ticket.release()
 
     async def _attempt(self, stage: Stage) -> Output:
         """Run ``stage`` until it succeeds, fails for good, or runs out of attempts."""
@@ -118,8 +125,18 @@ class Worker:
                 raise _GiveUp(f"{reason} (gave up after {attempt} attempts)")
             delay = policy.backoff.delay(attempt)
             await self._post(RetryScheduled(stage, attempt, reason, delay))
-            await policy.sleep(delay)
+            await self._wait_without_slot(delay)
         raise AssertionError("unreachable")
+
+    async def _wait_without_slot(self, delay: float) -> None:
+        """Sleep out a backoff with the engine slot given back, then queue for one again:
+        a task waiting to retry keeps no other task from working."""
+        if self._ticket is not None:
+            self._ticket.release()
+            self._ticket = None
+        await self._policy.sleep(delay)
+        self._ticket = self._slots.enqueue(self._task.id)
+        await self._ticket.wait()
 
     async def _run(self, stage: Stage) -> Output:
         match stage:

@@ -31,6 +31,7 @@ from speech.base import (
 )
 from supervisor.backoff import Backoff
 from supervisor.config import SupervisorConfig
+from supervisor.door import TaskDoor
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status, check_transition
 from supervisor.messages import Subscription
@@ -373,12 +374,13 @@ def make_supervisor(
 
 
 @asynccontextmanager
-async def running(supervisor: Supervisor) -> AsyncIterator[Supervisor]:
-    """Run ``supervisor`` (recovery done on entry); shut it down and wait for it on exit."""
+async def running(supervisor: Supervisor) -> AsyncIterator[TaskDoor]:
+    """Run ``supervisor`` (recovery done on entry) and give its door; shut it down and
+    wait for it on exit."""
     async with anyio.create_task_group() as group:
         await group.start(supervisor.run)
         try:
-            yield supervisor
+            yield TaskDoor(supervisor)
         finally:
             supervisor.shutdown()
 
@@ -401,7 +403,7 @@ async def reached(journal: MemoryJournal, task: UUID, status: Status) -> None:
     await wait_until(journal, lambda: journal.status(task) is status)
 
 
-async def gone(supervisor: Supervisor, task: UUID) -> None:
-    """Wait until no actor runs ``task`` (a crashed one is replaced before its end is seen)."""
-    while (handle := supervisor.registry.get(task)) is not None:
-        await handle.ended.wait()
+async def gone(door: TaskDoor, task: UUID) -> None:
+    """Wait until nobody here owns ``task`` (its supervision has ended)."""
+    while (owned := door._ownership.get(task)) is not None:
+        await owned.ended.wait()

@@ -9,8 +9,10 @@ import pytest
 from anyio.abc import TaskStatus
 
 from speech.base import NormalisedAudio, PermanentStageError, TransientStageError
+from supervisor.door import TaskDoor
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
+from supervisor.messages import CancelOutcome
 from supervisor.supervisor import NotAccepting
 from tests.fakes import (
     Block,
@@ -46,11 +48,11 @@ def status_events(events: list[Event]) -> list[Status]:
 async def test_a_task_runs_through_every_stage_to_completed(evaluates: bool) -> None:
     journal, engine = MemoryJournal(), Engine()
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             reference = "hello world" if evaluates else None
             task = journal.add_task(b"hello world", reference_text=reference)
-            await supervisor.spawn(task)
-            subscription = await supervisor.subscribe(task)
+            await door.start(task)
+            subscription = await door.follow(task)
             assert subscription is not None
             live = await drain(subscription)
 
@@ -79,7 +81,7 @@ async def test_a_task_runs_through_every_stage_to_completed(evaluates: bool) -> 
         assert "accuracy" not in stored.fields
     stages = ["preprocess", "transcribe"] + (["evaluate"] if evaluates else [])
     assert [stage for stage, _ in engine.calls] == stages
-    assert len(supervisor.registry) == 0
+    assert len(door) == 0
 
 
 async def test_subscribers_mid_run_get_exactly_the_events_after_their_seq() -> None:
@@ -91,7 +93,7 @@ async def test_subscribers_mid_run_get_exactly_the_events_after_their_seq() -> N
     feeds: list[tuple[int, list[Event]]] = []
 
     async def follow(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        subscription = await supervisor.subscribe(task)
+        subscription = await door.follow(task)
         task_status.started()
         if subscription is None:  # it raced the last release and lost
             assert journal.status(task) is S.COMPLETED
@@ -99,10 +101,10 @@ async def test_subscribers_mid_run_get_exactly_the_events_after_their_seq() -> N
         feeds.append((subscription.seq, await drain(subscription)))
 
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"abc", reference_text="abc")
             async with anyio.create_task_group() as group:
-                await supervisor.spawn(task)
+                await door.start(task)
                 statuses = [S.PREPROCESSING, S.TRANSCRIBING, S.EVALUATING]
                 for step, status in zip(steps, statuses, strict=True):
                     group.start_soon(follow)
@@ -132,12 +134,12 @@ async def test_subscribers_mid_run_get_exactly_the_events_after_their_seq() -> N
 async def test_subscribing_to_a_finished_or_unknown_task_gives_none() -> None:
     journal, engine = MemoryJournal(), Engine()
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task()
-            await supervisor.spawn(task)
-            await drain(await supervisor.subscribe(task))
-            assert await supervisor.subscribe(task) is None
-            assert await supervisor.subscribe(uuid4()) is None
+            await door.start(task)
+            await drain(await door.follow(task))
+            assert await door.follow(task) is None
+            assert await door.follow(uuid4()) is None
 
 
 # Stage errors.
@@ -147,10 +149,10 @@ async def test_transient_errors_are_retried_with_a_retry_event_then_succeed() ->
     journal, engine = MemoryJournal(), Engine()
     engine.plan("transcribe", b"t", TransientStageError("engine busy"), TransientStageError("5xx"))
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, stage_attempts=3)) as supervisor:
+        async with running(make_supervisor(journal, engine, stage_attempts=3)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
-            await drain(await supervisor.subscribe(task))
+            await door.start(task)
+            await drain(await door.follow(task))
 
     events = journal.events(task)
     assert_valid_history(events)
@@ -168,10 +170,10 @@ async def test_past_the_attempts_the_task_fails_with_the_last_error() -> None:
     errors = [TransientStageError(f"timeout {n}") for n in range(1, 4)]
     engine.plan("preprocess", b"t", *errors)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, stage_attempts=3)) as supervisor:
+        async with running(make_supervisor(journal, engine, stage_attempts=3)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
-            live = await drain(await supervisor.subscribe(task))
+            await door.start(task)
+            live = await drain(await door.follow(task))
 
     events = journal.events(task)
     assert_valid_history(events)
@@ -189,10 +191,10 @@ async def test_a_permanent_error_fails_at_once() -> None:
     journal, engine = MemoryJournal(), Engine()
     engine.plan("preprocess", b"t", PermanentStageError("unreadable audio"))
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
-            await drain(await supervisor.subscribe(task))
+            await door.start(task)
+            await drain(await door.follow(task))
 
     events = journal.events(task)
     assert_valid_history(events)
@@ -206,11 +208,12 @@ async def test_a_stage_past_its_timeout_counts_as_a_transient_failure() -> None:
     journal, engine = MemoryJournal(), Engine()
     engine.plan("transcribe", b"t", Block(), Block())  # never released
     supervisor = make_supervisor(journal, engine, stage_attempts=2, stage_timeout=0.01)
+    door = TaskDoor(supervisor)
     with anyio.fail_after(LIMIT):
-        async with running(supervisor):
+        async with running(supervisor) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
-            await drain(await supervisor.subscribe(task))
+            await door.start(task)
+            await drain(await door.follow(task))
 
     events = journal.events(task)
     reason = "transcribing took longer than 0.01 s"
@@ -227,10 +230,10 @@ async def test_a_crashed_actor_is_restarted_and_resumes_at_its_persisted_stage()
     crash = Block(then=RuntimeError("boom"))
     engine.plan("transcribe", b"t", crash)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, max_restarts=1)) as supervisor:
+        async with running(make_supervisor(journal, engine, max_restarts=1)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
-            feed = await supervisor.subscribe(task)
+            await door.start(task)
+            feed = await door.follow(task)
             # the worker runs ahead of the journal: wait until transcribing is persisted
             await wait_until(journal, lambda: journal.status(task) is S.TRANSCRIBING)
             crash.release.set()
@@ -253,14 +256,15 @@ async def test_past_the_intensity_limit_the_task_fails_while_another_completes()
     hold = Block()
     engine.plan("transcribe", b"other", hold)
     supervisor = make_supervisor(journal, engine, max_restarts=2, restart_period=60.0)
+    door = TaskDoor(supervisor)
     with anyio.fail_after(LIMIT):
         async with running(supervisor):
             doomed, other = journal.add_task(b"doomed"), journal.add_task(b"other")
-            await supervisor.spawn(other)
+            await door.start(other)
             await hold.entered.wait()
             await reached(journal, other, S.TRANSCRIBING)
-            other_feed = await supervisor.subscribe(other)
-            await supervisor.spawn(doomed)
+            other_feed = await door.follow(other)
+            await door.start(doomed)
             await wait_until(journal, lambda: terminal(journal, doomed))
             assert journal.status(other) is S.TRANSCRIBING  # untouched meanwhile
             hold.release.set()
@@ -270,7 +274,7 @@ async def test_past_the_intensity_limit_the_task_fails_while_another_completes()
     assert_valid_history(events)
     assert engine.count("transcribe", b"doomed") == 3  # the first run and two restarts
     assert events[-1].status is S.FAILED
-    reason = "the task crashed more than 2 times; last error: RuntimeError: boom 3"
+    reason = "the task failed unexpectedly 3 times in a row and was stopped"
     assert events[-1].payload == {"reason": reason}
     assert journal.tasks[doomed].fields["failure_reason"] == reason
     assert journal.status(other) is S.COMPLETED
@@ -287,9 +291,9 @@ async def test_crashes_spread_wider_than_the_period_never_exhaust_the_limit() ->
         journal, engine, clock=lambda: float(next(ticks)), max_restarts=1, restart_period=60.0
     )
     with anyio.fail_after(LIMIT):
-        async with running(supervisor):
+        async with running(supervisor) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await wait_until(journal, lambda: terminal(journal, task))
     assert journal.status(task) is S.COMPLETED
     assert engine.count("transcribe", b"t") == 6
@@ -301,10 +305,10 @@ async def test_journal_outages_pause_the_actor_without_counting_as_crashes() -> 
     engine.plan("preprocess", b"t", hold)
     engine.plan("transcribe", b"t", RuntimeError("one real crash"))
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, max_restarts=1)) as supervisor:
+        async with running(make_supervisor(journal, engine, max_restarts=1)) as door:
             task = journal.add_task(b"t")
             journal.fail_appends(4)  # the very first write (queued) fails four times
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             await reached(journal, task, S.PREPROCESSING)
             assert journal.pending_failures == 0
@@ -323,11 +327,11 @@ async def test_a_subscriber_keeps_its_stream_through_a_journal_outage() -> None:
     hold = Block()
     engine.plan("preprocess", b"t", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
-            subscription = await supervisor.subscribe(task)
+            subscription = await door.follow(task)
             assert subscription is not None
             journal.fail_appends(5)  # the next transition waits for the database
             hold.release.set()
@@ -343,9 +347,9 @@ async def test_other_journal_errors_count_as_crashes() -> None:
     hold = Block()
     engine.plan("preprocess", b"t", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, max_restarts=1)) as supervisor:
+        async with running(make_supervisor(journal, engine, max_restarts=1)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             journal.fail_appends(2, lambda: OSError("disk full"))
             hold.release.set()
@@ -354,7 +358,7 @@ async def test_other_journal_errors_count_as_crashes() -> None:
 
     assert journal.status(task) is S.FAILED
     reason = journal.tasks[task].fields["failure_reason"]
-    assert reason == "the task crashed more than 1 times; last error: OSError: disk full"
+    assert reason == "the task failed unexpectedly 2 times in a row and was stopped"
 
 
 async def test_a_task_deleted_under_its_actor_ends_the_actor() -> None:
@@ -362,13 +366,16 @@ async def test_a_task_deleted_under_its_actor_ends_the_actor() -> None:
     hold = Block()
     engine.plan("transcribe", b"t", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             journal.delete(task)
             hold.release.set()  # its next write is stale; on restart the task is gone
-            await gone(supervisor, task)
+            await gone(door, task)
+            assert task not in journal.tasks
+            assert engine.running == 0
+    assert engine.count("transcribe", b"t") == 1  # nothing ran it again
 
 
 # Cancel and retry.
@@ -379,21 +386,21 @@ async def test_cancel_while_transcribing_then_retry_runs_to_completed() -> None:
     hold = Block()
     engine.plan("transcribe", b"t", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             await reached(journal, task, S.TRANSCRIBING)
-            feed = await supervisor.subscribe(task)
+            feed = await door.follow(task)
             with anyio.fail_after(1):
-                assert await supervisor.cancel(task)
+                assert await door.cancel(task) is CancelOutcome.CANCELLED
                 cancelled = await drain(feed)
             assert [e.status for e in cancelled] == [S.CANCELLED]
             assert cancelled[0].payload == {"reason": "cancelled by the user"}
             assert engine.running == 0  # the stage was cancelled, not left running
 
-            assert await supervisor.retry(task)
-            await drain(await supervisor.subscribe(task))
+            assert await door.retry(task)
+            await drain(await door.follow(task))
 
     events = journal.events(task)
     assert_valid_history(events)
@@ -416,19 +423,19 @@ async def test_retry_right_after_the_cancelled_event() -> None:
     hold = Block()
     engine.plan("transcribe", b"t", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             await reached(journal, task, S.TRANSCRIBING)
-            feed = await supervisor.subscribe(task)
+            feed = await door.follow(task)
             assert feed is not None
-            assert await supervisor.cancel(task)
+            assert await door.cancel(task) is CancelOutcome.CANCELLED
             async with feed.events:
                 assert (await feed.events.receive()).status is S.CANCELLED
                 # a client that retries as soon as it sees ``cancelled``
-                assert await supervisor.retry(task)
-            await drain(await supervisor.subscribe(task))
+                assert await door.retry(task)
+            await drain(await door.follow(task))
     assert journal.status(task) is S.COMPLETED
 
 
@@ -437,23 +444,23 @@ async def test_cancel_and_retry_say_false_when_they_do_not_apply() -> None:
     hold = Block()
     engine.plan("transcribe", b"live", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             done, live = journal.add_task(b"done"), journal.add_task(b"live")
-            await supervisor.spawn(done)
-            await drain(await supervisor.subscribe(done))
-            assert not await supervisor.cancel(done)  # already terminal
-            assert not await supervisor.retry(done)  # completed is not retryable
-            assert not await supervisor.cancel(uuid4())
-            assert not await supervisor.retry(uuid4())
-            await supervisor.spawn(live)
+            await door.start(done)
+            await drain(await door.follow(done))
+            assert CancelOutcome.ENDED is await door.cancel(done)  # already terminal
+            assert not await door.retry(done)  # completed is not retryable
+            assert CancelOutcome.ENDED is await door.cancel(uuid4())
+            assert not await door.retry(uuid4())
+            await door.start(live)
             await hold.entered.wait()
-            assert not await supervisor.retry(live)  # still running
-            feed = await supervisor.subscribe(live)
-            assert await supervisor.cancel(live)
+            assert not await door.retry(live)  # still running
+            feed = await door.follow(live)
+            assert await door.cancel(live) is CancelOutcome.CANCELLED
             await wait_until(journal, lambda: terminal(journal, live))
-            assert not await supervisor.cancel(live)  # already cancelled
+            assert CancelOutcome.ENDED is await door.cancel(live)  # already cancelled
             await drain(feed)
-            assert not await supervisor.cancel(live)
+            assert CancelOutcome.ENDED is await door.cancel(live)
     assert journal.status(done) is S.COMPLETED
     assert journal.statuses(live)[-1] is S.CANCELLED
     assert_valid_history(journal.events(live))
@@ -462,10 +469,10 @@ async def test_cancel_and_retry_say_false_when_they_do_not_apply() -> None:
 async def test_cancel_of_a_live_task_without_an_actor_is_recorded() -> None:
     journal, engine = MemoryJournal(), Engine()
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task()  # after recovery: nobody gave it an actor
-            await supervisor.stop(task)  # no actor: nothing to wait for
-            assert await supervisor.cancel(task, "user deleted it")
+            await door.stop(task)  # no actor: nothing to wait for
+            assert await door.cancel(task, "user deleted it") is CancelOutcome.CANCELLED
     assert journal.statuses(task) == [S.CREATED, S.CANCELLED]
     assert journal.tasks[task].fields["failure_reason"] == "user deleted it"
 
@@ -477,17 +484,19 @@ async def test_with_capacity_one_tasks_wait_their_turn_with_queue_positions() ->
     journal, engine = MemoryJournal(), Engine()
     hold = Block()
     engine.plan("preprocess", b"a", hold)
+    supervisor = make_supervisor(journal, engine, capacity=1)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, capacity=1)) as supervisor:
+        async with running(supervisor) as door:
             tasks = [journal.add_task(key) for key in (b"a", b"b", b"c")]
             feeds = []
             for task, status in zip(tasks, [S.PREPROCESSING, S.QUEUED, S.QUEUED], strict=True):
-                await supervisor.spawn(task)
-                feeds.append(await supervisor.subscribe(task))
+                await door.start(task)
+                feeds.append(await door.follow(task))
                 await reached(journal, task, status)
             await hold.entered.wait()
             assert engine.calls == [("preprocess", b"a")]
             assert supervisor.slots.waiting == 2
+            assert [door.queue_position(t) for t in tasks] == [None, 1, 2]
             hold.release.set()
             for feed in feeds:
                 await drain(feed)
@@ -505,18 +514,20 @@ async def test_a_cancelled_queued_task_gives_up_its_place() -> None:
     journal, engine = MemoryJournal(), Engine()
     hold = Block()
     engine.plan("preprocess", b"a", hold)
+    supervisor = make_supervisor(journal, engine, capacity=1)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, capacity=1)) as supervisor:
+        async with running(supervisor) as door:
             first, waiting, last = (journal.add_task(k) for k in (b"a", b"b", b"c"))
             statuses = (S.PREPROCESSING, S.QUEUED, S.QUEUED)
             for task, status in zip((first, waiting, last), statuses, strict=True):
-                await supervisor.spawn(task)
+                await door.start(task)
                 await reached(journal, task, status)
             assert supervisor.slots.waiting == 2
-            feed = await supervisor.subscribe(waiting)
-            assert await supervisor.cancel(waiting)
+            feed = await door.follow(waiting)
+            assert await door.cancel(waiting) is CancelOutcome.CANCELLED
             assert [e.status for e in await drain(feed)] == [S.CANCELLED]  # and its actor ended
             assert supervisor.slots.waiting == 1
+            assert door.queue_position(last) == 1  # it moved up
             hold.release.set()
             await wait_until(journal, lambda: terminal(journal, last))
     assert journal.status(first) is S.COMPLETED
@@ -552,7 +563,7 @@ async def test_on_start_every_live_task_gets_its_actor_back_and_completes() -> N
     with anyio.fail_after(LIMIT):
         supervisor = make_supervisor(journal, engine)
         async with running(supervisor):
-            assert set(h.task_id for h in supervisor.registry.handles()) <= set(live)
+            assert {owned.task_id for owned in supervisor.ownership.entries()} <= set(live)
             await wait_until(journal, lambda: all(terminal(journal, t) for t in live))
 
     for task in live:
@@ -572,24 +583,24 @@ async def test_stop_leaves_the_task_live_and_waits_for_its_actor() -> None:
     hold = Block()
     engine.plan("transcribe", b"t", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             await reached(journal, task, S.TRANSCRIBING)
-            handle = supervisor.registry.get(task)
-            assert handle is not None
-            feed = await supervisor.subscribe(task)
+            owned = door._ownership.get(task)
+            assert owned is not None
+            feed = await door.follow(task)
             seq = len(journal.events(task))
-            await supervisor.stop(task)
-            assert handle.ended.is_set()
-            assert task not in supervisor.registry
+            await door.stop(task)
+            assert owned.ended.is_set()
+            assert not door.owns(task)
             assert await drain(feed) == []  # its stream ended
             assert engine.running == 0
             assert len(journal.events(task)) == seq  # nothing persisted
             assert journal.status(task) is S.TRANSCRIBING
 
-            await supervisor.spawn(task)  # it resumes where it stopped
+            await door.start(task)  # it resumes where it stopped
             await wait_until(journal, lambda: terminal(journal, task))
     assert journal.status(task) is S.COMPLETED
     assert engine.count("preprocess", b"t") == 1
@@ -601,12 +612,12 @@ async def test_spawning_a_task_that_has_an_actor_does_nothing() -> None:
     hold = Block()
     engine.plan("transcribe", b"t", hold)
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine)) as supervisor:
+        async with running(make_supervisor(journal, engine)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
-            await supervisor.spawn(task)
-            assert len(supervisor.registry) == 1
+            await door.start(task)
+            assert len(door) == 1
             hold.release.set()
             await wait_until(journal, lambda: terminal(journal, task))
     assert_valid_history(journal.events(task))
@@ -619,34 +630,35 @@ async def test_shutdown_stops_actors_at_a_safe_point_and_the_next_start_resumes_
     for key, hold in holds.items():
         engine.plan("transcribe", key, hold)
     supervisor = make_supervisor(journal, engine, capacity=2, shutdown_grace=5.0)
+    door = TaskDoor(supervisor)
     with anyio.fail_after(LIMIT):
         async with anyio.create_task_group() as group:
             await group.start(supervisor.run)
             tasks = [journal.add_task(key) for key in (b"a", b"b", b"c")]
             for task in tasks:
-                await supervisor.spawn(task)
+                await door.start(task)
             for task, status in zip(tasks, [S.TRANSCRIBING, S.TRANSCRIBING, S.QUEUED], strict=True):
                 await reached(journal, task, status)
-            feeds = [await supervisor.subscribe(task) for task in tasks]
+            feeds = [await door.follow(task) for task in tasks]
             before = {task: len(journal.events(task)) for task in tasks}
             with anyio.fail_after(1):  # well inside the grace period
                 supervisor.shutdown()
                 assert not supervisor.accepting
                 with pytest.raises(NotAccepting):
-                    await supervisor.spawn(uuid4())
+                    await door.start(uuid4())
                 ended = [await drain(feed) for feed in feeds]
         # ``run`` has returned: every actor ended
         assert ended == [[], [], []]
-        assert len(supervisor.registry) == 0
+        assert len(door) == 0
         assert engine.running == 0
         for hold in holds.values():
             hold.release.set()
         assert {task: len(journal.events(task)) for task in tasks} == before
         assert [journal.status(t) for t in tasks] == [S.TRANSCRIBING, S.TRANSCRIBING, S.QUEUED]
         with pytest.raises(NotAccepting):
-            await supervisor.spawn(tasks[0])
+            await door.start(tasks[0])
         with pytest.raises(NotAccepting):
-            await supervisor.retry(tasks[0])
+            await door.retry(tasks[0])
 
         async with running(make_supervisor(journal, engine)):
             await wait_until(journal, lambda: all(terminal(journal, t) for t in tasks))
@@ -662,26 +674,28 @@ async def test_shutdown_gives_up_waiting_after_the_grace_period() -> None:
     hold = Block()
     engine.plan("transcribe", b"t", hold)
     supervisor = make_supervisor(journal, engine, shutdown_grace=0.05)
+    door = TaskDoor(supervisor)
     with anyio.fail_after(LIMIT):
-        async with running(supervisor):
+        async with running(supervisor) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             await reached(journal, task, S.TRANSCRIBING)
             journal.gate = Block()  # the database hangs: the actor cannot reach its Stop
             hold.release.set()
             await journal.gate.entered.wait()
         # ``running`` returned although the actor never read its Stop
-    assert len(supervisor.registry) == 0
+    assert len(door) == 0
     assert journal.status(task) is S.TRANSCRIBING
     assert len(journal.events(task)) == 5
 
 
 async def test_spawn_before_run_is_refused() -> None:
     supervisor = make_supervisor(MemoryJournal(), Engine())
+    door = TaskDoor(supervisor)
     assert not supervisor.accepting
     with pytest.raises(NotAccepting):
-        await supervisor.spawn(uuid4())
+        await door.start(uuid4())
 
 
 async def test_an_actor_that_crashes_during_shutdown_is_not_restarted() -> None:
@@ -689,10 +703,11 @@ async def test_an_actor_that_crashes_during_shutdown_is_not_restarted() -> None:
     hold = Block()
     engine.plan("transcribe", b"t", hold)
     supervisor = make_supervisor(journal, engine)
+    door = TaskDoor(supervisor)
     with anyio.fail_after(LIMIT):
-        async with running(supervisor):
+        async with running(supervisor) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await hold.entered.wait()
             await reached(journal, task, S.TRANSCRIBING)
             journal.gate = gate = Block()  # its next write hangs...
@@ -709,11 +724,11 @@ async def test_an_actor_that_crashes_during_shutdown_is_not_restarted() -> None:
 async def test_concurrent_spawns_of_one_task_start_one_actor() -> None:
     journal, engine = MemoryJournal(), Engine()
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, max_restarts=0)) as supervisor:
+        async with running(make_supervisor(journal, engine, max_restarts=0)) as door:
             task = journal.add_task(b"t")  # after recovery, as the HTTP API creates tasks
             async with anyio.create_task_group() as group:
                 for _ in range(3):
-                    group.start_soon(supervisor.spawn, task)
+                    group.start_soon(door.start, task)
             await wait_until(journal, lambda: terminal(journal, task))
     assert journal.loads == 1
     assert journal.status(task) is S.COMPLETED
@@ -724,12 +739,12 @@ async def test_retry_as_soon_as_a_crashing_task_is_failed() -> None:
     journal, engine = MemoryJournal(), Engine()
     engine.plan("preprocess", b"t", RuntimeError("boom"), RuntimeError("boom"))
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, max_restarts=1)) as supervisor:
+        async with running(make_supervisor(journal, engine, max_restarts=1)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await wait_until(journal, lambda: terminal(journal, task))
             assert journal.status(task) is S.FAILED
-            assert await supervisor.retry(task)  # while the failure is being recorded
+            assert await door.retry(task)  # while the failure is being recorded
             await wait_until(journal, lambda: terminal(journal, task))
     assert journal.status(task) is S.COMPLETED
     assert journal.tasks[task].attempt == 2
@@ -740,18 +755,26 @@ async def test_a_cancel_waiting_in_the_mailbox_survives_a_crash() -> None:
     journal, engine = MemoryJournal(), Engine()
     hold = Block()
     engine.plan("preprocess", b"t", hold)
+    outcome: list[CancelOutcome] = []
+
+    async def cancel() -> None:
+        outcome.append(await door.cancel(task))
+
     with anyio.fail_after(LIMIT):
-        async with running(make_supervisor(journal, engine, max_restarts=1)) as supervisor:
+        async with running(make_supervisor(journal, engine, max_restarts=1)) as door:
             task = journal.add_task(b"t")
-            await supervisor.spawn(task)
+            await door.start(task)
             await wait_until(journal, lambda: journal.status(task) is S.PREPROCESSING)
             journal.gate = gate = Block()
             hold.release.set()
             await gate.entered.wait()  # the actor is inside a write that will crash
-            assert await supervisor.cancel(task)  # accepted into the mailbox
-            journal.fail_appends(1, lambda: RuntimeError("the write blew up"))
-            journal.gate = None
-            gate.release.set()
-            await wait_until(journal, lambda: terminal(journal, task))
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancel)
+                await anyio.wait_all_tasks_blocked()  # accepted into the mailbox
+                assert outcome == []  # not answered before it is persisted
+                journal.fail_appends(1, lambda: RuntimeError("the write blew up"))
+                journal.gate = None
+                gate.release.set()
+    assert outcome == [CancelOutcome.CANCELLED]
     assert journal.status(task) is S.CANCELLED
     assert_valid_history(journal.events(task))

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from store.database import Database
 from store.tasks import TaskStore
+from supervisor.door import TaskDoor
 from supervisor.supervisor import Supervisor
 from web.auth import Authenticator
 from web.settings import Settings
@@ -21,8 +22,13 @@ class Services:
     store: TaskStore
     supervisor: Supervisor
     auth: Authenticator
+    #: Every command on a task goes through it.
+    door: TaskDoor = field(init=False)
     #: Set on SIGTERM: new tasks get 503 while the actors stop.
     draining: anyio.Event = field(default_factory=anyio.Event)
+
+    def __post_init__(self) -> None:
+        self.door = TaskDoor(self.supervisor)
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -12,26 +12,39 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from store.tasks import TaskStore
+from supervisor.door import TaskDoor
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status, is_terminal
 from supervisor.messages import Subscription
-from supervisor.supervisor import Supervisor
 
 
-def ends_stream(event: Event) -> bool:
+def is_terminal_event(event: Event) -> bool:
     return event.type is EventType.STATUS and is_terminal(event.status)
+
+
+def current_end(replay: list[Event]) -> int | None:
+    """The seq of the task's current terminal event in ``replay``, if it has one.
+
+    Only the last status event counts: a retried task has the terminal events of its
+    earlier attempts in its journal, and those are passed through like any other.
+    """
+    for event in reversed(replay):
+        if event.type is EventType.STATUS:
+            return event.seq if is_terminal(event.status) else None
+    return None
 
 
 @dataclass
 class TaskFeed:
-    """Events after ``after``, in order; ends after the terminal event or when the actor stops."""
+    """Events after ``after``, in order; ends after the current terminal event, when the
+    actor stops, or when the task is deleted (``deleted`` then says so)."""
 
     after: int
     replay: list[Event]
     live: Subscription | None
     #: The task had ended when the feed was opened. A live task can have no actor for
-    #: a moment (restarting after a crash or a database outage, or the service is
-    #: stopping): its feed ends after the replay and the client comes back later.
+    #: a moment (the service is stopping): its feed ends after the replay and the
+    #: client comes back later.
     ended: bool = False
 
     @property
@@ -39,12 +52,18 @@ class TaskFeed:
         """Nothing to send now or later: the task has ended and the client has seen it."""
         return not self.replay and self.live is None and self.ended
 
+    @property
+    def deleted(self) -> bool:
+        """The live events ended because the task was deleted."""
+        return self.live is not None and self.live.deleted
+
     async def events(self) -> AsyncGenerator[Event]:
         last = self.after
+        end = current_end(self.replay) if self.live is None else None
         for event in self.replay:
             yield event
             last = event.seq
-            if ends_stream(event):
+            if event.seq == end:
                 return
         if self.live is None:
             return
@@ -54,7 +73,7 @@ class TaskFeed:
                     continue
                 yield event
                 last = event.seq
-                if ends_stream(event):
+                if is_terminal_event(event):
                     return
 
     async def aclose(self) -> None:
@@ -63,15 +82,21 @@ class TaskFeed:
 
 
 async def open_feed(
-    store: TaskStore, supervisor: Supervisor, task_id: UUID, after: int, *, status: Status
+    store: TaskStore, door: TaskDoor, task_id: UUID, after: int, *, status: Status
 ) -> TaskFeed:
     """Subscribe first, then read the journal up to the subscription's seq.
 
     ``status`` is the task's status read before subscribing: when it is terminal,
-    no actor will ever publish for the task again.
+    no actor will ever publish for the task again (unless it is retried, and then
+    its new actor is found here).
     """
-    live = await supervisor.subscribe(task_id)
-    replay = await store.events_after(task_id, after)
+    live = await door.follow(task_id)
+    try:
+        replay = await store.events_after(task_id, after)
+    except BaseException:
+        if live is not None:
+            await live.events.aclose()
+        raise
     if live is not None:
         replay = [event for event in replay if event.seq <= live.seq]
     return TaskFeed(after, replay, live, ended=is_terminal(status))

@@ -90,14 +90,12 @@ class StatusTracker:
 
 def opening_updates(tracker: StatusTracker, replay: list[Event], after: int) -> list[StatusUpdate]:
     """What a stream sends from the journal: the current status, or (``after`` > 0, a
-    reconnect) every change after that seq, up to and including the first final one."""
+    reconnect) every change after that seq.
+
+    The final statuses of a retried task's earlier attempts are in the journal too:
+    only the last update, if final, is where the stream may end.
+    """
     changes = [update for event in replay if (update := tracker.feed(event)) is not None]
     if after <= 0:
         return [tracker.current] if tracker.current is not None else []
-    pending: list[StatusUpdate] = []
-    for update in changes:
-        if update.seq > after:
-            pending.append(update)
-            if update.final:
-                break
-    return pending
+    return [update for update in changes if update.seq > after]

@@ -36,7 +36,7 @@ from web.ilps_schemas import (
 )
 from web.ilps_status import StatusTracker, StatusUpdate, opening_updates
 from web.responses import ModelResponse
-from web.routes_tasks import last_event_id, refuse_when_draining, start_actor
+from web.routes_tasks import admit, last_event_id, refuse_when_draining
 from web.sse import EventSink, EventStreamResponse, frame
 from web.uploads import read_upload
 
@@ -91,10 +91,8 @@ async def transcribe(request: Request) -> ASGIApp:
     task = NewTask(
         user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
     )
-    record, created = await app.store.admit(task, parsed.upload)
-    task_id = record.id
-    await start_actor(app, task_id, record.snapshot() if created else None)
-    return ModelResponse(CreatedOut(id=task_id))
+    record, _ = await admit(app, task, parsed.upload)
+    return ModelResponse(CreatedOut(id=record.id))
 
 
 async def _all_tasks(app: Services, user_id: UUID) -> AsyncIterator[TaskSummary]:
@@ -143,34 +141,32 @@ async def task_stream(request: Request) -> ASGIApp:
     status = await app.store.owned(user_id, task_id)
     if status is None:
         raise not_found()
-    feed = await open_feed(app.store, app.supervisor, task_id, 0, status=Status(status))
+    feed = await open_feed(app.store, app.door, task_id, 0, status=Status(status))
     tracker = StatusTracker()
     opening = opening_updates(tracker, feed.replay, after)
     if not opening and feed.live is None and feed.ended:
+        await feed.aclose()
         return Response(status_code=204)  # the client has seen the end: EventSource stops
     replayed = feed.replay[-1].seq if feed.replay else 0
 
     async def produce(sink: EventSink) -> None:
-        try:
-            for first in opening:
-                await sink.write(_frame(task_id, first))
-                if first.final:
+        for first in opening:
+            await sink.write(_frame(task_id, first))
+        if opening and opening[-1].final and feed.live is None:
+            return  # the task's current status is final
+        # The replay already ran through the tracker: only live events follow.
+        live = TaskFeed(replayed, [], feed.live)
+        async with aclosing(live.events()) as events:
+            async for event in events:
+                update = tracker.feed(event)
+                if update is None or update.seq <= after:
+                    continue
+                await sink.write(_frame(task_id, update))
+                if update.final:
                     return
-            # The replay already ran through the tracker: only live events follow.
-            live = TaskFeed(replayed, [], feed.live)
-            async with aclosing(live.events()) as events:
-                async for event in events:
-                    update = tracker.feed(event)
-                    if update is None or update.seq <= after:
-                        continue
-                    await sink.write(_frame(task_id, update))
-                    if update.final:
-                        return
-        finally:
-            await feed.aclose()
 
     ping = app.settings.sse_ping_seconds
-    return EventStreamResponse(produce, retry_ms=RETRY_MS, ping_seconds=ping)
+    return EventStreamResponse(produce, retry_ms=RETRY_MS, ping_seconds=ping, close=feed.aclose)
 
 
 ROUTES: list[BaseRoute] = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import datetime
@@ -15,11 +16,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from store.cursor import BadCursor
-from store.records import NewTask
+from store.records import NewTask, NewUpload, TaskRecord
 from store.tasks import ListQuery
 from supervisor.events import Event
-from supervisor.lifecycle import Status, is_terminal
-from supervisor.ports import TaskSnapshot
+from supervisor.lifecycle import Status
+from supervisor.messages import CancelOutcome
 from supervisor.supervisor import NotAccepting
 from web.context import Services, services
 from web.errors import ApiError, error_response, not_found
@@ -85,26 +86,28 @@ async def create_task(request: Request) -> Response:
         reference_text=(fields.reference_text or "").strip() or None,
         idempotency_key=key,
     )
-    record, created = await app.store.admit(task, upload)  # as stored: no actor has moved it
-    task_id = record.id
-    await start_actor(app, task_id, record.snapshot() if created else None)
-    headers = {"Location": f"/tasks/{task_id}"}
+    record, created = await admit(app, task, upload)  # as stored: no actor has moved it
+    headers = {"Location": f"/tasks/{record.id}"}
     return ModelResponse(TaskOut.of(record), 201 if created else 200, headers=headers)
 
 
 def refuse_when_draining(app: Services) -> None:
-    if app.draining.is_set() or not app.supervisor.accepting:
-        raise ApiError(
-            503, "the service is shutting down; try again shortly", headers={"Retry-After": "5"}
-        )
+    if app.draining.is_set() or not app.door.accepting:
+        raise _draining()
 
 
-async def start_actor(app: Services, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
-    """Hand the persisted task to the supervisor; if it is stopping, the next start runs it."""
+def _draining() -> ApiError:
+    return ApiError(
+        503, "the service is shutting down; try again shortly", headers={"Retry-After": "5"}
+    )
+
+
+async def admit(app: Services, task: NewTask, upload: NewUpload) -> tuple[TaskRecord, bool]:
+    """Persist the task and give it its actor, through the door (native and ILPS routes)."""
     try:
-        await app.supervisor.spawn(task_id, snapshot)
+        return await app.door.create(functools.partial(app.store.admit, task, upload))
     except NotAccepting:
-        pass
+        raise _draining() from None
 
 
 async def list_tasks(request: Request) -> Response:
@@ -136,7 +139,14 @@ async def get_task(request: Request) -> Response:
     record = await app.store.get(app.auth.user_id(request), task_id_of(request))
     if record is None:
         raise not_found()
-    return ModelResponse(TaskOut.of(record))
+    return ModelResponse(TaskOut.of(record, queue_position(app, record)))
+
+
+def queue_position(app: Services, record: TaskRecord) -> int | None:
+    """Where a queued task stands now (the ``queued`` event only holds where it joined)."""
+    if record.status != Status.QUEUED:
+        return None
+    return app.door.queue_position(record.id)
 
 
 async def get_audio(request: Request) -> Response:
@@ -157,29 +167,39 @@ async def cancel_task(request: Request) -> Response:
     status = await app.store.owned(app.auth.user_id(request), task_id)
     if status is None:
         raise not_found()
-    if is_terminal(Status(status)) or not await app.supervisor.cancel(task_id):
-        raise ApiError(409, f"the task is already {status}")
-    return ModelResponse(AcceptedOut(id=task_id, status=Status(status)), 202)
+    match await app.door.cancel(task_id):
+        case CancelOutcome.CANCELLED:
+            return ModelResponse(AcceptedOut(id=task_id, status=Status.CANCELLED), 202)
+        case CancelOutcome.UNAVAILABLE:
+            raise ApiError(503, "the database is unavailable; try again shortly")
+        case CancelOutcome.ENDED:
+            raise ApiError(409, f"the task has already ended ({await _now(app, task_id)})")
+
+
+async def _now(app: Services, task_id: UUID) -> str:
+    snapshot = await app.supervisor.journal.load(task_id)
+    return "deleted" if snapshot is None else snapshot.status.value
 
 
 async def retry_task(request: Request) -> Response:
     app = services(request)
     user_id = app.auth.user_id(request)
     task_id = task_id_of(request)
-    status = await app.store.owned(user_id, task_id)
-    if status is None:
+    if await app.store.owned(user_id, task_id) is None:
         raise not_found()
     refuse_when_draining(app)
     try:
-        retried = await app.supervisor.retry(task_id)
+        retried = await app.door.retry(task_id)
     except NotAccepting:
-        refuse_when_draining(app)
-        raise
-    if not retried:
-        raise ApiError(409, f"only failed or cancelled tasks can be retried; this one is {status}")
+        raise _draining() from None
     record = await app.store.get(user_id, task_id)
-    assert record is not None
-    return ModelResponse(TaskOut.of(record), 202)
+    if record is None:
+        raise not_found()  # deleted meanwhile
+    if not retried:
+        raise ApiError(
+            409, f"only failed or cancelled tasks can be retried; this one is {record.status}"
+        )
+    return ModelResponse(TaskOut.of(record, queue_position(app, record)), 202)
 
 
 async def delete_task(request: Request) -> Response:
@@ -188,8 +208,7 @@ async def delete_task(request: Request) -> Response:
     task_id = task_id_of(request)
     if await app.store.owned(user_id, task_id) is None:
         raise not_found()
-    await app.supervisor.stop(task_id)  # no actor may write after the rows are gone
-    if not await app.store.delete(user_id, task_id):
+    if not await app.door.delete(task_id, functools.partial(app.store.delete, user_id, task_id)):
         raise not_found()
     return Response(status_code=204)
 
@@ -226,21 +245,24 @@ class TaskEvents:
         if status is None:
             raise not_found()
         after = last_event_id(request)
-        feed = await open_feed(app.store, app.supervisor, task_id, after, status=Status(status))
+        feed = await open_feed(app.store, app.door, task_id, after, status=Status(status))
         if feed.exhausted:
+            await feed.aclose()
             return Response(status_code=204)  # the stream has ended; nothing more will come
 
         async def produce(sink: EventSink) -> None:
-            try:
-                async with aclosing(feed.events()) as events:
-                    async for event in events:
-                        await sink.write(self._frames(event))
-            finally:
-                await feed.aclose()
+            async with aclosing(feed.events()) as events:
+                async for event in events:
+                    await sink.write(self._frames(event))
+            if feed.deleted:  # the last word: no reconnect will find the task
+                await sink.write(frame({"task_id": str(task_id)}, event="deleted"))
 
         settings = app.settings
         return EventStreamResponse(
-            produce, retry_ms=settings.sse_retry_ms, ping_seconds=settings.sse_ping_seconds
+            produce,
+            retry_ms=settings.sse_retry_ms,
+            ping_seconds=settings.sse_ping_seconds,
+            close=feed.aclose,
         )
 
 

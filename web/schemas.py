@@ -58,6 +58,9 @@ class TaskOut(BaseModel):
     mistakes: list[dict[str, Any]] | None = Field(description="ILPS-shaped phoneme mistakes")
     evaluation: dict[str, Any] | None = Field(description="Per-word view and unknown words")
     failure_reason: str | None
+    queue_position: int | None = Field(
+        None, description="While queued: the place in the engine queue now (1 = next)"
+    )
     last_event_id: int = Field(description="The seq of the newest event")
     created_at: datetime
     started_at: datetime | None
@@ -65,11 +68,12 @@ class TaskOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: TaskRecord) -> TaskOut:
+    def of(cls, record: TaskRecord, queue_position: int | None = None) -> TaskOut:
         # vars, not dataclasses.asdict: asdict deep-copies every value (a quarter of a
         # request's CPU once), and validation builds new objects anyway.
         fields = dict(vars(record))
         fields["last_event_id"] = fields.pop("last_seq")
+        fields["queue_position"] = queue_position
         return cls.model_validate(fields)
 
 

@@ -83,6 +83,10 @@ class SharedFrames:
 
 
 Producer = Callable[[EventSink], Awaitable[None]]
+Closer = Callable[[], Awaitable[None]]
+
+#: The longest wait for the last, empty body message of a stream to be taken.
+FINAL_WRITE_SECONDS = 5.0
 
 
 class EventStreamResponse:
@@ -92,12 +96,29 @@ class EventStreamResponse:
     response; the client leaving cancels the producer (and its subscription).
     """
 
-    def __init__(self, produce: Producer, *, retry_ms: int, ping_seconds: float) -> None:
+    def __init__(
+        self,
+        produce: Producer,
+        *,
+        retry_ms: int,
+        ping_seconds: float,
+        close: Closer | None = None,
+    ) -> None:
         self._produce = produce
         self._retry_ms = retry_ms
         self._ping = ping_seconds
+        self._close = close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream; ``close`` runs however it ends (even if the response never started)."""
+        try:
+            await self._stream(receive, send)
+        finally:
+            if self._close is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._close()
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         sink = EventSink(send)
         async with anyio.create_task_group() as group:
@@ -106,7 +127,9 @@ class EventStreamResponse:
             await sink.write(f"retry: {self._retry_ms}\n\n".encode())
             await self._produce(sink)
             group.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True):
+        # Shielded so that the response ends cleanly on shutdown, bounded so that a
+        # client that reads nothing cannot hold the stream open.
+        with anyio.move_on_after(FINAL_WRITE_SECONDS, shield=True):
             try:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:

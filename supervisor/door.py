@@ -1,0 +1,157 @@
+"""The one door to a task: create, follow, cancel, retry, delete and stop go through here.
+
+Both the native and the ILPS routes use it, and nothing else reaches an actor. It
+decides, in one place, whether a command goes to the task's owner (its actor, or the
+owner's queue of commands while the actor restarts) or straight to the journal (no
+owner here), and it keeps the rule that no actor writes after a task's rows are gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+from supervisor.lifecycle import RETRYABLE, is_terminal
+from supervisor.messages import Cancel, CancelOutcome, Stop, Subscribe, Subscription
+from supervisor.ownership import Unowned
+from supervisor.ports import StaleWrite, TaskSnapshot
+from supervisor.supervisor import NotAccepting, Supervisor
+from supervisor.transitions import requeued
+
+
+class Admitted(Protocol):
+    """A task as the store has just admitted it."""
+
+    def snapshot(self) -> TaskSnapshot: ...
+
+
+A = TypeVar("A", bound=Admitted)
+
+
+class TaskDoor:
+    """Every command on a task, over the supervisor that keeps the actors running."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+        self._ownership = supervisor.ownership
+        self._journal = supervisor.journal
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new work is taken (false before start and while shutting down)."""
+        return self._supervisor.accepting
+
+    def __len__(self) -> int:
+        """How many tasks are owned (have an actor, or one restarting) here."""
+        return len(self._ownership)
+
+    def owns(self, task_id: UUID) -> bool:
+        return task_id in self._ownership
+
+    def queue_position(self, task_id: UUID) -> int | None:
+        """The task's place in the engine queue now (1 = next), or None when not waiting."""
+        return self._supervisor.slots.position(task_id)
+
+    async def create(self, admit: Callable[[], Awaitable[tuple[A, bool]]]) -> tuple[A, bool]:
+        """Persist a task with ``admit`` and give it its actor.
+
+        Refused (``NotAccepting``) before anything is written while the service stops;
+        a task persisted just as it starts to stop runs on the next start.
+        """
+        if not self.accepting:
+            raise NotAccepting("the service is shutting down")
+        record, created = await admit()
+        snapshot = record.snapshot()
+        if created or not is_terminal(snapshot.status):
+            await self._start(snapshot.id, snapshot if created else None)
+        return record, created
+
+    async def start(self, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
+        """Give an already persisted task its actor (nothing happens if it has one)."""
+        await self._supervisor.start(task_id, snapshot)
+
+    async def follow(self, task_id: UUID) -> Subscription | None:
+        """Live events after the returned seq; None when nobody here runs the task."""
+        owned = self._ownership.get(task_id)
+        if owned is None:
+            return None
+        request = Subscribe()
+        try:
+            await owned.tell(request)
+        except Unowned:
+            return None
+        return await request.reply.wait()
+
+    async def cancel(self, task_id: UUID, reason: str = "cancelled by the user") -> CancelOutcome:
+        """Cancel a live task; the answer comes once ``cancelled`` is persisted (or not)."""
+        while True:
+            owned = self._ownership.get(task_id)
+            if owned is None:
+                outcome = await self._supervisor.cancel_offline(task_id, reason)
+                if outcome is CancelOutcome.ENDED and self.owns(task_id):
+                    continue  # it was retried meanwhile: its new owner answers
+                return outcome
+            request = Cancel(reason)
+            try:
+                await owned.tell(request)
+            except Unowned:
+                continue  # its supervision ended as we knocked: look again
+            return await request.reply.wait()
+
+    async def retry(self, task_id: UUID) -> bool:
+        """Run a failed or cancelled task again; False when it is not such a task (or gone).
+
+        True means the new attempt is persisted: it runs now, or on the next start if
+        the service began to stop in between.
+        """
+        if not self.accepting:
+            raise NotAccepting("the service is shutting down")
+        snapshot = await self._journal.load(task_id)
+        if snapshot is None or snapshot.status not in RETRYABLE:
+            return False
+        owned = self._ownership.get(task_id)
+        if owned is not None:  # it has just persisted its end and is on its way out
+            await owned.ended.wait()
+        if self.owns(task_id) or self._ownership.closing(task_id):
+            return False  # retried (or being deleted) meanwhile
+        try:
+            await self._journal.append(task_id, snapshot.seq, requeued(snapshot.attempt + 1))
+        except StaleWrite:  # a concurrent retry or delete got there first
+            return False
+        await self._start(task_id, None)
+        return True
+
+    async def delete(self, task_id: UUID, remove: Callable[[], Awaitable[bool]]) -> bool:
+        """Stop the task's actor (its streams are told), then ``remove`` its rows.
+
+        No owner can be started for the task meanwhile, so nothing writes after the rows
+        are gone. Returns what ``remove`` returns (False: it was already gone).
+        """
+        self._ownership.close(task_id)
+        try:
+            await self._stop(task_id, Stop(deleted=True))
+            return await remove()
+        finally:
+            self._ownership.reopen(task_id)
+
+    async def stop(self, task_id: UUID) -> None:
+        """Stop the task's actor, persisting nothing, and wait until its supervision ended."""
+        await self._stop(task_id, Stop())
+
+    async def _stop(self, task_id: UUID, request: Stop) -> None:
+        owned = self._ownership.get(task_id)
+        if owned is None:
+            return
+        owned.stopping = True  # whatever ends the actor now, it is not restarted
+        try:
+            await owned.tell(request)
+        except Unowned:
+            return
+        await owned.ended.wait()
+
+    async def _start(self, task_id: UUID, snapshot: TaskSnapshot | None) -> None:
+        try:
+            await self._supervisor.start(task_id, snapshot)
+        except NotAccepting:
+            pass  # persisted: the next start resumes it

@@ -86,7 +86,7 @@ def config() -> SupervisorConfig:
 async def _spawn_all(supervisor: Supervisor, ids: list[UUID], settled: Any) -> float:
     started = time.perf_counter()
     for task_id in ids:
-        await supervisor.spawn(task_id)
+        await supervisor.start(task_id)
     while not await settled():  # noqa: ASYNC110 - observing from outside, as a client would
         await anyio.sleep(0.01)
     return time.perf_counter() - started
@@ -194,7 +194,7 @@ async def postgres_run(db: str) -> dict[str, Any]:
         started = time.perf_counter()
         await tg.start(supervisor.run)  # returns once every live task has its actor
         result["recovery_s"] = round(time.perf_counter() - started, 3)
-        result["recovered_actors"] = len(supervisor.registry)
+        result["recovered_actors"] = len(supervisor.ownership)
         supervisor.shutdown()
     return result
 

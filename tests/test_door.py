@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +33,7 @@ from tests.fakes import (
     running,
     wait_until,
 )
+from web.feed import open_feed
 
 pytestmark = pytest.mark.anyio
 S = Status
@@ -295,3 +298,29 @@ def _admitted(journal: MemoryJournal, task: UUID) -> Callable[[], Awaitable[tupl
         return Record(), True
 
     return admit
+
+
+class _FailingEvents:
+    """A store whose journal read fails (the database went away between two queries)."""
+
+    async def events_after(self, task_id: UUID, seq: int) -> list[Any]:
+        await anyio.lowlevel.checkpoint()
+        raise JournalUnavailable("db away")
+
+
+async def test_a_feed_whose_journal_read_fails_leaves_no_subscription_open() -> None:
+    journal, engine, sleeps = MemoryJournal(), Engine(), Sleeps()
+    hold = Block()
+    engine.plan("transcribe", b"t", hold)
+    with anyio.fail_after(LIMIT):
+        async with door_of(supervisor_of(journal, engine, sleeps)) as door:
+            task = journal.add_task(b"t")
+            await door.start(task)
+            await hold.entered.wait()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with pytest.raises(JournalUnavailable):
+                    await open_feed(_FailingEvents(), door, task, 0, status=S.TRANSCRIBING)  # type: ignore[arg-type]
+                gc.collect()
+            assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+            hold.release.set()

@@ -10,7 +10,7 @@ import anyio
 import psutil
 import pytest
 
-from speech.base import AudioInput, Evaluation, Phoneme, Transcription
+from speech.base import AudioInput, Evaluation, PermanentStageError, Phoneme, Transcription
 from speech.decode import decode_audio
 from speech.evaluate import MAX_CELLS, EmbeddedEvaluator, evaluate_text
 from speech.pronounce import cmu_dictionary, pronounce, spell, words_of
@@ -147,3 +147,13 @@ async def test_cancelling_a_long_evaluation_kills_its_worker() -> None:
             await finished.wait()
     assert results == []
     assert not psutil.pid_exists(pid)  # the work stopped with its worker
+
+
+@pytest.mark.anyio
+async def test_too_long_to_compare_is_a_permanent_failure_from_the_worker() -> None:
+    evaluator = EmbeddedEvaluator(anyio.CapacityLimiter(1))
+    text = long_text(10_000)
+    reference = [t for w in pronounce(text) for t in w.ipa]
+    actual = _transcription(misread(reference, 5)[: MAX_CELLS // len(reference) + 1])
+    with anyio.fail_after(60), pytest.raises(PermanentStageError, match="too long to compare"):
+        await evaluator.evaluate(actual, text, None)

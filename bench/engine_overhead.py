@@ -89,7 +89,7 @@ async def _engine(data: bytes) -> Engine:
 
     limiter = anyio.CapacityLimiter(1)
     pre, asr = EmbeddedPreprocessor(300, limiter), EmbeddedTranscriber(limiter)
-    judge = EmbeddedEvaluator()
+    judge = EmbeddedEvaluator(limiter)
 
     async def progress(fraction: float) -> None:
         pass

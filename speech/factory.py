@@ -75,7 +75,7 @@ def build_pipeline(settings: SpeechSettings) -> Pipeline:
         base = openai_base(settings.openai_base_url or "")
         transcriber = OpenAITranscriber(client(base, key), settings.openai_model)
 
-    evaluator: Evaluator = EmbeddedEvaluator()
+    evaluator: Evaluator = EmbeddedEvaluator(limiter)
     if settings.evaluator == "ilps":
         feedback = IlpsFeedbackEvaluator(client(settings.service_url("feedback")))
         evaluator = FirstApplicable(feedback, evaluator)

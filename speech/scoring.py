@@ -1,30 +1,21 @@
 """Pure scoring, as ILPS does it: align reference and actual tokens, count matches, list mistakes.
 
-The alignment has the minimum unit edit cost (Levenshtein); among alignments of
-that cost it keeps one with the most matches, so the score does not depend on
-tie-breaking (for "a b" against "b a", deleting and inserting "a" around the
-matched "b" beats two replacements). The backtrace prefers a match or
-replacement, then a deletion, then an insertion.
+The alignment (``alignment.py``) has the minimum unit edit cost (Levenshtein);
+among alignments of that cost it keeps one with the most matches, so the score
+does not depend on tie-breaking (for "a b" against "b a", deleting and inserting
+"a" around the matched "b" beats two replacements). The backtrace prefers a match
+or replacement, then a deletion, then an insertion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
+from .alignment import Step, StepKind, align
 
-StepKind = Literal["Match", "Replacement", "Insertion", "Deletion"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One column of the alignment; ``ref``/``act`` index the token lists (None: a gap)."""
-
-    kind: StepKind
-    ref: int | None
-    act: int | None
+__all__ = ["Score", "Step", "StepKind", "accuracy", "align", "per_word", "score"]
 
 
 @dataclass(frozen=True)
@@ -33,52 +24,6 @@ class Score:
     matches: int
     mistakes: list[dict[str, Any]]
     steps: list[Step]
-
-
-def _codes(reference: Sequence[str], actual: Sequence[str]) -> tuple[Any, Any]:
-    vocabulary: dict[str, int] = {}
-    ref = np.array([vocabulary.setdefault(t, len(vocabulary)) for t in reference], dtype=np.int64)
-    act = np.array([vocabulary.setdefault(t, len(vocabulary)) for t in actual], dtype=np.int64)
-    return ref, act
-
-
-def _table(ref: Any, act: Any, edit: int) -> Any:
-    """``table[i, j]``: least ``edit * edits - matches`` aligning ``ref[:i]`` with ``act[:j]``."""
-    columns = edit * np.arange(act.size + 1, dtype=np.int64)
-    table = np.empty((ref.size + 1, act.size + 1), dtype=np.int64)
-    table[0] = columns
-    for i in range(1, ref.size + 1):
-        best = np.empty(act.size + 1, dtype=np.int64)
-        best[0] = edit * i
-        diagonal = table[i - 1, :-1] + np.where(act == ref[i - 1], -1, edit)
-        best[1:] = np.minimum(diagonal, table[i - 1, 1:] + edit)
-        # Insertions within the row: table[i, j] = min over k <= j of best[k] + edit * (j - k).
-        table[i] = np.minimum.accumulate(best - columns) + columns
-    return table
-
-
-def align(reference: Sequence[str], actual: Sequence[str]) -> list[Step]:
-    """A minimum-cost alignment with the most matches, from first token to last."""
-    ref, act = _codes(reference, actual)
-    edit = min(ref.size, act.size) + 1  # one edit outweighs every possible match
-    table = _table(ref, act, edit)
-    steps: list[Step] = []
-    i, j = ref.size, act.size
-    while i or j:
-        here = int(table[i, j])
-        if i and j:
-            same = bool(ref[i - 1] == act[j - 1])
-            if here == table[i - 1, j - 1] + (-1 if same else edit):
-                i, j = i - 1, j - 1
-                steps.append(Step("Match" if same else "Replacement", i, j))
-                continue
-        if i and here == table[i - 1, j] + edit:
-            i -= 1
-            steps.append(Step("Deletion", i, None))
-        else:
-            j -= 1
-            steps.append(Step("Insertion", None, j))
-    return steps[::-1]
 
 
 def accuracy(matches: int, n_reference: int, n_actual: int) -> float:

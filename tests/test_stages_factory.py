@@ -6,6 +6,7 @@ import os
 from uuid import uuid4
 
 import pytest
+from anyio import CapacityLimiter
 from pydantic import ValidationError
 
 from speech.base import Phoneme, Transcription
@@ -85,11 +86,15 @@ def test_openai_base() -> None:
 
 
 @pytest.mark.anyio
-async def test_embedded_pipeline() -> None:
-    pipeline = build_pipeline(settings())
+async def test_embedded_pipeline_shares_the_engine_workers_between_its_stages() -> None:
+    pipeline = build_pipeline(settings(MANAGER_ENGINE_WORKERS="3"))
     assert isinstance(pipeline.preprocessor, EmbeddedPreprocessor)
     assert isinstance(pipeline.transcriber, EmbeddedTranscriber)
     assert isinstance(pipeline.evaluator, EmbeddedEvaluator)
+    # Evaluating runs where decoding and recognition run, within the same bound.
+    limiters = {id(s._limiter) for s in (pipeline.preprocessor, pipeline.transcriber)}
+    assert limiters == {id(pipeline.evaluator._limiter)}
+    assert pipeline.evaluator._limiter.total_tokens == 3
     assert pipeline.aclose is not None
     await pipeline.aclose()
 
@@ -123,7 +128,7 @@ async def test_feedback_for_a_text_id_else_embedded_for_a_text() -> None:
         def __init__(self) -> None:
             pass
 
-    chain = FirstApplicable(Fake(), EmbeddedEvaluator())
+    chain = FirstApplicable(Fake(), EmbeddedEvaluator(CapacityLimiter(1)))
     assert chain.applies(None, uuid4())
     assert chain.applies("a text", None)
     assert not chain.applies(None, None)

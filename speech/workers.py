@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, Unpack
 
@@ -9,6 +10,8 @@ import anyio.to_process
 from anyio import BrokenWorkerProcess, CapacityLimiter
 
 from .base import StageError, TransientStageError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -21,9 +24,9 @@ async def run_in_worker(
 
     Any other exception the engine raises in the worker (its models missing, a library
     error on odd input) is transient too: the stage is retried with backoff, up to its
-    attempts, and then fails with the reason. Left to crash the task's actor, it would
-    be restarted without backoff, and forever when each attempt takes long enough to
-    stay within the restart intensity.
+    attempts, and then fails with a short reason (the details go to the log). Left to
+    crash the task's actor, it would be restarted without backoff, and forever when each
+    attempt takes long enough to stay within the restart intensity.
 
     Cancellation (the actor's stage timeout) kills the worker instead of leaving it busy.
     """
@@ -34,4 +37,6 @@ async def run_in_worker(
     except BrokenWorkerProcess as exc:
         raise TransientStageError(f"the {what} worker process died") from exc
     except Exception as exc:  # noqa: BLE001 - raised by the engine, inside its worker
-        raise TransientStageError(f"the {what} failed: {type(exc).__name__}: {exc}") from exc
+        # The details are ours to read, not the user's: they go to the log.
+        log.warning("the %s failed in its worker: %s: %s", what, type(exc).__name__, exc)
+        raise TransientStageError(f"the {what} failed unexpectedly") from exc

@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from web.allow import allowed_methods
+
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -57,7 +59,11 @@ async def on_api_error(request: Request, error: Exception) -> Response:
 
 async def on_http_exception(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    return error_response(ApiError(error.status_code, str(error.detail), headers=error.headers))
+    headers = error.headers
+    if error.status_code == 405:
+        allowed = allowed_methods(request.app.router.routes, request.scope)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    return error_response(ApiError(error.status_code, str(error.detail), headers=headers))
 
 
 async def on_unavailable(request: Request, error: Exception) -> Response:

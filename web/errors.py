@@ -71,5 +71,19 @@ async def on_unavailable(request: Request, error: Exception) -> Response:
     return error_response(ApiError(503, detail, headers={"Retry-After": "2"}))
 
 
+async def on_key_reused(request: Request, error: Exception) -> Response:
+    # The IETF Idempotency-Key draft: 422 when "the key was used with a different request".
+    detail = (
+        "this Idempotency-Key was used before with a different request "
+        "(another file or other fields); send a new key for a new upload"
+    )
+    return error_response(ApiError(422, detail))
+
+
+async def on_key_contended(request: Request, error: Exception) -> Response:
+    detail = "the task of this Idempotency-Key was being deleted meanwhile; try again"
+    return error_response(ApiError(409, detail))
+
+
 async def on_crash(request: Request, error: Exception) -> Response:
     return error_response(ApiError(500, "the server hit an unexpected error"))

@@ -78,7 +78,7 @@ class OpenAITranscriber:
         if code := language_code(language):
             form["language"] = code
         files = {"file": ("audio.wav", to_wav(audio.pcm), "audio/wav")}
-        what = "transcription server"
+        what = "transcription service"
         response = await post(self._client, "audio/transcriptions", what, data=form, files=files)
         answer = parse(_Answer, response, what)
         await progress(1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, Unpack
 
@@ -9,6 +10,8 @@ import anyio.to_process
 from anyio import BrokenWorkerProcess, CapacityLimiter
 
 from .base import StageError, TransientStageError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -21,7 +24,8 @@ async def run_in_worker(
 
     Any other exception the engine raises in the worker (its models missing, a library
     error on odd input) is transient too: the stage is retried with backoff, up to its
-    attempts, and then fails with the reason. Left to crash the task's actor, it would
+    attempts, and then fails with a reason for a person (the exception goes to the
+    log: its text is the library's, not the user's). Left to crash the task's actor, it would
     be restarted without backoff, and forever when each attempt takes long enough to
     stay within the restart intensity.
 
@@ -34,4 +38,5 @@ async def run_in_worker(
     except BrokenWorkerProcess as exc:
         raise TransientStageError(f"the {what} worker process died") from exc
     except Exception as exc:  # noqa: BLE001 - raised by the engine, inside its worker
-        raise TransientStageError(f"the {what} failed: {type(exc).__name__}: {exc}") from exc
+        log.warning("the %s failed: %s: %s", what, type(exc).__name__, exc)
+        raise TransientStageError(f"the {what} failed unexpectedly") from exc

@@ -65,7 +65,11 @@ def _scorable(text: str) -> str:
 
 
 #: A reference text: at least one word the evaluator can pronounce.
-ReferenceText = Annotated[str, Field(max_length=10_000), AfterValidator(_scorable)]
+ReferenceText = Annotated[
+    str,
+    Field(max_length=10_000, description="At least one word to score: letters a-z or digits"),
+    AfterValidator(_scorable),
+]
 
 
 def _supported(language: str, info: ValidationInfo) -> str:
@@ -81,4 +85,12 @@ def _supported(language: str, info: ValidationInfo) -> str:
 
 #: A language tag, checked against the configured transcriber when the
 #: validation context carries its ``languages``.
-Language = Annotated[str, Field(min_length=2, max_length=16), AfterValidator(_supported)]
+Language = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=16,
+        description="One the configured transcriber recognises (the embedded one: en-US)",
+    ),
+    AfterValidator(_supported),
+]

@@ -77,9 +77,9 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(TaskOut, "Created"),
-                    "200": _json(TaskOut, "Same Idempotency-Key: the earlier task"),
+                    "200": _json(TaskOut, "Same Idempotency-Key and request: the earlier task"),
                     **auth,
-                    **_errors(413, 415, 422, 503),
+                    **_errors(409, 413, 415, 422, 503),
                 },
             },
             "get": {

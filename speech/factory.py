@@ -7,11 +7,13 @@ from uuid import UUID
 import httpx
 from anyio import CapacityLimiter
 
+from . import ilps_remote, openai_remote, recognise
 from .base import Evaluation, Evaluator, Pipeline, Preprocessor, Transcriber, Transcription
 from .decode import EmbeddedPreprocessor
 from .evaluate import EmbeddedEvaluator
 from .http_client import RemoteClient
 from .ilps_remote import IlpsFeedbackEvaluator, IlpsPreprocessor, IlpsTranscriber
+from .languages import Languages
 from .openai_remote import OpenAITranscriber
 from .recognise import EmbeddedTranscriber
 from .settings import SpeechSettings
@@ -85,3 +87,12 @@ def build_pipeline(settings: SpeechSettings) -> Pipeline:
             await each.aclose()
 
     return Pipeline(preprocessor, transcriber, evaluator, aclose)
+
+
+def languages_of(settings: SpeechSettings) -> Languages:
+    """The languages the transcriber the settings choose recognises."""
+    if settings.transcriber == "ilps":
+        return ilps_remote.SUPPORTED
+    if settings.transcriber == "openai":
+        return openai_remote.SUPPORTED
+    return recognise.SUPPORTED

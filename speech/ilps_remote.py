@@ -23,10 +23,21 @@ from .base import (
     TransientStageError,
 )
 from .decode import check_audio
+from .languages import Languages
 from .remote import parse, post
 from .wav import from_wav, to_wav
 
 _ENGLISH = frozenset({"en", "en-us", "en_us", "english"})
+
+
+def _english(language: str) -> bool:
+    return language.strip().lower() in _ENGLISH
+
+
+#: The contract knows one ``lang``, ``english``: other languages are refused at creation.
+SUPPORTED = Languages(
+    _english, "en-US (also written en or english)", "the ILPS transcribing service"
+)
 
 
 class IlpsPreprocessor:
@@ -59,7 +70,7 @@ class IlpsTranscriber:
     async def transcribe(
         self, audio: NormalisedAudio, language: str, progress: ProgressCallback
     ) -> Transcription:
-        lang = "english" if language.strip().lower() in _ENGLISH else language
+        lang = "english" if _english(language) else language
         files = {"file": ("audio.wav", to_wav(audio.pcm), "audio/wav")}
         response = await post(
             self._client, "/", "transcribing service", data={"lang": lang}, files=files

@@ -11,6 +11,7 @@ import httpx
 from pydantic import BaseModel
 
 from .base import NormalisedAudio, Phoneme, ProgressCallback, Transcription, Word
+from .languages import Languages, well_formed
 from .pronounce import pronounce
 from .remote import parse, post
 from .wav import to_wav
@@ -35,6 +36,19 @@ def language_code(language: str) -> str | None:
     code = language.strip().lower().replace("_", "-").split("-", 1)[0]
     code = _ISO_639_1.get(code, code)
     return code if len(code) == 2 and code.isalpha() else None
+
+
+def _passable(language: str) -> bool:
+    return well_formed(language) and language_code(language) is not None
+
+
+#: Whisper-like servers know dozens of languages, and which depends on the model: any
+#: tag with a two-letter code is passed on, and the server has the last word.
+SUPPORTED = Languages(
+    _passable,
+    "any ISO 639-1 language code, alone or with a region (en, en-US, de, pt-BR...)",
+    "the transcription service",
+)
 
 
 def _phonemes(text: str, start: float, end: float) -> list[Phoneme]:
@@ -64,7 +78,7 @@ class OpenAITranscriber:
         if code := language_code(language):
             form["language"] = code
         files = {"file": ("audio.wav", to_wav(audio.pcm), "audio/wav")}
-        what = "transcription server"
+        what = "transcription service"
         response = await post(self._client, "audio/transcriptions", what, data=form, files=files)
         answer = parse(_Answer, response, what)
         await progress(1.0)

@@ -24,6 +24,7 @@ from .base import (
     Word,
 )
 from .ipa import to_ipa
+from .languages import Languages
 from .workers import run_in_worker
 
 LANGUAGES = frozenset({"en-us", "en", "english"})
@@ -39,6 +40,9 @@ _decoders: tuple[Any, Any] | None = None
 def supports(language: str) -> bool:
     """Whether the embedded models cover ``language`` (en-US, with "en" and "english" aliases)."""
     return language.strip().lower().replace("_", "-") in LANGUAGES
+
+
+SUPPORTED = Languages(supports, "en-US (also written en or english)", "the embedded recogniser")
 
 
 def _load() -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ and a garbled answer is as often a proxy or overload glitch as a bug.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 import httpx
@@ -15,44 +16,40 @@ from pydantic import BaseModel, ValidationError
 
 from .base import PermanentStageError, TransientStageError
 
+log = logging.getLogger(__name__)
+
 M = TypeVar("M", bound=BaseModel)
 
 _RETRYABLE = frozenset({408, 425, 429})
 
 
 async def post(client: httpx.AsyncClient, url: str, what: str, **request: Any) -> httpx.Response:
-    """POST to a remote engine, turning every failure into a stage error for ``what``."""
+    """POST to a remote engine, turning every failure into a stage error for ``what``.
+
+    The reason (a task's ``failure_reason``) names the service and the HTTP status
+    only; what the service said, and why a connection failed, go to the log.
+    """
     try:
         response = await client.post(url, **request)
     except httpx.TimeoutException as exc:
+        log.warning("the %s did not answer in time: %r", what, exc)
         raise TransientStageError(f"the {what} did not answer in time") from exc
     except httpx.HTTPError as exc:
-        raise TransientStageError(
-            f"the {what} could not be reached ({type(exc).__name__})"
-        ) from exc
+        log.warning("the %s could not be reached: %r", what, exc)
+        raise TransientStageError(f"the {what} could not be reached") from exc
     status = response.status_code
-    if status >= 500 or status in _RETRYABLE:
-        raise TransientStageError(f"the {what} failed (HTTP {status})")
     if status >= 300:
-        detail = _detail(response)
-        raise PermanentStageError(
-            f"the {what} refused the request (HTTP {status}{': ' + detail if detail else ''})"
-        )
+        log.warning("the %s answered HTTP %d: %s", what, status, _detail(response))
+    if status >= 500 or status in _RETRYABLE:
+        raise TransientStageError(f"the {what} is unavailable (HTTP {status})")
+    if status >= 300:
+        raise PermanentStageError(f"the {what} refused the request (HTTP {status})")
     return response
 
 
 def _detail(response: httpx.Response) -> str:
-    """The short message a JSON error answer carries (FastAPI ``detail``, OpenAI ``error``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        error = body.get("error")
-        message = error.get("message") if isinstance(error, dict) else body.get("detail")
-        if isinstance(message, str):
-            return message[:200]
-    return ""
+    """The start of an error answer's body, for the log."""
+    return response.text[:500]
 
 
 def parse(model: type[M], response: httpx.Response, what: str) -> M:
@@ -60,4 +57,5 @@ def parse(model: type[M], response: httpx.Response, what: str) -> M:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
+        log.warning("the %s sent an answer that does not validate: %s", what, exc)
         raise TransientStageError(f"the {what} sent an answer we cannot read") from exc

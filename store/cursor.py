@@ -8,6 +8,8 @@ import json
 from datetime import datetime
 from uuid import UUID
 
+from store.instants import representable
+
 
 class BadCursor(ValueError):
     """A cursor this service did not issue."""
@@ -23,8 +25,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, task_id = json.loads(raw)
         moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError("naive time")
+        if moment.tzinfo is None or not representable(moment):
+            raise ValueError("naive time, or out of range")
         return moment, UUID(task_id)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
         raise BadCursor("the cursor is not one this service issued") from error

@@ -62,6 +62,9 @@ class TaskRow(Base):
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    #: sha256 of the upload and fields (store/fingerprint.py): a repeated key must match
+    #: it. NULL on rows from before migration 0003, which match any repeat.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from store.cursor import decode_cursor, encode_cursor
 from store.database import Database
+from store.fingerprint import request_fingerprint
 from store.models import AudioRow, EventRow, TaskRow
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord, TaskSummary
 from store.sql import Query, compile_query
@@ -72,6 +73,7 @@ def _admit_statement() -> Select[Any]:
             status=Status.CREATED.value,
             last_seq=1,
             idempotency_key=bindparam("idempotency_key"),
+            request_fingerprint=bindparam("request_fingerprint"),
         )
         .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
         .returning(*_RECORD_COLUMNS)
@@ -130,7 +132,7 @@ _GET = compile_query(
     idempotent=True,
 )
 _BY_KEY = compile_query(
-    select(TaskRow.id).where(
+    select(TaskRow.id, TaskRow.request_fingerprint).where(
         TaskRow.user_id == bindparam("user_id"),
         TaskRow.idempotency_key == bindparam("idempotency_key"),
     ),
@@ -167,6 +169,18 @@ _DELETE = compile_query(
     .returning(TaskRow.id),
     idempotent=False,  # run again after a commit whose answer was lost, it would say "gone"
 )
+#: Inserts tried when the task holding the key is deleted between insert and lookup.
+_ADMIT_TRIES = 3
+
+
+class KeyReused(Exception):
+    """The idempotency key was used before with a different request."""
+
+
+class KeyContended(Exception):
+    """The task holding the key kept vanishing (deleted) while this request was admitted."""
+
+
 _COUNT = compile_query(select(func.count()).select_from(TaskRow), idempotent=True)
 
 
@@ -185,8 +199,24 @@ class TaskStore:
         """``create``, answering the task as stored (the existing one for a repeated key).
 
         Task, event and audio go in one statement (data-modifying CTEs): one round
-        trip, and all three rows or none.
+        trip, and all three rows or none. A repeated key with a different request is
+        ``KeyReused``. If the task holding the key is deleted after the insert met it,
+        the key is free again and the insert is tried once more: the repeat makes a
+        new task (``KeyContended`` if that keeps happening).
         """
+        fingerprint = None
+        if task.idempotency_key is not None:
+            fingerprint = request_fingerprint(task, upload)
+        for _ in range(_ADMIT_TRIES):
+            admitted = await self._insert_or_find(task, upload, fingerprint)
+            if admitted is not None:
+                return admitted
+        raise KeyContended(task.idempotency_key)
+
+    async def _insert_or_find(
+        self, task: NewTask, upload: NewUpload, fingerprint: str | None
+    ) -> tuple[TaskRecord, bool] | None:
+        """The new task, or the one holding the key; None if that one has just gone."""
         row = await self._database.row(
             _ADMIT,
             id=uuid4(),
@@ -196,6 +226,7 @@ class TaskStore:
             reference_text=task.reference_text,
             language=task.language,
             idempotency_key=task.idempotency_key,
+            request_fingerprint=fingerprint,
             a_filename=upload.filename,
             a_content_type=upload.content_type,
             a_size=len(upload.data),
@@ -206,12 +237,16 @@ class TaskStore:
         )
         if row is not None:
             return TaskRecord(**row), True
-        task_id = await self._database.value(
+        holder = await self._database.row(
             _BY_KEY, user_id=task.user_id, idempotency_key=task.idempotency_key
         )
-        record = await self.get(task.user_id, task_id)
-        assert record is not None  # only a DELETE racing the same user's retry can miss it
-        return record, False
+        if holder is None:
+            return None
+        stored = holder.request_fingerprint
+        if stored is not None and fingerprint is not None and stored != fingerprint:
+            raise KeyReused(task.idempotency_key)
+        record = await self.get(task.user_id, holder.id)
+        return None if record is None else (record, False)
 
     async def get(self, user_id: UUID, task_id: UUID) -> TaskRecord | None:
         row = await self._database.row(_GET, id=task_id, user_id=user_id)

@@ -238,9 +238,9 @@ async def test_openai_api_key_and_answers_without_words(whisper: Remote) -> None
 
 MODES = [
     ("slow", TransientStageError, "did not answer in time"),
-    ("5xx", TransientStageError, r"failed \(HTTP 503\)"),
-    ("429", TransientStageError, r"failed \(HTTP 429\)"),
-    ("4xx", PermanentStageError, r"refused the request \(HTTP 422: unsupported audio\)"),
+    ("5xx", TransientStageError, r"is unavailable \(HTTP 503\)$"),
+    ("429", TransientStageError, r"is unavailable \(HTTP 429\)$"),
+    ("4xx", PermanentStageError, r"refused the request \(HTTP 422\)$"),
     ("malformed", TransientStageError, "(cannot read|no 16 kHz mono WAV)"),
 ]
 
@@ -261,12 +261,45 @@ async def test_failures(
         await _call(engine, client)
 
 
+#: The name each engine gives its service in a reason a user reads.
+SERVICE = {
+    "preprocessing": "the preprocessing service",
+    "transcribing": "the transcribing service",
+    "feedback": "the feedback service",
+    "whisper": "the transcription service",
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("client", ENGINES, indirect=True)
+@pytest.mark.parametrize(
+    ("mode", "status", "says"),
+    [("4xx", 422, "refused the request"), ("5xx", 503, "is unavailable")],
+)
+async def test_a_remote_error_gives_a_short_reason_and_logs_the_services_detail(
+    client: httpx.AsyncClient,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    status: int,
+    says: str,
+) -> None:
+    engine = request.node.callspec.params["client"]
+    request.getfixturevalue(engine).mode = mode
+    with caplog.at_level("WARNING", logger="speech.remote"), pytest.raises(StageError) as caught:
+        await _call(engine, client)
+    assert caught.value.reason == f"{SERVICE[engine]} {says} (HTTP {status})"
+    detail = "unsupported audio" if mode == "4xx" else "overloaded"
+    assert detail in caplog.text  # the service's own words are for the operator
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("engine", ENGINES)
 async def test_unreachable_is_transient(engine: str) -> None:
     async with httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=2) as client:
-        with pytest.raises(TransientStageError, match="could not be reached"):
+        with pytest.raises(TransientStageError) as caught:
             await _call(engine, client)
+    assert caught.value.reason == f"{SERVICE[engine]} could not be reached"
 
 
 @pytest.mark.anyio

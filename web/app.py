@@ -6,10 +6,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from store.tasks import KeyContended, KeyReused
 from supervisor.ports import JournalUnavailable
 from web import openapi, routes_health, routes_ilps, routes_tasks
 from web.context import Services
-from web.errors import ApiError, on_api_error, on_crash, on_http_exception, on_unavailable
+from web.errors import (
+    ApiError,
+    on_api_error,
+    on_crash,
+    on_http_exception,
+    on_key_contended,
+    on_key_reused,
+    on_unavailable,
+)
 
 
 def create_app(services: Services) -> Starlette:
@@ -23,6 +32,8 @@ def create_app(services: Services) -> Starlette:
             ApiError: on_api_error,
             HTTPException: on_http_exception,
             JournalUnavailable: on_unavailable,
+            KeyReused: on_key_reused,
+            KeyContended: on_key_contended,
             Exception: on_crash,
         },
     )

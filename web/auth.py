@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -12,7 +14,12 @@ from starlette.requests import HTTPConnection
 
 from web.errors import ApiError
 from web.settings import Settings
+from web.token_checks import check_times, reason
 
+log = logging.getLogger(__name__)
+
+#: Seconds since the epoch; ``time.time`` unless a test moves time itself.
+Clock = Callable[[], float]
 _CHALLENGE = 'Bearer realm="tasks"'
 
 
@@ -30,8 +37,9 @@ class _VerifiedTokens:
     user id and the expiry, which is checked again on every use.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, clock: Clock) -> None:
         self._size = size
+        self._clock = clock
         self._entries: dict[str, tuple[UUID, float]] = {}
 
     def get(self, token: str) -> UUID | None:
@@ -39,7 +47,7 @@ class _VerifiedTokens:
         if entry is None:
             return None
         user_id, expires = entry
-        if time.time() >= expires:
+        if self._clock() >= expires:
             del self._entries[token]
             return None
         return user_id
@@ -60,12 +68,14 @@ class Authenticator:
         algorithm: str,
         mode: str = "jwt",
         gateway_header: str = "X-User-Id",
+        clock: Clock = time.time,
     ) -> None:
         self._key = key
         self._algorithm = algorithm
         self._mode = mode
         self._gateway_header = gateway_header
-        self._verified = _VerifiedTokens(4096)
+        self._clock = clock
+        self._verified = _VerifiedTokens(4096, clock)
 
     def user_id(self, connection: HTTPConnection) -> UUID:
         if self._mode == "gateway":
@@ -86,17 +96,23 @@ class Authenticator:
                 token,
                 self._key,
                 algorithms=[self._algorithm],  # one algorithm: no "none", no HS/RS confusion
-                options={"require": ["exp", "sub"]},
+                # The times are checked by check_times, against this service's clock.
+                options={
+                    "require": ["exp", "sub"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise _unauthorized("the token has expired") from None
+            expires = check_times(claims, self._clock())
         except jwt.InvalidTokenError as error:
-            raise _unauthorized(f"the token is not valid: {error}") from None
+            log.info("a token was refused: %s: %s", type(error).__name__, error)
+            raise _unauthorized(reason(error)) from None
         try:
             user_id = UUID(str(claims["sub"]))
         except ValueError:
             raise _unauthorized("the token's subject is not a user id") from None
-        self._verified.put(token, user_id, float(claims["exp"]))
+        self._verified.put(token, user_id, float(expires))
         return user_id
 
     def _from_gateway(self, connection: HTTPConnection) -> UUID:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import anyio
 from starlette.requests import HTTPConnection
 
+from speech import recognise
+from speech.languages import Languages
 from store.database import Database
 from store.tasks import TaskStore
 from supervisor.door import TaskDoor
@@ -26,6 +28,8 @@ class Services:
     door: TaskDoor = field(init=False)
     #: Set on SIGTERM: new tasks get 503 while the actors stop.
     draining: anyio.Event = field(default_factory=anyio.Event)
+    #: What the configured transcriber recognises: other languages are a 422 at creation.
+    languages: Languages = recognise.SUPPORTED
 
     def __post_init__(self) -> None:
         self.door = TaskDoor(self.supervisor)

@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from web.allow import allowed_methods
+
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -57,12 +59,30 @@ async def on_api_error(request: Request, error: Exception) -> Response:
 
 async def on_http_exception(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    return error_response(ApiError(error.status_code, str(error.detail), headers=error.headers))
+    headers = error.headers
+    if error.status_code == 405:
+        allowed = allowed_methods(request.app.router.routes, request.scope)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    return error_response(ApiError(error.status_code, str(error.detail), headers=headers))
 
 
 async def on_unavailable(request: Request, error: Exception) -> Response:
     detail = "the database is unavailable; try again shortly"
     return error_response(ApiError(503, detail, headers={"Retry-After": "2"}))
+
+
+async def on_key_reused(request: Request, error: Exception) -> Response:
+    # The IETF Idempotency-Key draft: 422 when "the key was used with a different request".
+    detail = (
+        "this Idempotency-Key was used before with a different request "
+        "(another file or other fields); send a new key for a new upload"
+    )
+    return error_response(ApiError(422, detail))
+
+
+async def on_key_contended(request: Request, error: Exception) -> Response:
+    detail = "the task of this Idempotency-Key was being deleted meanwhile; try again"
+    return error_response(ApiError(409, detail))
 
 
 async def on_crash(request: Request, error: Exception) -> Response:

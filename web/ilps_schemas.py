@@ -102,7 +102,9 @@ class TaskDetailOut(BaseModel):
     status: LegacyStatus
     result: str | None
     accuracy: float | None = Field(ge=0, le=100)
-    mistakes: list[dict[str, Any]] | None
+    #: Always a list, empty when the task was not scored: the Android app filters it
+    #: without a null check (ILPS-CONTRACT.md).
+    mistakes: list[dict[str, Any]]
     comment: str | None
 
     @classmethod
@@ -114,7 +116,7 @@ class TaskDetailOut(BaseModel):
             status=gateway_status(record.status),
             result=record.result,
             accuracy=_accuracy(record.accuracy),
-            mistakes=record.mistakes,
+            mistakes=record.mistakes or [],
             comment=comment_of(record.status, record.failure_reason),
         )
 

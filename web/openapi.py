@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from web.params import INSTANT_RANGE, SEQ_MAX
 from web.routes_tasks import CreateFields
 from web.schemas import AcceptedOut, ErrorOut, EventOut, TaskListOut, TaskOut
 
@@ -20,6 +21,20 @@ _ID = {
     "required": True,
     "schema": {"type": "string", "format": "uuid"},
 }
+
+
+#: An event's seq: a PostgreSQL integer.
+_SEQ = {"type": "integer", "minimum": 0, "maximum": SEQ_MAX}
+
+
+def _instant(name: str, description: str) -> dict[str, Any]:
+    # JSON Schema bounds numbers, not date-times: the range is stated in words.
+    return {
+        "name": name,
+        "in": "query",
+        "description": f"{description}: an RFC 3339 date-time {INSTANT_RANGE}",
+        "schema": {"type": "string", "format": "date-time"},
+    }
 
 
 def _ref(model: type[BaseModel]) -> dict[str, Any]:
@@ -62,9 +77,9 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(TaskOut, "Created"),
-                    "200": _json(TaskOut, "Same Idempotency-Key: the earlier task"),
+                    "200": _json(TaskOut, "Same Idempotency-Key and request: the earlier task"),
                     **auth,
-                    **_errors(413, 415, 422, 503),
+                    **_errors(409, 413, 415, 422, 503),
                 },
             },
             "get": {
@@ -92,16 +107,8 @@ def _paths() -> dict[str, Any]:
                             )["properties"]["status"],
                         },
                     },
-                    {
-                        "name": "created_after",
-                        "in": "query",
-                        "schema": {"type": "string", "format": "date-time"},
-                    },
-                    {
-                        "name": "created_before",
-                        "in": "query",
-                        "schema": {"type": "string", "format": "date-time"},
-                    },
+                    _instant("created_after", "Tasks created after this time"),
+                    _instant("created_before", "Tasks created before this time"),
                 ],
                 "responses": {"200": _json(TaskListOut, "A page of tasks"), **auth, **_errors(422)},
             },
@@ -125,12 +132,12 @@ def _paths() -> dict[str, Any]:
                     {
                         "name": "Last-Event-ID",
                         "in": "header",
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": _SEQ,
                     },
                     {
                         "name": "last_event_id",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": _SEQ,
                     },
                 ],
                 "responses": {

@@ -35,8 +35,9 @@ from web.ilps_schemas import (
     status_updated,
 )
 from web.ilps_status import StatusTracker, StatusUpdate, opening_updates
+from web.params import last_event_id
 from web.responses import ModelResponse
-from web.routes_tasks import admit, last_event_id, refuse_when_draining
+from web.routes_tasks import admit, refuse_when_draining
 from web.sse import EventSink, EventStreamResponse, frame
 from web.uploads import read_upload
 

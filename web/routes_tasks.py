@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from contextlib import aclosing
 from dataclasses import replace
-from datetime import datetime
 from urllib.parse import quote
 from uuid import UUID
 
@@ -25,6 +24,7 @@ from supervisor.supervisor import NotAccepting
 from web.context import Services, services
 from web.errors import ApiError, error_response, not_found
 from web.feed import open_feed
+from web.params import Instant, Language, ReferenceText, last_event_id
 from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
@@ -36,8 +36,8 @@ class CreateFields(BaseModel):
 
     title: str | None = Field(None, max_length=50)
     text_id: UUID | None = None
-    reference_text: str | None = Field(None, max_length=10_000)
-    language: str = Field("en-US", min_length=2, max_length=16)
+    reference_text: ReferenceText | None = None
+    language: Language = "en-US"
     sample_rate: int | None = Field(None, ge=4000, le=192_000)
     channels: int | None = Field(None, ge=1, le=8)
 
@@ -46,8 +46,8 @@ class ListParams(BaseModel):
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=200)
     status: list[Status] = []
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    created_after: Instant | None = None
+    created_before: Instant | None = None
 
 
 def validation_detail(error: ValidationError) -> str:
@@ -72,7 +72,7 @@ async def create_task(request: Request) -> Response:
         raise ApiError(422, "Idempotency-Key must be 1 to 200 characters")
     parsed = await read_upload(request, app.settings.max_upload_bytes)
     try:
-        fields = CreateFields.model_validate(parsed.fields)
+        fields = CreateFields.model_validate(parsed.fields, context={"languages": app.languages})
     except ValidationError as error:
         raise ApiError(422, validation_detail(error)) from None
     upload = parsed.upload
@@ -211,13 +211,6 @@ async def delete_task(request: Request) -> Response:
     if not await app.door.delete(task_id, functools.partial(app.store.delete, user_id, task_id)):
         raise not_found()
     return Response(status_code=204)
-
-
-def last_event_id(request: Request) -> int:
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
-    if not raw.strip().isdigit():
-        raise ApiError(422, "Last-Event-ID must be a non-negative integer (an event's seq)")
-    return int(raw)
 
 
 def _native_frame(event: Event) -> bytes:

@@ -20,7 +20,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
-from speech.factory import build_pipeline
+from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.database import Database, open_database
 from store.journal import PgJournal
@@ -89,7 +89,12 @@ async def _running(
     pipeline = build_pipeline(speech)
     supervisor = Supervisor(PgJournal(database), pipeline, settings.supervisor_config())
     services = Services(
-        settings, database, TaskStore(database), supervisor, authenticator(settings)
+        settings,
+        database,
+        TaskStore(database),
+        supervisor,
+        authenticator(settings),
+        languages=languages_of(speech),
     )
     sock = bind(settings.http_host, settings.http_port)
     config = uvicorn.Config(

@@ -125,7 +125,7 @@ class Supervisor:
         intensity = RestartIntensity(config.max_restarts, config.restart_period, self._clock)
         task_id = owned.task_id
         outages = 0
-        while True:
+        while not owned.stopping:  # stopped while waiting to restart: no new actor
             try:
                 await self._run_actor(owned, snapshot)
                 return
@@ -184,7 +184,11 @@ class Supervisor:
                 case Subscribe(reply=reply):
                     reply.set(None)
                 case Cancel(reason=reason, reply=reply):
-                    reply.set(await self.cancel_offline(owned.task_id, reason))
+                    try:
+                        reply.set(await self.cancel_offline(owned.task_id, reason))
+                    except Exception:  # noqa: BLE001 - the supervisor must outlive it
+                        log.exception("task %s: could not record a cancel", owned.task_id)
+                        reply.set(CancelOutcome.UNAVAILABLE)
                 case Stop():
                     pass
 

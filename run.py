@@ -28,7 +28,8 @@ def _config_error(error: ValidationError | ValueError) -> int:
 
 
 def _token(user: str) -> int:
-    from web.auth import issue_token, signing_key
+    """Sign with the running service's secret; never make one (it would be the wrong one)."""
+    from web.auth import issue_token, secret_path, stored_secret
     from web.settings import Settings
 
     try:
@@ -36,9 +37,21 @@ def _token(user: str) -> int:
         user_id = uuid.UUID(user)
         if not settings.auth_jwt_algorithm.startswith("HS"):
             raise ValueError("tokens can only be made with an HS* secret")
-        key = signing_key(settings)
     except (ValidationError, ValueError) as error:
         return _config_error(error)
+    if settings.auth_jwt_secret is not None:
+        key = settings.auth_jwt_secret.get_secret_value()
+    else:
+        found = stored_secret(settings.data_dir)
+        if found is None:
+            print(
+                "no JWT secret: MANAGER_AUTH_JWT_SECRET is unset and "
+                f"{secret_path(settings.data_dir)} does not exist; set MANAGER_DATA_DIR to "
+                "the service's data dir (or run from the service's directory)",
+                file=sys.stderr,
+            )
+            return 2
+        key = found
     print(issue_token(key, user_id, algorithm=settings.auth_jwt_algorithm))
     return 0
 

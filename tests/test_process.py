@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import DATA, free_port
 from tests.process_helpers import ROOT, ServiceProcess, clean_env, stop_leftovers
 from tests.service_helpers import repeat_wav
+from web.auth import development_secret
 
 
 @pytest.fixture
@@ -90,23 +91,56 @@ def test_kill_9_during_transcribing_loses_nothing(service: ServiceProcess) -> No
     assert service.terminate() == 0
 
 
-def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
-    user = uuid.uuid4()
-    done = subprocess.run(
+def _token_command(cwd: Path, user: uuid.UUID, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "token", "--user", str(user)],
-        cwd=tmp_path,
-        env=clean_env(),
+        cwd=cwd,
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
     )
+
+
+def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
+    secret = development_secret(tmp_path / ".data")  # what the service made at its first start
+    user = uuid.uuid4()
+    done = _token_command(tmp_path, user)
+    assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     assert done.stdout.count("\n") == 1
-    secret = (tmp_path / ".data" / "jwt-secret").read_text().strip()
     claims = jwt.decode(token, secret, algorithms=["HS512"])
     assert claims["sub"] == str(user)
     assert claims["exp"] > claims["iat"]
+
+
+def test_token_command_from_another_directory_uses_the_data_dir_it_is_given(
+    tmp_path: Path,
+) -> None:
+    service_data = tmp_path / "service" / ".data"
+    secret = development_secret(service_data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    user = uuid.uuid4()
+    done = _token_command(elsewhere, user, MANAGER_DATA_DIR=str(service_data))
+    assert done.returncode == 0, done.stderr
+    assert jwt.decode(done.stdout.strip(), secret, algorithms=["HS512"])["sub"] == str(user)
+    assert not (elsewhere / ".data").exists()
+
+
+def test_token_command_without_a_secret_creates_none_and_says_where_it_looked(
+    tmp_path: Path,
+) -> None:
+    done = _token_command(tmp_path, uuid.uuid4())
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert not (tmp_path / ".data").exists()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str((tmp_path / ".data" / "jwt-secret").resolve()) in lines[0]
+    assert "MANAGER_DATA_DIR" in lines[0]
+    assert "MANAGER_AUTH_JWT_SECRET" in lines[0]
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(

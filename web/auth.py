@@ -113,9 +113,21 @@ def issue_token(secret: str, user_id: UUID, *, algorithm: str = "HS512", days: i
     return jwt.encode(claims, secret, algorithm=algorithm)
 
 
+def secret_path(data_dir: Path) -> Path:
+    """Where the development secret of ``data_dir`` lives (an absolute path)."""
+    return (data_dir / "jwt-secret").resolve()
+
+
+def stored_secret(data_dir: Path) -> str | None:
+    """The development secret kept in ``data_dir``, or None when there is none yet."""
+    path = secret_path(data_dir)
+    secret = path.read_text().strip() if path.is_file() else ""
+    return secret or None
+
+
 def development_secret(data_dir: Path) -> str:
     """The secret kept in the data dir (mode 0600), made on first use."""
-    path = data_dir / "jwt-secret"
+    path = secret_path(data_dir)
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)

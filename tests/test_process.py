@@ -13,7 +13,13 @@ import jwt
 import pytest
 
 from tests.conftest import DATA, free_port
-from tests.process_helpers import ROOT, ServiceProcess, clean_env, stop_leftovers
+from tests.process_helpers import (
+    ROOT,
+    ServiceProcess,
+    clean_env,
+    postgres_processes,
+    stop_leftovers,
+)
 from tests.service_helpers import repeat_wav
 from web.auth import development_secret
 
@@ -89,6 +95,15 @@ def test_kill_9_during_transcribing_loses_nothing(service: ServiceProcess) -> No
     assert detail["status"] == "completed"
     assert detail["transcript"]
     assert service.terminate() == 0
+
+
+def test_clean_stop_after_a_kill_9_stops_the_embedded_database(service: ServiceProcess) -> None:
+    service.start()
+    service.kill9()
+    assert postgres_processes(service.cwd), "kill -9 leaves the database running, to be reused"
+    service.start()
+    assert service.terminate() == 0
+    assert postgres_processes(service.cwd) == []
 
 
 def _token_command(cwd: Path, user: uuid.UUID, **env: str) -> subprocess.CompletedProcess[str]:

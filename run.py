@@ -88,7 +88,7 @@ def _serve() -> int:
     from store.embedded import start_embedded
     from store.migrate import upgrade
     from web.auth import signing_key
-    from web.service import serve_forever
+    from web.service import bind, serve_forever
     from web.settings import Settings
 
     try:
@@ -97,6 +97,14 @@ def _serve() -> int:
         signing_key(settings)
     except (ValidationError, ValueError) as error:
         return _config_error(error)
+    try:
+        # First, so that a port in use stops the start before any database work.
+        sock = bind(settings.http_host, settings.http_port)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        where = f"{settings.http_host}:{settings.http_port}"
+        print(f"cannot listen on {where}: {reason}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -107,7 +115,7 @@ def _serve() -> int:
         upgrade(url)
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
     _banner(f"http://{host}:{settings.http_port}", settings)
-    anyio.run(serve_forever, settings, speech, url, backend_options={"use_uvloop": True})
+    anyio.run(serve_forever, settings, speech, url, sock, backend_options={"use_uvloop": True})
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import uuid
@@ -104,6 +105,28 @@ def test_clean_stop_after_a_kill_9_stops_the_embedded_database(service: ServiceP
     service.start()
     assert service.terminate() == 0
     assert postgres_processes(service.cwd) == []
+
+
+def test_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "run.py")],
+            cwd=tmp_path,
+            env=clean_env(MANAGER_HTTP_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"cannot listen on 0.0.0.0:{port}: address already in use"
+    ]
+    assert not (tmp_path / ".data" / "postgres").exists()  # bound before the database started
+    assert postgres_processes(tmp_path) == []
 
 
 def _token_command(cwd: Path, user: uuid.UUID, **env: str) -> subprocess.CompletedProcess[str]:

@@ -63,35 +63,49 @@ class RunningService:
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (OSError when that is refused)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(4096)
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 @asynccontextmanager
 async def open_service(
-    settings: Settings, speech: SpeechSettings, url: URL | str
+    settings: Settings,
+    speech: SpeechSettings,
+    url: URL | str,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[RunningService]:
-    """Start everything; on exit, drain and stop. The socket listens before this yields."""
-    async with open_database(url, pool_size=settings.db_pool_size) as database:
-        async with _running(settings, speech, database) as running:
-            yield running
+    """Start everything; on exit, drain and stop. The socket listens before this yields.
+
+    ``sock`` is a socket already bound (``bind``), which this then owns and closes;
+    without one, it binds ``settings.http_host:http_port`` itself.
+    """
+    if sock is None:
+        sock = bind(settings.http_host, settings.http_port)
+    with sock:
+        async with open_database(url, pool_size=settings.db_pool_size) as database:
+            async with _running(settings, speech, database, sock) as running:
+                yield running
 
 
 @asynccontextmanager
 async def _running(
-    settings: Settings, speech: SpeechSettings, database: Database
+    settings: Settings, speech: SpeechSettings, database: Database, sock: socket.socket
 ) -> AsyncIterator[RunningService]:
     pipeline = build_pipeline(speech)
     supervisor = Supervisor(PgJournal(database), pipeline, settings.supervisor_config())
     services = Services(
         settings, database, TaskStore(database), supervisor, authenticator(settings)
     )
-    sock = bind(settings.http_host, settings.http_port)
     config = uvicorn.Config(
         create_app(services),
         lifespan="off",
@@ -119,7 +133,6 @@ async def _running(
                 with anyio.CancelScope(shield=True):
                     await running.drain()
     finally:
-        sock.close()
         if pipeline.aclose is not None:
             with anyio.CancelScope(shield=True):
                 await pipeline.aclose()
@@ -151,10 +164,12 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*_GC_THRESHOLDS)
 
 
-async def serve_forever(settings: Settings, speech: SpeechSettings, url: URL | str) -> None:
+async def serve_forever(
+    settings: Settings, speech: SpeechSettings, url: URL | str, sock: socket.socket | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with open_service(settings, speech, url) as running:
+        async with open_service(settings, speech, url, sock) as running:
             _tune_garbage_collector()
             async for signum in signals:
                 log.warning("received %s: draining", signal.Signals(signum).name)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
 
 from supervisor.ports import JournalUnavailable
 from web import openapi, routes_health, routes_ilps, routes_tasks
 from web.context import Services
 from web.errors import ApiError, on_api_error, on_crash, on_http_exception, on_unavailable
+from web.trusted import TrustedNetworks, TrustedPeersOnly
 
 
 def create_app(services: Services) -> Starlette:
     routes: list[BaseRoute] = [*routes_health.ROUTES, *openapi.ROUTES, *routes_tasks.ROUTES]
     if services.settings.ilps_compat:
-        routes += routes_ilps.ROUTES
+        trusted = services.settings.trusted()
+        routes += [_trusted_only(route, trusted) for route in routes_ilps.ROUTES]
     app = Starlette(
         debug=False,
         routes=routes,
@@ -28,3 +31,15 @@ def create_app(services: Services) -> Starlette:
     )
     app.state.services = services
     return app
+
+
+#: Legacy routes that take no user id, open to every peer like /healthz.
+_NO_IDENTITY = frozenset({"/health"})
+
+
+def _trusted_only(route: BaseRoute, trusted: TrustedNetworks) -> BaseRoute:
+    """The legacy route behind the trusted-peer check: it believes the body's user_id."""
+    if not isinstance(route, Route) or route.path in _NO_IDENTITY:
+        return route
+    guard = Middleware(TrustedPeersOnly, trusted=trusted)
+    return Route(route.path, route.endpoint, methods=route.methods, middleware=[guard])

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from web.errors import ApiError
 from web.settings import Settings
+from web.trusted import TrustedNetworks
 
 _CHALLENGE = 'Bearer realm="tasks"'
 
@@ -60,11 +61,13 @@ class Authenticator:
         algorithm: str,
         mode: str = "jwt",
         gateway_header: str = "X-User-Id",
+        trusted: TrustedNetworks | None = None,
     ) -> None:
         self._key = key
         self._algorithm = algorithm
         self._mode = mode
         self._gateway_header = gateway_header
+        self._trusted = trusted if trusted is not None else TrustedNetworks(())
         self._verified = _VerifiedTokens(4096)
 
     def user_id(self, connection: HTTPConnection) -> UUID:
@@ -100,6 +103,7 @@ class Authenticator:
         return user_id
 
     def _from_gateway(self, connection: HTTPConnection) -> UUID:
+        self._trusted.check(connection.scope)  # the header proves nothing from elsewhere
         try:
             return UUID(connection.headers[self._gateway_header])
         except (KeyError, ValueError):
@@ -153,4 +157,5 @@ def authenticator(settings: Settings) -> Authenticator:
         algorithm=settings.auth_jwt_algorithm,
         mode=settings.auth_mode,
         gateway_header=settings.auth_gateway_header,
+        trusted=settings.trusted(),
     )

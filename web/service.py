@@ -109,6 +109,9 @@ async def _running(
     config = uvicorn.Config(
         create_app(services),
         lifespan="off",
+        # scope["client"] stays the TCP peer: the trusted-network check must not be
+        # fooled by an X-Forwarded-For that anyone on loopback can send.
+        proxy_headers=False,
         log_level=settings.log_level,
         access_log=settings.debug_mode,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,

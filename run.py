@@ -89,7 +89,7 @@ def _serve() -> int:
 
     from speech.settings import SpeechSettings
     from store.embedded import start_embedded
-    from store.migrate import upgrade
+    from store.instance_lock import AnotherInstanceRunning
     from web.auth import signing_key
     from web.service import bind, serve_forever
     from web.settings import Settings
@@ -112,12 +112,20 @@ def _serve() -> int:
     url: URL = (
         settings.external_url() if not settings.embedded else start_embedded(settings.data_dir)
     )
-    if settings.migrate_on_start:
-        upgrade(url)
     on_ready = functools.partial(_print_banner, settings)
-    anyio.run(
-        serve_forever, settings, speech, url, sock, on_ready, backend_options={"use_uvloop": True}
-    )
+    try:
+        anyio.run(
+            serve_forever,
+            settings,
+            speech,
+            url,
+            sock,
+            on_ready,
+            backend_options={"use_uvloop": True},
+        )
+    except AnotherInstanceRunning as error:
+        print(error, file=sys.stderr)
+        return 1
     return 0
 
 

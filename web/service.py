@@ -23,7 +23,9 @@ from sqlalchemy import URL
 from speech.factory import build_pipeline
 from speech.settings import SpeechSettings
 from store.database import Database, open_database
+from store.instance_lock import hold_instance_lock
 from store.journal import PgJournal
+from store.migrate import upgrade
 from store.tasks import TaskStore
 from supervisor.supervisor import Supervisor
 from web.app import create_app
@@ -96,14 +98,19 @@ async def open_service(
     """Start everything; on exit, drain and stop. The socket listens before this yields.
 
     ``sock`` is a socket already bound (``bind``), which this then owns and closes;
-    without one, it binds ``settings.http_host:http_port`` itself.
+    without one, it binds ``settings.http_host:http_port`` itself. Raises
+    AnotherInstanceRunning when another live instance runs the tasks of this database.
     """
     if sock is None:
         sock = bind(settings.http_host, settings.http_port)
     with sock:
-        async with open_database(url, pool_size=settings.db_pool_size) as database:
-            async with _running(settings, speech, database, sock) as running:
-                yield running
+        # Before the migrations and the recovery of tasks: one instance per database.
+        async with hold_instance_lock(url):
+            if settings.migrate_on_start:
+                await anyio.to_thread.run_sync(upgrade, url)  # alembic runs its own loop
+            async with open_database(url, pool_size=settings.db_pool_size) as database:
+                async with _running(settings, speech, database, sock) as running:
+                    yield running
 
 
 @asynccontextmanager

@@ -37,10 +37,17 @@ class AnotherInstanceRunning(Exception):
 
 
 def describe(url: URL | str) -> str:
-    """The database of ``url`` for people: ``postgres://user@host:port/name``, no password."""
+    """The database of ``url`` as a libpq URI without the password.
+
+    ``postgres://user@host:port/name``, or ``postgres://user@/name?host=/dir`` for a
+    Unix socket (the embedded server).
+    """
     args = connect_arguments(make_url(url))
-    port = f":{args['port']}" if args["port"] else ""
-    return f"postgres://{args['user'] or ''}@{args['host'] or ''}{port}/{args['database'] or ''}"
+    host, port = args["host"] or "", f":{args['port']}" if args["port"] else ""
+    user, database = args["user"] or "", args["database"] or ""
+    if host.startswith("/"):
+        return f"postgres://{user}@/{database}?host={host}"
+    return f"postgres://{user}@{host}{port}/{database}"
 
 
 @asynccontextmanager

@@ -16,7 +16,8 @@ import anyio
 import asyncpg
 import pytest
 
-from store.instance_lock import LOCK_KEY
+from store.embedded import socket_url
+from store.instance_lock import LOCK_KEY, describe
 from tests.conftest import MACHINE_HOST, MACHINE_PORT, free_port, machine_pg_available
 from tests.process_helpers import ROOT, ServiceProcess, clean_env
 
@@ -120,3 +121,8 @@ def test_kill_9_frees_the_database_for_the_next_instance(
     assert anyio.run(_lock_holders, database) == 1
     assert first.terminate() == 0
     assert anyio.run(_lock_holders, database) == 0
+
+
+def test_the_refusal_names_a_socket_database_as_libpq_does() -> None:
+    url = socket_url(Path("/srv/stm/.data/postgres"), "postgres")
+    assert describe(url) == "postgres://postgres@/postgres?host=/srv/stm/.data/postgres"

@@ -50,17 +50,24 @@ def describe(url: URL | str) -> str:
     return f"postgres://{user}@{host}{port}/{database}"
 
 
+#: How long a held lock is waited for before giving up: a holder killed a moment ago
+#: (a restart right after ``kill -9``) is gone as soon as its server process sees it.
+GRACE_SECONDS = 3.0
+
+
 @asynccontextmanager
-async def hold_instance_lock(url: URL | str) -> AsyncIterator[None]:
+async def hold_instance_lock(
+    url: URL | str, *, grace: float = GRACE_SECONDS
+) -> AsyncIterator[None]:
     """Hold the instance lock of the database at ``url`` while the block runs.
 
-    Raises AnotherInstanceRunning at once, without waiting, when another session has it.
+    Raises AnotherInstanceRunning when another session still has it after ``grace``.
     """
     connection = await asyncpg.connect(
         **connect_arguments(url), server_settings={"application_name": _APPLICATION_NAME}
     )
     try:
-        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+        if not await _take(connection, grace):
             raise AnotherInstanceRunning(describe(url))
         connection.add_termination_listener(_lost)
         yield
@@ -68,6 +75,19 @@ async def hold_instance_lock(url: URL | str) -> AsyncIterator[None]:
         connection.remove_termination_listener(_lost)
         with anyio.CancelScope(shield=True):
             await _close(connection)
+
+
+async def _take(connection: asyncpg.Connection, grace: float) -> bool:
+    if await connection.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+        return True
+    # Held: wait on the server, which wakes this the moment the holder's session ends.
+    try:
+        async with connection.transaction():
+            await connection.execute(f"SET LOCAL lock_timeout = {max(1, int(grace * 1000))}")
+            await connection.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+    except asyncpg.LockNotAvailableError:
+        return False
+    return True  # a session lock: it outlives the transaction
 
 
 def _lost(connection: asyncpg.Connection) -> None:

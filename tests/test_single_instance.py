@@ -15,9 +15,11 @@ from pathlib import Path
 import anyio
 import asyncpg
 import pytest
+from sqlalchemy import URL
 
+from store.database import connect_arguments
 from store.embedded import socket_url
-from store.instance_lock import LOCK_KEY, describe
+from store.instance_lock import LOCK_KEY, AnotherInstanceRunning, describe, hold_instance_lock
 from tests.conftest import MACHINE_HOST, MACHINE_PORT, free_port, machine_pg_available
 from tests.process_helpers import ROOT, ServiceProcess, clean_env
 
@@ -126,3 +128,63 @@ def test_kill_9_frees_the_database_for_the_next_instance(
 def test_the_refusal_names_a_socket_database_as_libpq_does() -> None:
     url = socket_url(Path("/srv/stm/.data/postgres"), "postgres")
     assert describe(url) == "postgres://postgres@/postgres?host=/srv/stm/.data/postgres"
+
+
+def _url(database: str) -> URL:
+    return URL.create(
+        "postgresql+asyncpg",
+        username="postgres",
+        host=MACHINE_HOST,
+        port=MACHINE_PORT,
+        database=database,
+    )
+
+
+async def _waiting_for_the_lock(database: str) -> int:
+    connection = await asyncpg.connect(**connect_arguments(_url(database)))
+    try:
+        waiting: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+        return waiting
+    finally:
+        await connection.close()
+
+
+@pytest.mark.anyio
+async def test_a_holder_that_lets_go_within_the_grace_is_waited_for(database: str) -> None:
+    holder = await asyncpg.connect(**connect_arguments(_url(database)))
+    taken = anyio.Event()
+
+    async def take() -> None:
+        async with hold_instance_lock(_url(database), grace=60):
+            taken.set()
+
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+        async with anyio.create_task_group() as group:
+            group.start_soon(take)
+            for _ in range(200):  # the server's own view: the taker waits (10 s at most)
+                if await _waiting_for_the_lock(database):
+                    break
+                await anyio.sleep(0.05)
+            else:
+                pytest.fail("hold_instance_lock never waited for the lock")
+            assert not taken.is_set()
+            await holder.close()  # as a killed instance's session ends
+            with anyio.fail_after(10):
+                await taken.wait()
+    finally:
+        holder.terminate()
+
+
+@pytest.mark.anyio
+async def test_a_holder_that_stays_is_refused_after_the_grace(database: str) -> None:
+    holder = await asyncpg.connect(**connect_arguments(_url(database)))
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+        with anyio.fail_after(10), pytest.raises(AnotherInstanceRunning):
+            async with hold_instance_lock(_url(database), grace=0.1):
+                pytest.fail("the lock was taken twice")
+    finally:
+        await holder.close()

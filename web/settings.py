@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from store.config import DatabaseSettings
 from supervisor.config import SupervisorConfig
+from web.trusted import DEFAULT_TRUSTED_NETWORKS, TrustedNetworks, parse_networks
 
 
 def _cpu_count() -> int:
@@ -32,6 +33,8 @@ class Settings(DatabaseSettings):
     #: PEM public key (or a path to one) for RS256/ES256 tokens.
     auth_jwt_public_key: str | None = None
     auth_gateway_header: str = "X-User-Id"
+    #: Comma-separated CIDRs whose peers may assert a user id (gateway mode, ILPS routes).
+    trusted_networks: str = DEFAULT_TRUSTED_NETWORKS
 
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     ilps_compat: bool = False
@@ -46,6 +49,20 @@ class Settings(DatabaseSettings):
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     sse_ping_seconds: float = Field(15.0, gt=0)
     sse_retry_ms: int = Field(3000, ge=0)
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusts_identity(self) -> bool:
+        """Whether some route takes a user id on trust (and so checks the peer)."""
+        return self.auth_mode == "gateway" or self.ilps_compat
+
+    def trusted(self) -> TrustedNetworks:
+        return TrustedNetworks(parse_networks(self.trusted_networks))
 
     def supervisor_config(self) -> SupervisorConfig:
         return SupervisorConfig(

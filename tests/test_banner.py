@@ -1,0 +1,38 @@
+"""The start banner says how to call the service and whom it trusts with a user id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from web.banner import RULE, banner
+from web.settings import Settings
+
+URL = "http://127.0.0.1:8064"
+
+
+def settings(tmp_path: Path, **values: Any) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[call-arg]
+
+
+def test_the_banner_says_which_networks_gateway_mode_trusts(tmp_path: Path) -> None:
+    lines = banner(URL, settings(tmp_path, auth_mode="gateway", trusted_networks="10.0.0.0/8"))
+    assert lines[0] == lines[-1] == RULE
+    trusted = [line for line in lines if "trusted only from" in line]
+    assert trusted == [
+        "the X-User-Id header: trusted only from 10.0.0.0/8 (MANAGER_TRUSTED_NETWORKS)"
+    ]
+
+
+def test_the_banner_says_which_networks_the_ilps_routes_trust(tmp_path: Path) -> None:
+    lines = banner(URL, settings(tmp_path, ilps_compat=True, auth_jwt_secret="s" * 64))
+    trusted = [line for line in lines if "trusted only from" in line]
+    assert len(trusted) == 1
+    assert trusted[0].startswith("the ILPS routes' user_id: trusted only from 127.0.0.0/8, ::1/128")
+    assert not (tmp_path / "jwt-secret").exists()  # a configured secret: no development one
+
+
+def test_the_banner_mentions_no_trust_when_nothing_is_taken_on_trust(tmp_path: Path) -> None:
+    lines = banner(URL, settings(tmp_path))
+    assert not [line for line in lines if "trusted" in line]
+    assert any(line.startswith("  export TOKEN=") for line in lines)

@@ -1,0 +1,50 @@
+"""What ``run.py`` prints once the service is ready: where it is, how to call it, whom it trusts."""
+
+from __future__ import annotations
+
+import uuid
+
+from web.auth import development_secret, issue_token, secret_path
+from web.settings import Settings
+
+RULE = "=" * 72
+
+
+def banner(url: str, settings: Settings) -> list[str]:
+    """The lines of the start banner, framed by rules so that they stand out of the log."""
+    lines = [RULE, f"service-task-manager is ready at {url}"]
+    lines += _how_to_call(url, settings)
+    if settings.trusts_identity:
+        what = " and ".join(
+            part
+            for part, on in (
+                (f"the {settings.auth_gateway_header} header", settings.auth_mode == "gateway"),
+                ("the ILPS routes' user_id", settings.ilps_compat),
+            )
+            if on
+        )
+        lines.append(f"{what}: trusted only from {settings.trusted()} (MANAGER_TRUSTED_NETWORKS)")
+    lines += ["stop with Ctrl-C or SIGTERM; unfinished tasks resume at the next start", RULE]
+    return lines
+
+
+def _how_to_call(url: str, settings: Settings) -> list[str]:
+    if settings.auth_mode == "gateway":
+        return [f"callers are named by the {settings.auth_gateway_header} header (gateway mode)"]
+    if not settings.auth_jwt_algorithm.startswith("HS"):
+        return [f"callers need {settings.auth_jwt_algorithm} tokens of the configured key"]
+    if settings.auth_jwt_secret is not None:
+        return ["tokens: python run.py token --user <uuid> (with the same MANAGER_AUTH_JWT_SECRET)"]
+    secret = development_secret(settings.data_dir)
+    user = uuid.uuid5(uuid.NAMESPACE_URL, "dev-user:" + secret)
+    token = issue_token(secret, user, algorithm=settings.auth_jwt_algorithm)
+    data_dir = secret_path(settings.data_dir).parent
+    return [
+        f"development user {user}; its token (30 days):",
+        f"  export TOKEN={token}",
+        "try it:",
+        f'  curl -s -H "Authorization: Bearer $TOKEN" -F file=@speech.wav {url}/tasks',
+        f'  curl -N -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>/events',
+        f'  curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>',
+        f"other users: MANAGER_DATA_DIR={data_dir} python run.py token --user <uuid>",
+    ]

@@ -50,13 +50,18 @@ async def _create_database(where: dict[str, str], name: str) -> None:
         await connection.close()
 
 
-def _fresh_database(server: str, tmp: Path) -> URL:
+def empty_database(server: str, tmp: Path) -> URL:
+    """A new database with no tables on ``server`` ("machine" or "embedded")."""
     import anyio
 
     admin, where = _admin_url(server, tmp)
     name = f"stm_test_{uuid.uuid4().hex[:12]}"
     anyio.run(_create_database, where, name)
-    url = admin.set(database=name)
+    return admin.set(database=name)
+
+
+def _fresh_database(server: str, tmp: Path) -> URL:
+    url = empty_database(server, tmp)
     upgrade(url)
     return url
 

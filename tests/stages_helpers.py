@@ -28,7 +28,7 @@ SPOKEN_TEXT = "It was the best of times, it was the worst of times."
 
 def samples_of(data: bytes) -> tuple[np.ndarray[Any, Any], int]:
     """Mono int16 samples and the rate of an audio file PyAV reads."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.audio[0]
         frames = [f.to_ndarray().reshape(-1) for f in container.decode(stream)]
         return np.concatenate(frames).astype(np.int16), int(stream.rate)
@@ -58,6 +58,7 @@ def encode(
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=out_rate or rate, layout="mono")
+        assert isinstance(stream, av.AudioStream), codec
         for packet in [*stream.encode(_frame(samples, rate)), *stream.encode(None)]:
             out.mux(packet)
     return buffer.getvalue()

@@ -43,7 +43,7 @@ async def test_android_upload_through_every_route(
         # It starts with the status of the moment, then follows every change to the end.
         every = ["created", "started", "preprocessing", "transcribing", "completed"]
         assert stream.statuses == every[every.index(stream.statuses[0]) :]
-        assert stream.ids == sorted(set(stream.ids))
+        assert stream.seqs == sorted(set(stream.seqs))
         assert stream.retry == ["retry: 15000"]
         for event in stream.events:
             assert [line for line in event.lines if line.startswith("data:")] == [

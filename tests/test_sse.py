@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ def test_an_event_shared_by_many_streams_is_encoded_once() -> None:
 async def test_pings_come_only_after_silence() -> None:
     sent: list[bytes] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message["body"])
 
     sink = EventSink(send)

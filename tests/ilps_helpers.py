@@ -96,6 +96,8 @@ class RawStream:
     events: list[RawEvent] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)
+    #: Set at the first comment (a ping) on the stream.
+    pinged: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def statuses(self) -> list[str]:
@@ -120,6 +122,7 @@ async def raw_events(response: httpx.Response, into: RawStream) -> AsyncGenerato
     async for line in response.aiter_lines():
         if line.startswith(":"):
             into.comments.append(line)
+            into.pinged.set()
         elif line.startswith("retry:"):
             into.retry.append(line)
         elif line:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from speech.cpus import cpu_count
+
 Engine = Literal["embedded", "ilps", "openai"]
-
-
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
 
 
 class SpeechSettings(BaseSettings):
@@ -23,7 +20,7 @@ class SpeechSettings(BaseSettings):
     #: Longer recordings fail permanently, and decoding stops as soon as they pass it.
     max_audio_seconds: float = Field(300.0, gt=0)
     #: Worker processes for decoding and the embedded recogniser.
-    engine_workers: int = Field(default_factory=_cpu_count, ge=1)
+    engine_workers: int = Field(default_factory=cpu_count, ge=1)
     #: The embedded recogniser decodes long audio in pieces of about this length.
     segment_seconds: float = Field(30.0, ge=5)
     #: Seconds a remote engine may take to answer one request.

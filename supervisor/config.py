@@ -1,15 +1,19 @@
-"""Tunables of the supervisor and its actors (plain data; web/settings.py fills it)."""
+"""Tunables of the supervisor and its actors (plain data; web/settings.py fills it).
+
+The defaults here are the service's: web/settings.py takes its own from them.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from speech.cpus import cpu_count
 
 
 @dataclass(frozen=True)
 class SupervisorConfig:
     #: Tasks doing engine work at once; the rest are ``queued``.
-    capacity: int = os.cpu_count() or 1
+    capacity: int = field(default_factory=cpu_count)
     #: Attempts per stage for transient errors (the first try included).
     stage_attempts: int = 3
     backoff_base: float = 1.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -42,21 +44,36 @@ def _admin_url(server: str, tmp: Path) -> tuple[URL, dict[str, str]]:
     return url, {"host": host}
 
 
-async def _create_database(where: dict[str, str], name: str) -> None:
+async def _admin(where: dict[str, str], statement: str) -> None:
     connection = await asyncpg.connect(user="postgres", database="postgres", **where)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(statement)
     finally:
         await connection.close()
 
 
-def _fresh_database(server: str, tmp: Path) -> URL:
+async def _create_database(where: dict[str, str], name: str, template: str = "") -> None:
+    await _admin(
+        where, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    )
+
+
+def _database_name() -> str:
+    return f"stm_test_{uuid.uuid4().hex[:12]}"
+
+
+def empty_database(server: str, tmp: Path) -> URL:
+    """A new database with no tables on ``server`` ("machine" or "embedded")."""
     import anyio
 
     admin, where = _admin_url(server, tmp)
-    name = f"stm_test_{uuid.uuid4().hex[:12]}"
+    name = _database_name()
     anyio.run(_create_database, where, name)
-    url = admin.set(database=name)
+    return admin.set(database=name)
+
+
+def _fresh_database(server: str, tmp: Path) -> URL:
+    url = empty_database(server, tmp)
     upgrade(url)
     return url
 
@@ -67,11 +84,41 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return _fresh_database(request.param, tmp_path_factory.mktemp("pg"))
 
 
+@dataclass(frozen=True)
+class _Template:
+    url: URL
+    where: dict[str, str]
+
+
 @pytest.fixture(scope="session")
-def service_database_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
-    """The database the service tests use: the machine's server, else the embedded one."""
+def _service_template(tmp_path_factory: pytest.TempPathFactory) -> _Template:
+    """A migrated database that each service test's database is copied from."""
+    import anyio
+
     server = "machine" if machine_pg_available() else "embedded"
-    return _fresh_database(server, tmp_path_factory.mktemp("pg"))
+    admin, where = _admin_url(server, tmp_path_factory.mktemp("pg"))
+    name = _database_name()
+    anyio.run(_create_database, where, name)
+    url = admin.set(database=name)
+    upgrade(url)
+    return _Template(url, where)
+
+
+@pytest.fixture
+def service_database_url(_service_template: _Template) -> Iterator[URL]:
+    """A migrated, empty database of the service tests' own (the machine's server, else the
+    embedded one), dropped after the test.
+
+    One per test: a service recovers every live task it finds, so tasks left by an
+    earlier test would take engine slots and stage calls from the next one.
+    """
+    import anyio
+
+    template = _service_template
+    name = _database_name()
+    anyio.run(_create_database, template.where, name, template.url.database or "")
+    yield template.url.set(database=name)
+    anyio.run(_admin, template.where, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

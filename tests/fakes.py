@@ -7,6 +7,7 @@ input it holds and a test can give each task its own behaviours.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -85,10 +86,14 @@ class MemoryJournal:
         reference_text: str | None = None,
         text_id: UUID | None = None,
         task_id: UUID | None = None,
+        upload: AudioInput | None = None,
     ) -> UUID:
-        """Persist a new task with its ``created`` event at seq 1, as the store does."""
+        """Persist a new task with its ``created`` event at seq 1, as the store does.
+
+        ``upload`` replaces the default one made of ``data``.
+        """
         task_id = task_id or uuid4()
-        upload = AudioInput(data, "audio/wav", "recording.wav")
+        upload = upload or AudioInput(data, "audio/wav", "recording.wav")
         task = StoredTask(task_id, upload, language, reference_text, text_id)
         task.events.append(
             Event(task_id, 1, EventType.STATUS, Status.CREATED, {}, datetime.now(UTC))
@@ -152,6 +157,7 @@ class MemoryJournal:
             await self.gate.release.wait()
         if self._failures:
             raise self._failures.popleft()()
+        _check_storable(change)
         task = self.tasks.get(task_id)
         if task is None or len(task.events) != after_seq:
             raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
@@ -175,7 +181,10 @@ class MemoryJournal:
 
     async def load_upload(self, task_id: UUID) -> AudioInput:
         await anyio.lowlevel.checkpoint()
-        return self.tasks[task_id].upload
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise LookupError(f"task {task_id} has no upload")
+        return task.upload
 
     async def load_normalised(self, task_id: UUID) -> NormalisedAudio | None:
         await anyio.lowlevel.checkpoint()
@@ -185,6 +194,28 @@ class MemoryJournal:
     async def runnable(self) -> list[TaskSnapshot]:
         await anyio.lowlevel.checkpoint()
         return [self._snapshot(t) for t in self.tasks.values() if t.status not in TERMINAL]
+
+
+def _check_storable(change: Change) -> None:
+    """Refuse what PostgreSQL refuses: a payload that is not JSON, text holding a NUL."""
+    try:
+        json.dumps(change.payload)
+    except TypeError as error:
+        raise ValueError(f"the payload is not JSON: {error}") from None
+    if _holds_nul([change.payload, change.fields]):
+        raise ValueError("text with a NUL character cannot be stored")
+
+
+def _holds_nul(value: object) -> bool:
+    match value:
+        case str():
+            return "\x00" in value
+        case dict():
+            return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        case list() | tuple():
+            return any(_holds_nul(item) for item in value)
+        case _:
+            return False
 
 
 def _transcription(fields: dict[str, Any]) -> Transcription | None:

@@ -67,7 +67,7 @@ async def upload_tagged(client: httpx.AsyncClient, user: uuid.UUID) -> str:
 
 
 def _pcm_of(data: bytes) -> bytes:
-    with wave.open(io.BytesIO(data)) as source:
+    with wave.open(io.BytesIO(data), "rb") as source:
         return source.readframes(source.getnframes())
 
 

@@ -6,7 +6,7 @@ import io
 import json
 import uuid
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +96,8 @@ class RawStream:
     events: list[RawEvent] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)
+    #: Set at the first comment (a ping) on the stream.
+    pinged: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def statuses(self) -> list[str]:
@@ -105,14 +107,22 @@ class RawStream:
     def ids(self) -> list[int | None]:
         return [e.id for e in self.events]
 
+    @property
+    def seqs(self) -> list[int]:
+        """The ``id:`` of every event, checking that each has one."""
+        seqs = [e.id for e in self.events if e.id is not None]
+        assert len(seqs) == len(self.events), f"an event without id: {self.ids}"
+        return seqs
 
-async def raw_events(response: httpx.Response, into: RawStream) -> AsyncIterator[RawEvent]:
+
+async def raw_events(response: httpx.Response, into: RawStream) -> AsyncGenerator[RawEvent, None]:
     """Each event of an open legacy stream as it arrives, also recorded (with the
     comments and the ``retry:`` line) in ``into``."""
     lines: list[str] = []
     async for line in response.aiter_lines():
         if line.startswith(":"):
             into.comments.append(line)
+            into.pinged.set()
         elif line.startswith("retry:"):
             into.retry.append(line)
         elif line:

@@ -38,7 +38,10 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_within: float = 30.0) -> float:
-        """Start and wait for /readyz; returns the seconds it took."""
+        """Start and wait for /readyz; returns the seconds it took.
+
+        Polled: another process sends no event, and /readyz is how it says it is ready.
+        """
         began = time.monotonic()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -40,7 +40,7 @@ def settings_for(url: URL, data_dir: Path, **overrides: Any) -> Settings:
         "shutdown_grace_seconds": 5,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @dataclass
@@ -54,7 +54,7 @@ async def running_service(
     url: URL, data_dir: Path, *, speech_overrides: dict[str, Any] | None = None, **overrides: Any
 ) -> AsyncIterator[Running]:
     speech_values: dict[str, Any] = {"engine_workers": 2, **(speech_overrides or {})}
-    speech = SpeechSettings(_env_file=None, **speech_values)  # type: ignore[call-arg]
+    speech = SpeechSettings(_env_file=None, **speech_values)
     async with open_service(settings_for(url, data_dir, **overrides), speech, url) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
             yield Running(service, client)

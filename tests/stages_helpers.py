@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +27,7 @@ SPOKEN_TEXT = "It was the best of times, it was the worst of times."
 
 def samples_of(data: bytes) -> tuple[np.ndarray[Any, Any], int]:
     """Mono int16 samples and the rate of an audio file PyAV reads."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.audio[0]
         frames = [f.to_ndarray().reshape(-1) for f in container.decode(stream)]
         return np.concatenate(frames).astype(np.int16), int(stream.rate)
@@ -58,6 +57,7 @@ def encode(
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=out_rate or rate, layout="mono")
+        assert isinstance(stream, av.AudioStream), codec
         for packet in [*stream.encode(_frame(samples, rate)), *stream.encode(None)]:
             out.mux(packet)
     return buffer.getvalue()
@@ -77,8 +77,11 @@ def wav_of(samples: np.ndarray[Any, Any], rate: int) -> bytes:
 @contextmanager
 def serve(app: Starlette) -> Iterator[str]:
     """Run ``app`` under uvicorn on a free local port in a thread; yield its base URL."""
+    # Listening before the server starts: early connections wait in the backlog, so
+    # nothing needs to wait for its start-up.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen()
     config = uvicorn.Config(
         app, log_level="warning", lifespan="off", http="h11", ws="none",
         timeout_graceful_shutdown=1,
@@ -86,10 +89,6 @@ def serve(app: Starlette) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:

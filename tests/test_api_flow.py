@@ -89,20 +89,19 @@ async def test_cancel_during_transcribing_then_retry_completes(
                 async for event in events:
                     if event.data["status"] == "transcribing":
                         break
-            cancelled_at = anyio.current_time()
             answer = await svc.client.post(f"{path}/cancel", headers=auth(user))
             assert answer.status_code == 202
-            with anyio.fail_after(5):
-                async for event in events:
-                    if event.data["status"] == "cancelled":
-                        break
-            assert anyio.current_time() - cancelled_at < 1.0
+            with anyio.fail_after(30):
+                after = [event.data["status"] async for event in events if event.event == "status"]
+            # The stage was stopped, not waited for: no result, no completion before it.
+            assert after == ["cancelled"]
 
         again = await svc.client.post(f"{path}/cancel", headers=auth(user))
         assert again.status_code == 409
         detail = (await svc.client.get(path, headers=auth(user))).json()
         assert detail["status"] == "cancelled"
         assert detail["failure_reason"]
+        assert detail["transcript"] is None
 
         retried = await svc.client.post(f"{path}/retry", headers=auth(user))
         assert retried.status_code == 202, retried.text

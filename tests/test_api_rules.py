@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypedDict
 
 import anyio
 import httpx
@@ -12,6 +14,15 @@ from sqlalchemy import URL
 
 from tests.conftest import SECRET
 from tests.service_helpers import Running, auth, create, read_stream, running_service
+
+
+class FormFields(TypedDict, total=False):
+    """Text fields of an upload form, as ``create`` passes them."""
+
+    title: str
+    text_id: str
+    reference_text: str
+
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +88,7 @@ async def test_tokens_that_must_not_pass(svc: Running) -> None:
         jwt.encode({"exp": now + 60}, SECRET, algorithm="HS512"),  # no sub
         jwt.encode({"sub": user}, SECRET, algorithm="HS512"),  # no exp
         jwt.encode({"sub": user, "exp": now + 60, "nbf": now + 3600}, SECRET, algorithm="HS512"),
-        jwt.encode({"sub": user, "exp": now + 60}, None, algorithm="none"),
+        jwt.encode({"sub": user, "exp": now + 60}, "", algorithm="none"),
     ]
     for token in bad:
         answer = await svc.client.get("/tasks", headers={"Authorization": f"Bearer {token}"})
@@ -111,7 +122,9 @@ async def test_oversized_upload_is_413_and_nothing_is_written(
     assert answer.status_code == 413
     assert answer.json()["error"] == "too_large"
 
-    async def chunked():  # no Content-Length: the limit is enforced while streaming
+    async def chunked() -> AsyncIterator[
+        bytes
+    ]:  # no Content-Length: the limit is enforced while streaming
         boundary = b"--b0undary"
         yield boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
         yield b"Content-Type: audio/wav\r\n\r\n" + speech_clip
@@ -139,7 +152,12 @@ async def test_missing_file_and_bad_fields_are_422(
     assert not_multipart.status_code == 422
     empty = await create(svc.client, user, b"")
     assert empty.status_code == 422
-    for fields in ({"title": "t" * 51}, {"text_id": "nope"}, {"reference_text": "a" * 10_001}):
+    bad: tuple[FormFields, ...] = (
+        {"title": "t" * 51},
+        {"text_id": "nope"},
+        {"reference_text": "a" * 10_001},
+    )
+    for fields in bad:
         answer = await create(svc.client, user, speech_clip, **fields)
         assert answer.status_code == 422, fields
         assert answer.json()["error"] == "invalid"

@@ -247,13 +247,14 @@ async def test_sigterm_with_500_open_streams_and_50_running_tasks(data_dir: Path
                     assert len(stubs.calls) >= 2 * RUNNING
                     began = time.monotonic()
                     process.send_signal(signal.SIGTERM)
-                    code = await anyio.to_thread.run_sync(process.wait)
+                    # The engine calls last 120 s: it exits by the grace period, or never.
+                    with anyio.fail_after(GRACE + 1.0):
+                        code = await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
                     took = time.monotonic() - began
             log.warning(
                 "SIGTERM to exit, %d streams, %d tasks: %.2f s", len(readers), RUNNING, took
             )
             assert code == 0
-            assert took < GRACE + 1.0
             assert all(r.ended_cleanly for r in readers), "a stream was cut, not ended"
             assert all(r.events[-1]["status"] == "transcribing" for r in readers)
 

@@ -90,6 +90,7 @@ class Follower:
         self.connections = 0
         self.refusals = 0
         self.first = anyio.Event()
+        self.transcribing = anyio.Event()
         self._connection: anyio.CancelScope | None = None
 
     @property
@@ -119,6 +120,8 @@ class Follower:
                             async for event in iter_sse(response):
                                 self.events.append(event.data)
                                 self.first.set()
+                                if event.data["status"] == "transcribing":
+                                    self.transcribing.set()
                                 if event.event == "status" and event.data["status"] in TERMINAL:
                                     return
                 except httpx.TransportError:
@@ -147,7 +150,9 @@ async def test_database_restart_mid_load(
                     group.start_soon(follower.run)
                 for follower in followers:
                     await follower.first.wait()
-                await anyio.sleep(0.5)  # some tasks queued, some transcribing
+                # The first task holds a slot and is transcribing; past the capacity, the
+                # later ones are queued.
+                await followers[0].transcribing.wait()
                 await anyio.to_thread.run_sync(own_server.stop)
                 # Actors wait out the outage with their streams open; the clients' own
                 # connections drop meanwhile, and must resume through Last-Event-ID.
@@ -165,7 +170,7 @@ async def test_database_restart_mid_load(
                         files={"file": ("a.wav", tagged_clip(uuid.uuid4()), "audio/wav")},
                     ),
                 ]
-                await anyio.sleep(OUTAGE_SECONDS)
+                await anyio.sleep(OUTAGE_SECONDS)  # the outage itself: the database stays away
                 readiness.append((await client.get("/readyz")).status_code)
                 await anyio.to_thread.run_sync(own_server.start)
                 async for status in _readiness(client):
@@ -201,7 +206,11 @@ async def test_database_restart_mid_load(
 
 
 async def _readiness(client: httpx.AsyncClient) -> AsyncIterator[int]:
-    """/readyz, every 100 ms, until it answers 200."""
+    """/readyz, every 100 ms, until it answers 200.
+
+    Polled: the service's reconnection to a restarted server is seen from outside
+    only through /readyz; no event tells the test.
+    """
     while True:
         status = (await client.get("/readyz")).status_code
         yield status

@@ -281,15 +281,14 @@ async def test_tiny_files_that_decode_to_hours_fail_fast_in_bounded_memory(
 ) -> None:
     for what, (filename, data) in bombs.items():
         assert len(data) < LIMIT, what
-        began = time.monotonic()
         answer = await post_raw(svc, user, body(wav_part(data, filename.encode())))
         assert answer.status_code == 201, (what, answer.text)
+        # Fast without a clock: tests/test_stages_decode.py shows that decoding stops at
+        # the header or at the frame that passes the limit.
         with anyio.fail_after(30):
             task = await ended(svc, user, answer.json()["id"])
-        took = time.monotonic() - began
         assert task["status"] == "failed", what
         assert task["failure_reason"] == "the recording is longer than the limit of 300 seconds"
-        assert took < 10, (what, took)
     peaks = [peak_rss(w.pid) for w in worker_processes(os.getpid())]
     assert peaks, "decoding ran in no worker process"
     log.warning("decoder workers' peak RSS: %s MiB", [p >> 20 for p in peaks])

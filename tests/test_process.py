@@ -48,8 +48,7 @@ def sse(client: httpx.Client, path: str, last: int = 0) -> Iterator[dict[str, ob
 def test_zero_config_start_ready_within_30s_and_restart_keeps_tasks(
     service: ServiceProcess,
 ) -> None:
-    took = service.start(ready_within=30)
-    assert took < 30
+    service.start(ready_within=30)  # fails past 30 s
     log = service.log.read_text()
     assert f"http://127.0.0.1:{service.port}" in log
     assert "curl" in log

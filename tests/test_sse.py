@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import pytest
+from trio.testing import MockClock
 
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status
@@ -39,21 +41,25 @@ def test_an_event_shared_by_many_streams_is_encoded_once() -> None:
     assert encoded == [1, 2, 3, 1, 1]
 
 
+# trio's mock clock: the sleeps below take no time and the times are exact.
+@pytest.mark.parametrize(
+    "anyio_backend", [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio")]
+)
 @pytest.mark.anyio
 async def test_pings_come_only_after_silence() -> None:
-    sent: list[bytes] = []
+    sent: list[tuple[float, bytes]] = []
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message["body"])
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append((anyio.current_time(), message["body"]))
 
     sink = EventSink(send)
+    began = anyio.current_time()
     async with anyio.create_task_group() as group:
         group.start_soon(sink.keep_alive, 0.2)
         for _ in range(5):  # writes every 0.05 s: never 0.2 s of silence
             await sink.write(b"data: x\n\n")
             await anyio.sleep(0.05)
-        assert b": ping\n\n" not in sent
-        await anyio.sleep(0.5)  # silence: pings, one per interval
+        await anyio.sleep(0.5)  # silence from 0.2 s on: a ping every 0.2 s of it
         group.cancel_scope.cancel()
-    pings = sent.count(b": ping\n\n")
-    assert 1 <= pings <= 3
+    pings = [at - began for at, body in sent if body == b": ping\n\n"]
+    assert pings == [pytest.approx(0.4), pytest.approx(0.6)]

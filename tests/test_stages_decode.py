@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,14 +114,28 @@ def test_too_long_fails(uploads: dict[str, AudioInput]) -> None:
             decode_audio(upload, 2)
 
 
-def test_a_small_file_announcing_hours_fails_at_once() -> None:
+def test_a_small_file_announcing_hours_fails_before_decoding_a_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     clicks = np.zeros(8_000 * 1_200, np.int16)
     clicks[::1_000] = 1_000
     flac = encode(clicks, 8_000, "flac", "flac")  # 20 minutes in about 1 MB
-    started = time.monotonic()
+    decoded = 0
+    resample = decode._resample
+
+    def counting(frames: Iterator[Any], limit: int, max_seconds: float) -> bytes:
+        def counted() -> Iterator[Any]:
+            nonlocal decoded
+            for frame in frames:
+                decoded += 1
+                yield frame
+
+        return resample(counted(), limit, max_seconds)
+
+    monkeypatch.setattr(decode, "_resample", counting)
     with pytest.raises(PermanentStageError, match="longer than the limit"):
         decode_audio(AudioInput(flac, "audio/flac", "long.flac"), 300)
-    assert time.monotonic() - started < 1
+    assert decoded == 0  # refused from its header
 
 
 def test_decoding_stops_as_soon_as_the_limit_is_passed() -> None:
@@ -130,15 +143,22 @@ def test_decoding_stops_as_soon_as_the_limit_is_passed() -> None:
     second = encode(np.ones(16_000, np.int16), 16_000, "wav", "pcm_s16le")
     frame = next(iter(decode._container_frames(second, 10)))
 
+    limit = 5 * 16_000
+    needed = limit // frame.samples + 1  # the frame that passes the limit
+    taken = 0
+
     def endless() -> Iterator[Any]:
-        for pts in itertools.count(step=frame.samples):
+        # Ten times what passes the limit: "endless" to a decoder that stops in time,
+        # and a failure, not a hang, for one that reads on.
+        nonlocal taken
+        for pts in itertools.islice(itertools.count(step=frame.samples), 10 * needed):
             frame.pts = pts
+            taken += 1
             yield frame
 
-    started = time.monotonic()
     with pytest.raises(PermanentStageError, match="longer than the limit"):
-        decode._resample(endless(), 5 * 16_000, 5)
-    assert time.monotonic() - started < 1
+        decode._resample(endless(), limit, 5)
+    assert taken <= needed + 1  # one more at most: the resampler may hold samples back
 
 
 @pytest.mark.parametrize(

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from speech.cpus import cpu_count
 from store.config import DatabaseSettings
 from supervisor.config import SupervisorConfig
 from web.trusted import DEFAULT_TRUSTED_NETWORKS, TrustedNetworks, parse_networks
 
-
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
+#: The supervisor's defaults: the settings below take theirs from it, so each is written once.
+_SUPERVISOR = SupervisorConfig()
 
 
 class Settings(DatabaseSettings):
@@ -39,14 +38,14 @@ class Settings(DatabaseSettings):
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     ilps_compat: bool = False
 
-    capacity: int = Field(default_factory=_cpu_count, ge=1)
-    stage_attempts: int = Field(3, ge=1, le=20)
-    backoff_base_seconds: float = Field(1.0, ge=0)
-    backoff_cap_seconds: float = Field(30.0, ge=0)
-    stage_timeout_seconds: float = Field(600.0, gt=0)
-    max_restarts: int = Field(3, ge=0)
-    restart_period_seconds: float = Field(60.0, gt=0)
-    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    capacity: int = Field(default_factory=cpu_count, ge=1)
+    stage_attempts: int = Field(_SUPERVISOR.stage_attempts, ge=1, le=20)
+    backoff_base_seconds: float = Field(_SUPERVISOR.backoff_base, ge=0)
+    backoff_cap_seconds: float = Field(_SUPERVISOR.backoff_cap, ge=0)
+    stage_timeout_seconds: float = Field(_SUPERVISOR.stage_timeout, gt=0)
+    max_restarts: int = Field(_SUPERVISOR.max_restarts, ge=0)
+    restart_period_seconds: float = Field(_SUPERVISOR.restart_period, gt=0)
+    shutdown_grace_seconds: float = Field(_SUPERVISOR.shutdown_grace, ge=0)
     sse_ping_seconds: float = Field(15.0, gt=0)
     sse_retry_ms: int = Field(3000, ge=0)
 

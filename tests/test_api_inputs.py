@@ -62,7 +62,8 @@ async def test_a_last_event_id_that_is_not_a_seq_is_422(
 ) -> None:
     task = (await create(svc.client, user, SILENT)).json()
     path = f"/tasks/{task['id']}/events"
-    header = await svc.client.get(path, headers={**auth(user), "Last-Event-ID": raw})  # type: ignore[dict-item]
+    headers = {key.encode(): value.encode() for key, value in auth(user).items()}
+    header = await svc.client.get(path, headers={**headers, b"Last-Event-ID": raw})
     _invalid(header, "Last-Event-ID", "2147483647")
     query = await svc.client.get(
         path, params={"last_event_id": raw.decode("latin-1")}, headers=auth(user)

@@ -12,7 +12,7 @@ URL = "http://127.0.0.1:8064"
 
 
 def settings(tmp_path: Path, **values: Any) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, data_dir=tmp_path, **values)
 
 
 def test_the_banner_says_which_networks_gateway_mode_trusts(tmp_path: Path) -> None:

@@ -247,7 +247,7 @@ async def test_a_live_task_without_its_actor_is_not_reported_as_ended(
                 async for event in iter_sse(response):
                     if event.data["status"] == "transcribing":
                         break
-            await svc.service.services.supervisor.stop(uuid.UUID(task_id))  # actor away
+            await svc.service.services.door.stop(uuid.UUID(task_id))  # actor away
             seen = (await svc.client.get(f"/tasks/{task_id}", headers=auth(user))).json()
             assert seen["status"] == "transcribing"
             last = {"Last-Event-ID": str(seen["last_event_id"])}

@@ -33,7 +33,7 @@ async def test_a_legacy_last_event_id_that_is_not_a_seq_is_422(
     answer = await svc.client.post(
         f"/{task_id}/stream",
         json={"user_id": str(user)},
-        headers={"Last-Event-ID": raw},  # type: ignore[dict-item]
+        headers={b"Last-Event-ID": raw},
     )
     assert answer.status_code == 422, answer.text
     assert "Last-Event-ID" in answer.json()["detail"]

@@ -33,23 +33,36 @@ def change_for(report: Report, status: Status, *, evaluates: bool) -> Change:
             payload = {"stage": stage.value, "percent": round(fraction * 100, 1)}
             return Change(EventType.PROGRESS, status, payload)
         case RetryScheduled(stage=stage, attempt=attempt, error=error, delay=delay):
+            error = storable(error)
             payload = {"stage": stage.value, "attempt": attempt, "error": error, "delay": delay}
             return Change(EventType.RETRY, status, payload)
         case StageSucceeded(stage=stage, output=output):
             target = after_stage(stage, evaluates=evaluates)
             return Change(EventType.STATUS, target, _payload(stage, output), _fields(output))
         case StageFailed(stage=stage, reason=reason):
+            reason = storable(reason)
             payload = {"stage": stage.value, "reason": reason}
             return Change(EventType.STATUS, Status.FAILED, payload, {"failure_reason": reason})
 
 
+def storable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL refuses in text and JSON alike.
+
+    An engine's message is not ours: a NUL in it would make every write of the
+    failure fail, and the task would crash instead of failing with a reason.
+    """
+    return text.replace("\x00", "")
+
+
 def cancelled(reason: str) -> Change:
+    reason = storable(reason)
     return Change(
         EventType.STATUS, Status.CANCELLED, {"reason": reason}, {"failure_reason": reason}
     )
 
 
 def failed(reason: str) -> Change:
+    reason = storable(reason)
     return Change(EventType.STATUS, Status.FAILED, {"reason": reason}, {"failure_reason": reason})
 
 

@@ -12,7 +12,7 @@ from uuid import UUID
 import anyio
 import pytest
 
-from speech.base import AudioInput, TransientStageError
+from speech.base import AudioInput, PermanentStageError, TransientStageError
 from supervisor.backoff import Backoff
 from supervisor.config import SupervisorConfig
 from supervisor.door import TaskDoor
@@ -324,3 +324,15 @@ async def test_a_feed_whose_journal_read_fails_leaves_no_subscription_open() -> 
                 gc.collect()
             assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
             hold.release.set()
+
+
+async def test_an_engine_message_with_a_nul_still_fails_the_task_with_its_reason() -> None:
+    journal, engine, sleeps = MemoryJournal(), Engine(), Sleeps()
+    engine.plan("preprocess", b"t", PermanentStageError("bad\x00input"))
+    with anyio.fail_after(LIMIT):
+        async with door_of(supervisor_of(journal, engine, sleeps, max_restarts=0)) as door:
+            task = journal.add_task(b"t")
+            await door.start(task)
+            await gone(door, task)
+    assert journal.status(task) is S.FAILED  # not a crash of every write of the failure
+    assert journal.tasks[task].fields["failure_reason"] == "badinput"

@@ -103,11 +103,13 @@ class EventStreamResponse:
         retry_ms: int,
         ping_seconds: float,
         close: Closer | None = None,
+        final_write_seconds: float = FINAL_WRITE_SECONDS,
     ) -> None:
         self._produce = produce
         self._retry_ms = retry_ms
         self._ping = ping_seconds
         self._close = close
+        self._final_write = final_write_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream; ``close`` runs however it ends (even if the response never started)."""
@@ -129,7 +131,7 @@ class EventStreamResponse:
             group.cancel_scope.cancel()
         # Shielded so that the response ends cleanly on shutdown, bounded so that a
         # client that reads nothing cannot hold the stream open.
-        with anyio.move_on_after(FINAL_WRITE_SECONDS, shield=True):
+        with anyio.move_on_after(self._final_write, shield=True):
             try:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:

@@ -23,13 +23,17 @@ from sqlalchemy import URL
 from speech.factory import build_pipeline
 from speech.settings import SpeechSettings
 from store.database import Database, open_database
-from store.journal import PgJournal
+from store.deliveries import DeliveryStore
+from store.journal import PgJournal, WebhookPolicy
 from store.tasks import TaskStore
 from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
+from web.retention import Retention
 from web.settings import Settings
+from web.webhook_delivery import Sender
+from web.webhook_signing import generated_secret, secret_key
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +90,28 @@ async def open_service(
 async def _running(
     settings: Settings, speech: SpeechSettings, database: Database
 ) -> AsyncIterator[RunningService]:
-    pipeline = build_pipeline(speech)
-    supervisor = Supervisor(PgJournal(database), pipeline, settings.supervisor_config())
-    services = Services(
-        settings, database, TaskStore(database), supervisor, authenticator(settings)
-    )
     sock = bind(settings.http_host, settings.http_port)
+    try:
+        async with _serving(settings, speech, database, sock) as running:
+            yield running
+    finally:
+        sock.close()
+
+
+@asynccontextmanager
+async def _serving(
+    settings: Settings, speech: SpeechSettings, database: Database, sock: socket.socket
+) -> AsyncIterator[RunningService]:
+    port = sock.getsockname()[1]
+    sender = _sender(settings, database, port)
+    policy = WebhookPolicy(settings.webhook_url, settings.webhook_every_status, sender.waker.notify)
+    pipeline = build_pipeline(speech)
+    supervisor = Supervisor(PgJournal(database, policy), pipeline, settings.supervisor_config())
+    store = TaskStore(database)
+    services = Services(settings, database, store, supervisor, authenticator(settings), sender)
+    retention = Retention(
+        store, audio_days=settings.retention_audio_days, task_days=settings.retention_task_days
+    )
     config = uvicorn.Config(
         create_app(services),
         lifespan="off",
@@ -101,7 +121,7 @@ async def _running(
     )
     server = _Server(config)
     stopped = anyio.Event()
-    running = RunningService(services, sock.getsockname()[1], server, stopped)
+    running = RunningService(services, port, server, stopped)
     try:
         async with anyio.create_task_group() as group:
 
@@ -113,16 +133,43 @@ async def _running(
 
             await group.start(run_supervisor)
             group.start_soon(_serve, server, sock, running)
+            # Webhooks and retention stop with the service: an interrupted send is
+            # leased, not lost, and goes out again after the restart.
+            background = anyio.CancelScope()
+            group.start_soon(_background, background, sender, retention)
             try:
                 yield running
             finally:
                 with anyio.CancelScope(shield=True):
                     await running.drain()
+                background.cancel()
     finally:
-        sock.close()
         if pipeline.aclose is not None:
             with anyio.CancelScope(shield=True):
                 await pipeline.aclose()
+
+
+def _sender(settings: Settings, database: Database, port: int) -> Sender:
+    secret = settings.webhook_secret
+    key = secret_key(
+        secret.get_secret_value() if secret is not None else generated_secret(settings.data_dir)
+    )
+    return Sender(
+        DeliveryStore(database),
+        key=key,
+        task_url_base=settings.task_url_base(port),
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+        retry_scale=settings.webhook_retry_scale,
+    )
+
+
+async def _background(scope: anyio.CancelScope, sender: Sender, retention: Retention) -> None:
+    with scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(sender.run)
+            if retention.enabled:
+                group.start_soon(retention.run)
 
 
 async def _serve(server: _Server, sock: socket.socket, running: RunningService) -> None:

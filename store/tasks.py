@@ -173,8 +173,8 @@ _DELETE = compile_query(
 )
 _COUNT = compile_query(select(func.count()).select_from(TaskRow), idempotent=True)
 
-#: The advisory lock key of retention purges (any constant; "stm-purge" in ASCII).
-PURGE_LOCK = 0x73746D2D7075726765
+#: The advisory lock key of retention purges (any constant: "stmpurge" in ASCII).
+PURGE_LOCK = 0x73746D7075726765
 # Text, so the planner matches the partial index ix_tasks_ended.
 _ENDED_BEFORE = text(
     f"tasks.status IN {TERMINAL_SQL} AND tasks.completed_at < now() - make_interval(days => :days)"

@@ -110,7 +110,8 @@ async def test_a_host_that_resolves_to_a_private_address_is_refused_at_delivery(
         async with httpx.AsyncClient() as client:
             outcome = await sender.attempt(client, due)
         assert outcome.state == REFUSED
-        assert outcome.error is not None and "127.0.0.1" in outcome.error
+        assert outcome.error is not None
+        assert "127.0.0.1" in outcome.error
         assert outcome.delay is None
         assert receiver.nothing_more()
 
@@ -129,3 +130,31 @@ def test_the_payload_is_thin_type_timestamp_and_the_task() -> None:
         "status": "completed",
         "url": f"https://tasks.example/tasks/{due.task_id}",
     }
+
+
+@pytest.mark.anyio
+async def test_a_checked_host_is_connected_to_at_the_address_that_was_checked() -> None:
+    async def to_public(host: str, port: int) -> list[Address]:
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204, stream=httpx.ByteStream(b""))  # as a network answer
+
+    sender = Sender(
+        None,  # type: ignore[arg-type]  # attempt() does not touch the store
+        key=secret_key(new_secret()),
+        task_url_base="http://tasks.example",
+        timeout=5,
+        allow_private=False,
+        resolver=to_public,
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        outcome = await sender.attempt(client, _due("https://hooks.example:8443/in?k=1"))
+    assert outcome.state == "delivered"
+    [request] = seen
+    assert str(request.url) == "https://93.184.216.34:8443/in?k=1"
+    assert request.headers["host"] == "hooks.example:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example"

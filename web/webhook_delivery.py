@@ -131,9 +131,14 @@ class Sender:
 
     async def _deliver(self, client: httpx.AsyncClient, due: Due) -> None:
         outcome = await self.attempt(client, due)
-        await self._store.record(due.id, outcome)
-        if outcome.state == GONE:
-            await self._store.stop_url(due.url)
+        try:
+            await self._store.record(due.id, outcome)
+            if outcome.state == GONE:
+                await self._store.stop_url(due.url)
+        except JournalUnavailable as error:
+            # Unlogged, the delivery stays leased: it is sent again when the lease ends.
+            log.warning("webhook %s: attempt not logged (%s); it will be sent again", due.id, error)
+            return
         self.attempted(due, outcome)
         log.info(
             "webhook %s to %s: attempt %d %s (%s)",
@@ -179,6 +184,9 @@ class Sender:
         except httpx.HTTPError as error:
             log.debug("webhook %s: %r", due.id, error)
             return outcome(PENDING, error=_short(error))
+        except Exception:  # a URL httpx cannot send, say: logged here, never a crash
+            log.warning("webhook %s: the request could not be made", due.id, exc_info=True)
+            return outcome(PENDING, error="the request could not be made")
         if 200 <= code < 300:
             return outcome(DELIVERED, code)
         return outcome(GONE if code == 410 else PENDING, code)

@@ -47,6 +47,10 @@ def test_plainly_bad_webhook_urls_are_refused(url: str) -> None:
         "http://0.0.0.0/hook",
         "http://localhost:8064/hook",
         "http://api.localhost/hook",
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://0x7f.0.0.1/hook",
+        "http://127.0.0.1./hook",
     ],
 )
 def test_private_literal_addresses_are_refused_unless_allowed(url: str) -> None:

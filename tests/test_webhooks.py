@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from standardwebhooks import Webhook
 
 from store.deliveries import Due, Outcome
 from tests.service_helpers import Running, auth, create, running_service
-from tests.webhook_helpers import Receiver, receiver_running, silent_wav
+from tests.webhook_helpers import receiver_running, silent_wav
 from web.webhook_signing import new_secret
 
 pytestmark = pytest.mark.anyio
@@ -162,9 +163,10 @@ async def test_the_service_wide_url_gets_every_task_and_the_owner_does_not_see_i
     service_database_url: URL, tmp_path: Path, user: uuid.UUID
 ) -> None:
     with receiver_running() as own, receiver_running() as operator:
-        async with service_with_hooks(
-            service_database_url, tmp_path, webhook_url=operator.url
-        ) as (running, attempts):
+        async with service_with_hooks(service_database_url, tmp_path, webhook_url=operator.url) as (
+            running,
+            attempts,
+        ):
             with_url = await _failed_task(running, user, webhook_url=own.url)
             without = await _failed_task(running, user)
             received = {json.loads((await operator.anext()).body)["data"]["task_id"]}
@@ -177,7 +179,8 @@ async def test_the_service_wide_url_gets_every_task_and_the_owner_does_not_see_i
     assert received == {with_url, without}
     assert json.loads(own_got.body)["data"]["task_id"] == with_url
     assert sorted(d["url"] or "" for d in listed) == ["", own.url]  # the operator's is hidden
-    assert own.nothing_more() and operator.nothing_more()
+    assert own.nothing_more()
+    assert operator.nothing_more()
 
 
 async def test_every_status_change_is_sent_when_asked(
@@ -194,6 +197,41 @@ async def test_every_status_change_is_sent_when_asked(
             await running.client.get(f"/tasks/{task_id}", headers=auth(user))
     assert types[0] != "task.failed"
     assert "task.preprocessing" in types
+
+
+def _loopback_name() -> str:
+    """A host name (not ``localhost``) that resolves to a non-public address here."""
+    name = socket.gethostname()
+    try:
+        address = socket.gethostbyname(name)
+    except OSError:
+        pytest.skip(f"{name} does not resolve")
+    if not (address.startswith("127.") or address.startswith(("10.", "192.168."))):
+        pytest.skip(f"{name} resolves to {address}, a public address")
+    return name
+
+
+async def test_a_host_resolving_to_a_private_address_is_refused_at_delivery_and_logged(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    name = _loopback_name()
+    with receiver_running() as receiver:
+        async with service_with_hooks(
+            service_database_url, tmp_path, webhook_allow_private=False
+        ) as (running, attempts):
+            task_id = await _failed_task(
+                running, user, webhook_url=f"http://{name}:{receiver.port}/hook"
+            )
+            with anyio.fail_after(30):
+                _, outcome = await attempts.receive()
+            [delivery] = await _deliveries(running, user, task_id)
+    assert outcome.state == "refused"
+    assert delivery["state"] == "refused"
+    assert delivery["next_attempt_at"] is None
+    [attempt] = delivery["attempts"]
+    assert attempt["status_code"] is None
+    assert "refused" in attempt["error"]
+    assert receiver.nothing_more()
 
 
 @pytest.mark.parametrize(

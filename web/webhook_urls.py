@@ -10,6 +10,7 @@ Checked twice: the literal URL at creation, the resolved addresses at each send.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 from urllib.parse import SplitResult, urlsplit
 
@@ -60,10 +61,19 @@ def _parts(raw: str) -> SplitResult:
 
 
 def literal_address(host: str) -> Address | None:
-    """The address a host names literally (``10.0.0.1``, ``[::1]``), else None."""
+    """The address a host names literally (``10.0.0.1``, ``[::1]``), else None.
+
+    The shorthand IPv4 forms resolvers also accept count (``127.1``, ``2130706433``,
+    ``0x7f.0.0.1``, a trailing dot), so none of them passes for a host name.
+    """
+    bare = host.strip("[]").removesuffix(".")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(bare)
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(bare))
+    except OSError:
         return None
 
 

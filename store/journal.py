@@ -62,7 +62,7 @@ class WebhookPolicy:
     service_url: str | None = None
     #: Every status change, not only the terminal ones.
     every_status: bool = False
-    #: Called after a transition that may have recorded deliveries is persisted.
+    #: Called after a transition that recorded deliveries is persisted.
     recorded: Callable[[], None] = lambda: None
 
     def announces(self, change: Change) -> bool:
@@ -127,20 +127,16 @@ def _append_statement(
         .returning(TaskRow.updated_at, TaskRow.user_id, TaskRow.webhook_url)
         .cte("moved")
     )
-    statement = (
-        insert(EventRow)
-        .from_select(
-            ["task_id", "seq", "type", "status", "payload", "created_at"],
-            select(
-                bindparam("e_task_id", type_=PgUUID),
-                bindparam("e_seq", type_=Integer),
-                bindparam("e_type", type_=String),
-                bindparam("e_status", type_=String),
-                bindparam("e_payload", type_=JSONB),
-                moved.c.updated_at,
-            ),
-        )
-        .returning(EventRow.created_at)
+    statement = insert(EventRow).from_select(
+        ["task_id", "seq", "type", "status", "payload", "created_at"],
+        select(
+            bindparam("e_task_id", type_=PgUUID),
+            bindparam("e_seq", type_=Integer),
+            bindparam("e_type", type_=String),
+            bindparam("e_status", type_=String),
+            bindparam("e_payload", type_=JSONB),
+            moved.c.updated_at,
+        ),
     )
     if keeps_audio:
         kept = (
@@ -149,8 +145,12 @@ def _append_statement(
             .values(pcm=bindparam("pcm"), duration=bindparam("duration"))
         )
         statement = statement.add_cte(kept.cte("kept"))
-    if outbox:
-        statement = statement.add_cte(_outbox(moved, service_wide=service_wide).cte("outbox"))
+    if not outbox:
+        return compile_query(statement.returning(EventRow.created_at), idempotent=False)
+    recorded = _outbox(moved, service_wide=service_wide).returning(DeliveryRow.id).cte("outbox")
+    # How many deliveries it recorded: the loop is woken only when there is one.
+    count = select(func.count()).select_from(recorded).scalar_subquery()
+    statement = statement.add_cte(recorded).returning(EventRow.created_at, count)
     return compile_query(statement, idempotent=False)
 
 
@@ -234,12 +234,12 @@ class PgJournal:
             outbox=outbox,
             service_wide=outbox and webhooks.service_url is not None,
         )
-        created_at = await self._database.value(event, **params)
-        if created_at is None:
+        row = await self._database.row(event, **params)
+        if row is None:
             raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
-        if outbox:
+        if outbox and row[1]:
             webhooks.recorded()
-        return Event(task_id, seq, change.type, change.status, change.payload, created_at)
+        return Event(task_id, seq, change.type, change.status, change.payload, row[0])
 
     async def load_upload(self, task_id: UUID) -> AudioInput:
         row = await self._database.row(_UPLOAD, task_id=task_id)

@@ -74,6 +74,18 @@ async def test_a_task_url_equal_to_the_service_url_is_sent_once(
     assert delivery.service_wide
 
 
+async def test_the_delivery_loop_is_not_woken_when_no_url_applies(
+    database: Database, user: uuid.UUID
+) -> None:
+    told: list[None] = []
+    journal = PgJournal(database, WebhookPolicy(recorded=lambda: told.append(None)))
+    task_id = await _task(database, user, None)
+    event = await journal.append(task_id, 1, cancelled("by the test"))
+    assert event.status is Status.CANCELLED
+    assert await DeliveryStore(database).of_task(task_id) == []
+    assert told == []
+
+
 async def test_a_claimed_delivery_is_not_claimed_again_while_leased(
     database: Database, user: uuid.UUID
 ) -> None:

@@ -44,8 +44,11 @@ async def service_with_hooks(
             yield running, attempts
 
 
-async def _failed_task(running: Running, user: uuid.UUID, **fields: str) -> str:
-    created = await create(running.client, user, silent_wav(), **fields)
+async def _failed_task(running: Running, user: uuid.UUID, webhook_url: str | None = None) -> str:
+    if webhook_url is None:
+        created = await create(running.client, user, silent_wav())
+    else:
+        created = await create(running.client, user, silent_wav(), webhook_url=webhook_url)
     assert created.status_code == 201, created.text
     return str(created.json()["id"])
 

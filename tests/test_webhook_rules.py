@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -162,3 +163,29 @@ async def test_a_checked_host_is_connected_to_at_the_address_that_was_checked() 
     assert str(request.url) == "https://93.184.216.34:8443/in?k=1"
     assert request.headers["host"] == "hooks.example:8443"
     assert request.extensions["sni_hostname"] == "hooks.example"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("step", "state", "delay"),
+    [(0, "pending", 5.0), (1, "pending", 300.0), (6, "pending", 36000.0), (7, "failed", None)],
+)
+async def test_a_failed_attempt_waits_as_svix_schedules_then_gives_up(
+    step: int, state: str, delay: float | None
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, stream=httpx.ByteStream(b"no"))
+
+    sender = Sender(
+        None,  # type: ignore[arg-type]  # attempt() does not touch the store
+        key=secret_key(new_secret()),
+        task_url_base="http://tasks.example",
+        timeout=5,
+        allow_private=True,
+        retry_scale=0.5,
+    )
+    due = replace(_due("https://hooks.example/in"), step=step)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        outcome = await sender.attempt(client, due)
+    assert (outcome.state, outcome.status_code) == (state, 500)
+    assert outcome.delay == (None if delay is None else delay * 0.5)

@@ -99,7 +99,8 @@ async def test_retention_removes_old_audio_then_old_tasks_and_never_live_ones(
     assert await store.events_after(task_old, 0) == []
     assert await store.audio_removed(audio_old)
     kept = await store.get(user, audio_old)
-    assert kept is not None and kept.status == "completed"
+    assert kept is not None
+    assert kept.status == "completed"
     for untouched in (recent, live, live_dated):
         assert await store.get(user, untouched) is not None
         assert not await store.audio_removed(untouched)

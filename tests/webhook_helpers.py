@@ -49,8 +49,9 @@ class Receiver:
         """The next request that arrived (blocking); queue.Empty after ``timeout``."""
         return self.arrived.get(timeout=timeout)
 
-    async def anext(self, timeout: float = 60.0) -> Received:
-        return await anyio.to_thread.run_sync(self.next, timeout)
+    async def anext(self, within: float = 60.0) -> Received:
+        """The next request, waited for in a thread so the event loop runs on."""
+        return await anyio.to_thread.run_sync(self.next, within)
 
     def nothing_more(self) -> bool:
         return self.arrived.empty()

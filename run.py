@@ -1,4 +1,5 @@
-"""Start the task manager: ``python run.py`` (serve) or ``python run.py token --user <uuid>``.
+"""Start the task manager: ``python run.py`` (serve), ``python run.py token --user <uuid>``,
+or ``python run.py webhook-secret`` (the secret webhooks are signed with).
 
 With no configuration it starts an embedded PostgreSQL in ./.data, applies the
 migrations, and serves HTTP on 0.0.0.0:8064.
@@ -59,6 +60,31 @@ def _token(user: str) -> int:
             return 2
         key = found
     print(issue_token(key, user_id, algorithm=settings.auth_jwt_algorithm))
+    return 0
+
+
+def _webhook_secret() -> int:
+    """Print the secret webhooks are signed with; never make one (it would be the wrong one)."""
+    from web.settings import Settings
+    from web.webhook_signing import secret_path, stored_secret
+
+    try:
+        settings = Settings()
+    except (ValidationError, ValueError) as error:
+        return _config_error(error)
+    if settings.webhook_secret is not None:
+        print(settings.webhook_secret.get_secret_value())
+        return 0
+    found = stored_secret(settings.data_dir)
+    if found is None:
+        print(
+            "no webhook secret: MANAGER_WEBHOOK_SECRET is unset and "
+            f"{secret_path(settings.data_dir)} does not exist; set MANAGER_DATA_DIR to "
+            "the service's data dir (or run from the service's directory)",
+            file=sys.stderr,
+        )
+        return 2
+    print(found)
     return 0
 
 
@@ -134,9 +160,14 @@ def main(argv: Sequence[str]) -> int:
     commands = parser.add_subparsers(dest="command")
     token = commands.add_parser("token", help="print a bearer token for a user, and nothing else")
     token.add_argument("--user", required=True, help="the user's UUID (the token's sub)")
+    commands.add_parser(
+        "webhook-secret", help="print the secret webhooks are signed with, and nothing else"
+    )
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(args.user)
+    if args.command == "webhook-secret":
+        return _webhook_secret()
     return _serve()
 
 

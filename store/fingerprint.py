@@ -25,6 +25,7 @@ def request_fingerprint(task: NewTask, upload: NewUpload) -> str:
         "language": task.language,
         "text_id": None if task.text_id is None else str(task.text_id),
         "reference_text": task.reference_text,
+        "webhook_url": task.webhook_url,
     }
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

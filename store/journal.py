@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Integer, String, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
 from speech.base import AudioInput, NormalisedAudio
 from store.database import Database
-from store.models import TERMINAL_SQL, AudioRow, EventRow, TaskRow
+from store.deliveries import PENDING
+from store.models import TERMINAL_SQL, AudioRow, DeliveryRow, EventRow, TaskRow
 from store.records import snapshot_of
 from store.sql import Query, compile_query
 from supervisor.events import Change, Event, EventType
@@ -38,10 +54,65 @@ _SNAPSHOT_COLUMNS = (
 _NOW: Any = object()
 
 
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """Which transitions record webhook deliveries, and whom to tell when one is."""
+
+    #: MANAGER_WEBHOOK_URL: gets every task's deliveries.
+    service_url: str | None = None
+    #: Every status change, not only the terminal ones.
+    every_status: bool = False
+    #: Called after a transition that recorded deliveries is persisted.
+    recorded: Callable[[], None] = lambda: None
+
+    def announces(self, change: Change) -> bool:
+        if change.type is not EventType.STATUS:
+            return False
+        return self.every_status or change.status in TERMINAL
+
+
+def _outbox(moved: Any, *, service_wide: bool) -> Any:
+    """Insert a pending delivery per URL that applies: the task's own, the service's."""
+    own = select(
+        moved.c.webhook_url.label("url"), literal(False, Boolean).label("service_wide")
+    ).where(moved.c.webhook_url.is_not(None))
+    targets: Any = own
+    if service_wide:
+        service_url = bindparam("w_service_url", type_=String)
+        own = own.where(moved.c.webhook_url.is_distinct_from(service_url))  # once is enough
+        targets = union_all(own, select(service_url, literal(True, Boolean)))
+    chosen = targets.subquery("targets")
+    columns = ["id", "task_id", "user_id", "url", "service_wide", "event_type", "task_status"]
+    columns += ["seq", "occurred_at", "state", "next_attempt_at"]
+    return insert(DeliveryRow).from_select(
+        columns,
+        select(
+            func.gen_random_uuid(),
+            bindparam("task_id"),
+            moved.c.user_id,
+            chosen.c.url,
+            chosen.c.service_wide,
+            bindparam("w_type", type_=String),
+            bindparam("e_status", type_=String),
+            bindparam("e_seq", type_=Integer),
+            moved.c.updated_at,
+            literal(PENDING, String),
+            moved.c.updated_at,
+        ).select_from(moved.join(chosen, literal(True, Boolean))),
+    )
+
+
 @functools.lru_cache(maxsize=128)
-def _append_statement(columns: tuple[tuple[str, bool], ...], *, keeps_audio: bool) -> Query:
+def _append_statement(
+    columns: tuple[tuple[str, bool], ...],
+    *,
+    keeps_audio: bool,
+    outbox: bool = False,
+    service_wide: bool = False,
+) -> Query:
     """Update the task if it is still at ``after_seq`` and, only then, insert the event
-    (and, with ``keeps_audio``, store the decoded audio).
+    (with ``keeps_audio``, store the decoded audio; with ``outbox``, record its webhook
+    deliveries, so a crash right after the commit loses none).
 
     One statement (data-modifying CTEs), built once per set of columns: the
     transitions set a handful of different column sets, so the cache stays tiny.
@@ -53,23 +124,19 @@ def _append_statement(columns: tuple[tuple[str, bool], ...], *, keeps_audio: boo
         update(TaskRow)
         .where(TaskRow.id == bindparam("task_id"), TaskRow.last_seq == bindparam("after_seq"))
         .values(sets)
-        .returning(TaskRow.updated_at)
+        .returning(TaskRow.updated_at, TaskRow.user_id, TaskRow.webhook_url)
         .cte("moved")
     )
-    statement = (
-        insert(EventRow)
-        .from_select(
-            ["task_id", "seq", "type", "status", "payload", "created_at"],
-            select(
-                bindparam("e_task_id", type_=PgUUID),
-                bindparam("e_seq", type_=Integer),
-                bindparam("e_type", type_=String),
-                bindparam("e_status", type_=String),
-                bindparam("e_payload", type_=JSONB),
-                moved.c.updated_at,
-            ),
-        )
-        .returning(EventRow.created_at)
+    statement = insert(EventRow).from_select(
+        ["task_id", "seq", "type", "status", "payload", "created_at"],
+        select(
+            bindparam("e_task_id", type_=PgUUID),
+            bindparam("e_seq", type_=Integer),
+            bindparam("e_type", type_=String),
+            bindparam("e_status", type_=String),
+            bindparam("e_payload", type_=JSONB),
+            moved.c.updated_at,
+        ),
     )
     if keeps_audio:
         kept = (
@@ -78,6 +145,12 @@ def _append_statement(columns: tuple[tuple[str, bool], ...], *, keeps_audio: boo
             .values(pcm=bindparam("pcm"), duration=bindparam("duration"))
         )
         statement = statement.add_cte(kept.cte("kept"))
+    if not outbox:
+        return compile_query(statement.returning(EventRow.created_at), idempotent=False)
+    recorded = _outbox(moved, service_wide=service_wide).returning(DeliveryRow.id).cte("outbox")
+    # How many deliveries it recorded: the loop is woken only when there is one.
+    count = select(func.count()).select_from(recorded).scalar_subquery()
+    statement = statement.add_cte(recorded).returning(EventRow.created_at, count)
     return compile_query(statement, idempotent=False)
 
 
@@ -110,8 +183,9 @@ _RUNNABLE = compile_query(
 class PgJournal:
     """Durable task state in PostgreSQL (implements ``supervisor.ports.Journal``)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, webhooks: WebhookPolicy | None = None) -> None:
         self._database = database
+        self._webhooks = webhooks or WebhookPolicy()
 
     async def load(self, task_id: UUID) -> TaskSnapshot | None:
         row = await self._database.row(_LOAD, id=task_id)
@@ -150,14 +224,22 @@ class PgJournal:
         )
         if normalised is not None:
             params.update(pcm=normalised.pcm, duration=normalised.duration)
+        webhooks = self._webhooks
+        outbox = webhooks.announces(change)
+        if outbox:
+            params.update(w_type=f"task.{change.status.value}", w_service_url=webhooks.service_url)
         event = _append_statement(
             tuple(sorted((k, v is _NOW) for k, v in values.items())),
             keeps_audio=normalised is not None,
+            outbox=outbox,
+            service_wide=outbox and webhooks.service_url is not None,
         )
-        created_at = await self._database.value(event, **params)
-        if created_at is None:
+        row = await self._database.row(event, **params)
+        if row is None:
             raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
-        return Event(task_id, seq, change.type, change.status, change.payload, created_at)
+        if outbox and row[1]:
+            webhooks.recorded()
+        return Event(task_id, seq, change.type, change.status, change.payload, row[0])
 
     async def load_upload(self, task_id: UUID) -> AudioInput:
         row = await self._database.row(_UPLOAD, task_id=task_id)

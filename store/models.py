@@ -1,4 +1,4 @@
-"""The schema: tasks, their event journal, and their audio."""
+"""The schema: tasks, their event journal, their audio, and their webhook outbox."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -65,6 +66,8 @@ class TaskRow(Base):
     #: sha256 of the upload and fields (store/fingerprint.py): a repeated key must match
     #: it. NULL on rows from before migration 0003, which match any repeat.
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    #: Where this task's webhooks go, besides the service-wide URL.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -79,6 +82,12 @@ class TaskRow(Base):
             "ix_tasks_live",
             "created_at",
             postgresql_where=text(f"status NOT IN {TERMINAL_SQL}"),
+        ),
+        # Retention: the tasks that ended, by when.
+        Index(
+            "ix_tasks_ended",
+            "completed_at",
+            postgresql_where=text(f"status IN {TERMINAL_SQL}"),
         ),
     )
 
@@ -115,3 +124,56 @@ class AudioRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     #: 16 kHz mono s16le, kept after decoding so retries skip it.
     pcm: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class DeliveryRow(Base):
+    """One webhook message to one URL (the outbox); its ``id`` is the ``webhook-id``."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: Sent to MANAGER_WEBHOOK_URL rather than to the task's own URL.
+    service_wide: Mapped[bool] = mapped_column(Boolean)
+    event_type: Mapped[str] = mapped_column(String(32))
+    task_status: Mapped[str] = mapped_column(String(16))
+    #: The seq of the event it announces.
+    seq: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: pending, delivered, gone (410), failed (schedule used up), refused (private address).
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: The place in the retry schedule; a redelivery starts it again.
+    step: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: When it is due (while pending; a claimed one is pushed past its send's timeout).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+
+class AttemptRow(Base):
+    """One try at sending a delivery: what came back, how long it took, what is next."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Seconds.
+    duration: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

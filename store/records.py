@@ -32,6 +32,8 @@ class NewTask:
     text_id: UUID | None = None
     reference_text: str | None = None
     idempotency_key: str | None = None
+    #: Where this task's webhooks go (besides the service-wide URL), checked already.
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class TaskRecord:
     mistakes: list[dict[str, Any]] | None
     evaluation: dict[str, Any] | None
     failure_reason: str | None
+    webhook_url: str | None
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None

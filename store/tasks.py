@@ -1,4 +1,4 @@
-"""Task reads and writes for the HTTP layer: create, list, read, replay, delete."""
+"""Task reads and writes for the HTTP layer: create, list, read, replay, delete, purge."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
+    text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from store.cursor import decode_cursor, encode_cursor
 from store.database import Database
 from store.fingerprint import request_fingerprint
-from store.models import AudioRow, EventRow, TaskRow
+from store.models import TERMINAL_SQL, AudioRow, EventRow, TaskRow
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord, TaskSummary
 from store.sql import Query, compile_query
 from supervisor.events import Event, EventType
@@ -74,6 +77,7 @@ def _admit_statement() -> Select[Any]:
             last_seq=1,
             idempotency_key=bindparam("idempotency_key"),
             request_fingerprint=bindparam("request_fingerprint"),
+            webhook_url=bindparam("webhook_url"),
         )
         .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
         .returning(*_RECORD_COLUMNS)
@@ -183,6 +187,54 @@ class KeyContended(Exception):
 
 _COUNT = compile_query(select(func.count()).select_from(TaskRow), idempotent=True)
 
+#: The advisory lock key of retention purges (any constant: "stmpurge" in ASCII).
+PURGE_LOCK = 0x73746D7075726765
+# Text, so the planner matches the partial index ix_tasks_ended.
+_ENDED_BEFORE = text(
+    f"tasks.status IN {TERMINAL_SQL} AND tasks.completed_at < now() - make_interval(days => :days)"
+)
+# A scalar subquery: evaluated once per statement, and only one instance's statement
+# gets the lock; the others remove nothing this time.
+_PURGE_LOCKED = select(func.pg_try_advisory_xact_lock(literal(PURGE_LOCK))).scalar_subquery()
+
+
+def _ended(*columns: Any) -> Select[Any]:
+    return select(*columns).where(_ENDED_BEFORE, _PURGE_LOCKED)
+
+
+_PURGE_AUDIO = compile_query(
+    update(AudioRow)
+    .where(
+        AudioRow.task_id.in_(
+            _ended(AudioRow.task_id)
+            .join_from(TaskRow, AudioRow, AudioRow.task_id == TaskRow.id)
+            .where(AudioRow.size > 0)
+            .limit(bindparam("batch", type_=Integer))
+            .with_for_update(of=AudioRow, skip_locked=True)
+        )
+    )
+    # An upload is never empty, so size 0 marks audio removed; the row keeps the duration.
+    .values(data=b"", pcm=None, size=0)
+    .returning(AudioRow.task_id),
+    idempotent=False,
+)
+_PURGE_TASKS = compile_query(
+    delete(TaskRow)
+    .where(
+        TaskRow.id.in_(
+            _ended(TaskRow.id)
+            .limit(bindparam("batch", type_=Integer))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .returning(TaskRow.id),
+    idempotent=False,
+)
+_AUDIO_REMOVED = compile_query(
+    select(AudioRow.size == literal_column("0")).where(AudioRow.task_id == bindparam("id")),
+    idempotent=True,
+)
+
 
 class TaskStore:
     """The queries behind the task routes; every one is scoped to its user."""
@@ -227,6 +279,7 @@ class TaskStore:
             language=task.language,
             idempotency_key=task.idempotency_key,
             request_fingerprint=fingerprint,
+            webhook_url=task.webhook_url,
             a_filename=upload.filename,
             a_content_type=upload.content_type,
             a_size=len(upload.data),
@@ -295,6 +348,24 @@ class TaskStore:
     async def delete(self, user_id: UUID, task_id: UUID) -> bool:
         """Remove the task, its events and audio (cascade). False if it was not there."""
         return await self._database.row(_DELETE, id=task_id, user_id=user_id) is not None
+
+    async def audio_removed(self, task_id: UUID) -> bool:
+        """Whether retention removed the task's audio (or it has none)."""
+        return bool(await self._database.value(_AUDIO_REMOVED, id=task_id) in (True, None))
+
+    async def purge_audio(self, days: int, batch: int) -> list[UUID]:
+        """Remove the audio of up to ``batch`` tasks that ended over ``days`` days ago.
+
+        Live tasks are never touched; nothing is removed while another instance purges.
+        """
+        rows = await self._database.rows(_PURGE_AUDIO, days=days, batch=batch)
+        return [row.task_id for row in rows]
+
+    async def purge_tasks(self, days: int, batch: int) -> list[UUID]:
+        """Remove up to ``batch`` whole tasks (events, audio, deliveries) that ended over
+        ``days`` days ago; live tasks never, and nothing while another instance purges."""
+        rows = await self._database.rows(_PURGE_TASKS, days=days, batch=batch)
+        return [row.id for row in rows]
 
     async def count(self) -> int:
         return int(await self._database.value(_COUNT))

@@ -59,6 +59,8 @@ ROUTES = [
     ("GET", "/audio"),
     ("POST", "/cancel"),
     ("POST", "/retry"),
+    ("GET", "/deliveries"),
+    ("POST", f"/deliveries/{uuid.UUID(int=1)}/redeliver"),
     ("DELETE", ""),
 ]
 
@@ -580,6 +582,8 @@ OPERATIONS = [
     ("GET", "/tasks/{task_id}/audio"),
     ("POST", "/tasks/{task_id}/cancel"),
     ("POST", "/tasks/{task_id}/retry"),
+    ("GET", "/tasks/{task_id}/deliveries"),
+    ("POST", "/tasks/{task_id}/deliveries/{delivery_id}/redeliver"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 ]

@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute, Route
 
 from store.tasks import KeyContended, KeyReused
 from supervisor.ports import JournalUnavailable
-from web import openapi, routes_health, routes_ilps, routes_tasks
+from web import openapi, routes_deliveries, routes_health, routes_ilps, routes_tasks
 from web.context import Services
 from web.errors import (
     ApiError,
@@ -24,7 +24,12 @@ from web.trusted import TrustedNetworks, TrustedPeersOnly
 
 
 def create_app(services: Services) -> Starlette:
-    routes: list[BaseRoute] = [*routes_health.ROUTES, *openapi.ROUTES, *routes_tasks.ROUTES]
+    routes: list[BaseRoute] = [
+        *routes_health.ROUTES,
+        *openapi.ROUTES,
+        *routes_tasks.ROUTES,
+        *routes_deliveries.ROUTES,
+    ]
     if services.settings.ilps_compat:
         trusted = services.settings.trusted()
         routes += [_trusted_only(route, trusted) for route in routes_ilps.ROUTES]

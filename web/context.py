@@ -1,4 +1,4 @@
-"""What every handler needs, hung on the app: settings, store, supervisor, auth."""
+"""What every handler needs, hung on the app: settings, store, supervisor, auth, webhooks."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from supervisor.door import TaskDoor
 from supervisor.supervisor import Supervisor
 from web.auth import Authenticator
 from web.settings import Settings
+from web.webhook_delivery import Sender
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Services:
     store: TaskStore
     supervisor: Supervisor
     auth: Authenticator
+    #: Sends the webhook outbox; redeliveries wake it.
+    webhooks: Sender
     #: Every command on a task goes through it.
     door: TaskDoor = field(init=False)
     #: Set on SIGTERM: new tasks get 503 while the actors stop.

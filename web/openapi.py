@@ -11,10 +11,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from web.params import INSTANT_RANGE, SEQ_MAX
+from web.routes_deliveries import DeliveryListOut, RedeliveryOut
 from web.routes_tasks import CreateFields
 from web.schemas import AcceptedOut, ErrorOut, EventOut, TaskListOut, TaskOut
 
-_MODELS: list[type[BaseModel]] = [ErrorOut, TaskOut, TaskListOut, EventOut, AcceptedOut]
+_MODELS: list[type[BaseModel]] = [
+    ErrorOut,
+    TaskOut,
+    TaskListOut,
+    EventOut,
+    AcceptedOut,
+    DeliveryListOut,
+    RedeliveryOut,
+]
 _ID = {
     "name": "task_id",
     "in": "path",
@@ -180,6 +189,36 @@ def _paths() -> dict[str, Any]:
                     "202": _json(TaskOut, "Queued again"),
                     **auth,
                     **_errors(404, 409, 503),
+                },
+            },
+        },
+        "/tasks/{task_id}/deliveries": {
+            "parameters": [_ID],
+            "get": {
+                "summary": "The task's webhook deliveries: every attempt, its answer, the next try",
+                "responses": {
+                    "200": _json(DeliveryListOut, "The deliveries, oldest first"),
+                    **auth,
+                    **_errors(404),
+                },
+            },
+        },
+        "/tasks/{task_id}/deliveries/{delivery_id}/redeliver": {
+            "parameters": [
+                _ID,
+                {
+                    "name": "delivery_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+            ],
+            "post": {
+                "summary": "Send a delivery again now (same webhook-id), its retries afresh",
+                "responses": {
+                    "202": _json(RedeliveryOut, "Due now"),
+                    **auth,
+                    **_errors(404),
                 },
             },
         },

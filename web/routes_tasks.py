@@ -29,6 +29,7 @@ from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
 from web.uploads import read_upload
+from web.webhook_urls import MAX_URL_LENGTH, RefusedUrl, check_url
 
 
 class CreateFields(BaseModel):
@@ -40,6 +41,11 @@ class CreateFields(BaseModel):
     language: Language = "en-US"
     sample_rate: int | None = Field(None, ge=4000, le=192_000)
     channels: int | None = Field(None, ge=1, le=8)
+    webhook_url: str | None = Field(
+        None,
+        max_length=MAX_URL_LENGTH,
+        description="An http(s) URL told when the task ends (Standard Webhooks, signed)",
+    )
 
 
 class ListParams(BaseModel):
@@ -75,6 +81,7 @@ async def create_task(request: Request) -> Response:
         fields = CreateFields.model_validate(parsed.fields, context={"languages": app.languages})
     except ValidationError as error:
         raise ApiError(422, validation_detail(error)) from None
+    webhook_url = _webhook_url(app, fields.webhook_url)
     upload = parsed.upload
     if fields.sample_rate or fields.channels:
         upload = replace(upload, sample_rate=fields.sample_rate, channels=fields.channels)
@@ -85,10 +92,20 @@ async def create_task(request: Request) -> Response:
         text_id=fields.text_id,
         reference_text=(fields.reference_text or "").strip() or None,
         idempotency_key=key,
+        webhook_url=webhook_url,
     )
     record, created = await admit(app, task, upload)  # as stored: no actor has moved it
     headers = {"Location": f"/tasks/{record.id}"}
     return ModelResponse(TaskOut.of(record), 201 if created else 200, headers=headers)
+
+
+def _webhook_url(app: Services, raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return check_url(raw.strip(), allow_private=app.settings.webhook_allow_private)
+    except RefusedUrl as error:
+        raise ApiError(422, str(error)) from None
 
 
 def refuse_when_draining(app: Services) -> None:
@@ -154,6 +171,8 @@ async def get_audio(request: Request) -> Response:
     audio = await app.store.audio(app.auth.user_id(request), task_id_of(request))
     if audio is None:
         raise not_found()
+    if not audio.data:  # uploads are never empty: retention removed it
+        raise ApiError(404, "this task's audio was removed by the retention policy")
     headers = {
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(audio.filename, safe='')}",
         "X-Content-Type-Options": "nosniff",  # the client's bytes: never rendered as anything
@@ -188,6 +207,8 @@ async def retry_task(request: Request) -> Response:
     if await app.store.owned(user_id, task_id) is None:
         raise not_found()
     refuse_when_draining(app)
+    if await app.store.audio_removed(task_id):
+        raise ApiError(409, "the task cannot run again: retention removed its audio")
     try:
         retried = await app.door.retry(task_id)
     except NotAccepting:

@@ -58,6 +58,7 @@ class TaskOut(BaseModel):
     mistakes: list[dict[str, Any]] | None = Field(description="ILPS-shaped phoneme mistakes")
     evaluation: dict[str, Any] | None = Field(description="Per-word view and unknown words")
     failure_reason: str | None
+    webhook_url: str | None = Field(None, description="Where this task's webhooks go")
     queue_position: int | None = Field(
         None, description="While queued: the place in the engine queue now (1 = next)"
     )

@@ -23,15 +23,19 @@ from sqlalchemy import URL
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.database import Database, open_database
+from store.deliveries import DeliveryStore
 from store.instance_lock import hold_instance_lock
-from store.journal import PgJournal
+from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
 from store.tasks import TaskStore
 from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
+from web.retention import Retention
 from web.settings import Settings
+from web.webhook_delivery import Sender
+from web.webhook_signing import generated_secret, secret_key
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +121,23 @@ async def open_service(
 async def _running(
     settings: Settings, speech: SpeechSettings, database: Database, sock: socket.socket
 ) -> AsyncIterator[RunningService]:
+    port = sock.getsockname()[1]
+    sender = _sender(settings, database, port)
+    policy = WebhookPolicy(settings.webhook_url, settings.webhook_every_status, sender.waker.notify)
     pipeline = build_pipeline(speech)
-    supervisor = Supervisor(PgJournal(database), pipeline, settings.supervisor_config())
+    supervisor = Supervisor(PgJournal(database, policy), pipeline, settings.supervisor_config())
+    store = TaskStore(database)
     services = Services(
         settings,
         database,
-        TaskStore(database),
+        store,
         supervisor,
         authenticator(settings),
+        sender,
         languages=languages_of(speech),
+    )
+    retention = Retention(
+        store, audio_days=settings.retention_audio_days, task_days=settings.retention_task_days
     )
     config = uvicorn.Config(
         create_app(services),
@@ -139,7 +151,7 @@ async def _running(
     )
     server = _Server(config)
     stopped = anyio.Event()
-    running = RunningService(services, sock.getsockname()[1], server, stopped)
+    running = RunningService(services, port, server, stopped)
     try:
         async with anyio.create_task_group() as group:
 
@@ -151,16 +163,44 @@ async def _running(
 
             await group.start(run_supervisor)
             group.start_soon(_serve, server, sock, running)
+            # Webhooks and retention stop with the service: an interrupted send is
+            # leased, not lost, and goes out again after the restart.
+            background = anyio.CancelScope()
+            group.start_soon(_background, background, sender, retention)
             try:
                 await server.accepting.wait()  # if uvicorn fails instead, the group cancels this
                 yield running
             finally:
                 with anyio.CancelScope(shield=True):
                     await running.drain()
+                background.cancel()
     finally:
         if pipeline.aclose is not None:
             with anyio.CancelScope(shield=True):
                 await pipeline.aclose()
+
+
+def _sender(settings: Settings, database: Database, port: int) -> Sender:
+    secret = settings.webhook_secret
+    key = secret_key(
+        secret.get_secret_value() if secret is not None else generated_secret(settings.data_dir)
+    )
+    return Sender(
+        DeliveryStore(database),
+        key=key,
+        task_url_base=settings.task_url_base(port),
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+        retry_scale=settings.webhook_retry_scale,
+    )
+
+
+async def _background(scope: anyio.CancelScope, sender: Sender, retention: Retention) -> None:
+    with scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(sender.run)
+            if retention.enabled:
+                group.start_soon(retention.run)
 
 
 async def _serve(server: _Server, sock: socket.socket, running: RunningService) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from speech.cpus import cpu_count
 from store.config import DatabaseSettings
 from supervisor.config import SupervisorConfig
 from web.trusted import DEFAULT_TRUSTED_NETWORKS, TrustedNetworks, parse_networks
+from web.webhook_signing import secret_key
+from web.webhook_urls import MAX_URL_LENGTH, check_url
 
 #: The supervisor's defaults: the settings below take theirs from it, so each is written once.
 _SUPERVISOR = SupervisorConfig()
@@ -62,6 +64,49 @@ class Settings(DatabaseSettings):
 
     def trusted(self) -> TrustedNetworks:
         return TrustedNetworks(parse_networks(self.trusted_networks))
+
+    #: Receives every task's webhooks, besides each task's own ``webhook_url``.
+    webhook_url: str | None = Field(None, max_length=MAX_URL_LENGTH)
+    #: ``whsec_<base64>``; unset: generated once in the data dir.
+    webhook_secret: SecretStr | None = None
+    #: Send a webhook for every status change, not only the terminal ones.
+    webhook_every_status: bool = False
+    #: Let webhooks reach loopback, link-local and private addresses.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(15.0, gt=0, le=300)
+    #: Multiplies every delay of the retry schedule (tests compress it).
+    webhook_retry_scale: float = Field(1.0, gt=0, le=1)
+    #: The service's address as receivers reach it: the base of the task URL in webhooks.
+    public_url: str | None = Field(None, max_length=512)
+
+    #: Remove the audio of tasks that ended this many days ago; unset: keep it.
+    retention_audio_days: int | None = Field(None, ge=1)
+    #: Remove whole tasks that ended this many days ago; unset: keep them.
+    retention_task_days: int | None = Field(None, ge=1)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _service_webhook_url(self) -> Settings:
+        if self.webhook_url is not None:
+            try:
+                check_url(self.webhook_url, allow_private=self.webhook_allow_private)
+            except ValueError as error:
+                raise ValueError(f"MANAGER_WEBHOOK_URL: {error}") from None
+        return self
+
+    def task_url_base(self, port: int) -> str:
+        """What ``/tasks/<id>`` is appended to in a webhook: the public URL, else where
+        the service listens (``port``: the one it bound)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::") else self.http_host
+        return f"http://{host}:{port}"
 
     def supervisor_config(self) -> SupervisorConfig:
         return SupervisorConfig(

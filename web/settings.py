@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Annotated, Literal
+from uuid import UUID
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from store.config import DatabaseSettings
 from supervisor.config import SupervisorConfig
@@ -33,6 +35,11 @@ class Settings(DatabaseSettings):
     auth_jwt_public_key: str | None = None
     auth_gateway_header: str = "X-User-Id"
 
+    #: Operators (the console's operator view, ``/admin/...``): user ids, comma-separated.
+    admin_users: Annotated[list[UUID], NoDecode] = []
+    #: Origins of cross-origin front-ends allowed to call the API, comma-separated.
+    cors_origins: Annotated[list[str], NoDecode] = []
+
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     ilps_compat: bool = False
 
@@ -46,6 +53,22 @@ class Settings(DatabaseSettings):
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     sse_ping_seconds: float = Field(15.0, gt=0)
     sse_retry_ms: int = Field(3000, ge=0)
+
+    @field_validator("admin_users", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return [origin.lower() for origin in origins]
 
     def supervisor_config(self) -> SupervisorConfig:
         return SupervisorConfig(

@@ -45,6 +45,7 @@ def _token(user: str) -> int:
 
 def _banner(url: str, settings: object) -> None:
     from web.auth import development_secret, issue_token
+    from web.console.links import sign_in_link
     from web.settings import Settings
 
     assert isinstance(settings, Settings)
@@ -58,6 +59,7 @@ def _banner(url: str, settings: object) -> None:
         user = uuid.uuid5(uuid.NAMESPACE_URL, "dev-user:" + secret)
         token = issue_token(secret, user, algorithm=settings.auth_jwt_algorithm)
         print(f"development user {user}; token (30 days):\n  {token}")
+        print(f"sign in: {sign_in_link(url, token)}")
         print("try it:")
         print(f"  export TOKEN={token}")
         print(f'  curl -s -H "Authorization: Bearer $TOKEN" -F file=@speech.wav {url}/tasks')

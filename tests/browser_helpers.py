@@ -111,11 +111,12 @@ async def _pipe(source: anyio.abc.SocketStream, target: anyio.abc.SocketStream) 
 
 
 @asynccontextmanager
-async def other_site(html: str) -> AsyncIterator[str]:
-    """A real page of another site on this machine: ``http://localhost:<port>/``.
+async def other_site(html: str, host: str = "localhost") -> AsyncIterator[str]:
+    """A real page elsewhere on this machine: ``http://<host>:<port>/``.
 
-    localhost and 127.0.0.1 are different sites to a browser, and both are loopback, so
-    Chromium's local-network rules stay out of the way of the CORS and CSRF ones.
+    With ``localhost`` it is another site than the service's 127.0.0.1 (and both are
+    loopback, so Chromium's local-network rules stay out of the way of the CORS and CSRF
+    ones); with ``127.0.0.1`` it is another origin of the same site (the port differs).
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,7 +129,7 @@ async def other_site(html: str) -> AsyncIterator[str]:
         group.start_soon(server.serve, [sock])
         # No wait for uvicorn: the socket already listens, and connections queue until served.
         try:
-            yield f"http://localhost:{sock.getsockname()[1]}"
+            yield f"http://{host}:{sock.getsockname()[1]}"
         finally:
             server.should_exit = True
     sock.close()

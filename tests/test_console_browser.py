@@ -219,3 +219,31 @@ async def test_a_cross_origin_fetch_is_refused_unless_the_origin_is_allowed(
         ):
             await page.goto(front_end)
             assert await page.evaluate(script, [svc.service.url, token]) == "200"
+
+
+async def test_a_front_end_of_another_origin_streams_with_the_cookie_when_allowed(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    script = """([url, taskId]) => new Promise((done) => {
+        const statuses = [];
+        const source = new EventSource(`${url}/tasks/${taskId}/events`, { withCredentials: true });
+        source.addEventListener("status", (message) => {
+            const status = JSON.parse(message.data).status;
+            statuses.push(status);
+            if (status === "failed") { source.close(); done(statuses); }
+        });
+        source.onerror = () => { source.close(); done(["error", ...statuses]); };
+    })"""
+    # Same site (127.0.0.1), another origin (port): the SameSite=Strict cookie goes along.
+    async with other_site("<p>a front-end</p>", host="127.0.0.1") as front_end:
+        async with (
+            running_service(service_database_url, tmp_path, cors_origins=[front_end]) as svc,
+            chromium() as browser,
+            page_of(browser) as page,
+        ):
+            task = (await create(svc.client, user, SILENT)).json()
+            await sign_in(page, svc.service.url, user)
+            await page.goto(front_end)
+            statuses = await page.evaluate(script, [svc.service.url, task["id"]])
+            assert statuses[0] == "created"
+            assert statuses[-1] == "failed"

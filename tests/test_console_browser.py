@@ -247,3 +247,29 @@ async def test_a_front_end_of_another_origin_streams_with_the_cookie_when_allowe
             statuses = await page.evaluate(script, [svc.service.url, task["id"]])
             assert statuses[0] == "created"
             assert statuses[-1] == "failed"
+
+
+async def test_my_tasks_pages_newest_first_and_filters_by_status(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    async with running_service(service_database_url, tmp_path) as svc, chromium() as browser:
+        titles = [f"take {n:02}" for n in range(22)]
+        for title in titles:
+            await create(svc.client, user, SILENT, title=title)
+        last = (await svc.client.get("/tasks", headers=auth(user))).json()["items"][0]
+        with anyio.fail_after(30):
+            await read_stream(svc.client, f"/tasks/{last['id']}/events", auth(user))
+        async with page_of(browser) as page:
+            await sign_in(page, svc.service.url, user)
+            await page.get_by_test_id("nav-tasks").click()
+            rows = page.get_by_test_id("task-row")
+            await expect(rows).to_have_count(20)
+            await expect(rows.first).to_contain_text("take 21")  # newest first
+            await page.get_by_test_id("tasks-more").click()
+            await expect(rows).to_have_count(22)
+            await expect(rows.last).to_contain_text("take 00")
+            await expect(page.get_by_test_id("tasks-more")).to_be_hidden()
+            await page.get_by_test_id("tasks-status").select_option("completed")
+            await page.get_by_role("button", name="Show").click()
+            await expect(rows).to_have_count(0)
+            await expect(page.get_by_test_id("notice")).to_have_text("No completed tasks.")

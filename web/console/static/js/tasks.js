@@ -119,7 +119,7 @@ async function load(more) {
     page.items.forEach(place);
     cursor = page.next_cursor;
     document.getElementById("tasks-more").hidden = !cursor;
-    if (!more && !page.items.length) notify("No tasks yet.");
+    if (!more && !page.items.length) notify(status ? `No ${status} tasks.` : "No tasks yet.");
   } catch (error) {
     notify(error.message);
   }

@@ -83,6 +83,16 @@ async def test_an_operator_sees_every_users_tasks_with_filters(
         headers=auth(OPERATOR),
     )
     assert following.json()["items"][0]["id"] != page.json()["items"][0]["id"]
+    created = everything["items"][ids.index(theirs)]["created_at"]
+    after = await svc.client.get(
+        "/admin/tasks", params={"created_after": created}, headers=auth(OPERATOR)
+    )
+    assert theirs not in [t["id"] for t in after.json()["items"]]
+    before = await svc.client.get(
+        "/admin/tasks", params={"created_before": created}, headers=auth(OPERATOR)
+    )
+    assert mine in [t["id"] for t in before.json()["items"]]
+    assert theirs not in [t["id"] for t in before.json()["items"]]
     bad = await svc.client.get("/admin/tasks", params={"user_id": "x"}, headers=auth(OPERATOR))
     assert bad.status_code == 422
 

@@ -86,3 +86,12 @@ def test_parse_range_reads_one_byte_range() -> None:
         parse_range("bytes=-0", 10)
     with pytest.raises(Unsatisfiable):
         parse_range("bytes=0-", 0)
+
+
+def test_ranges_with_other_digits_or_huge_numbers_are_never_a_crash() -> None:
+    assert parse_range("bytes=\u00b2-", 10) is None  # "²".isdigit(), yet no int
+    assert parse_range("bytes=\u0663-\u0664", 10) is None  # Arabic-Indic digits
+    with pytest.raises(Unsatisfiable):
+        parse_range("bytes=" + "9" * 5000 + "-", 10)
+    assert parse_range("bytes=0-" + "9" * 5000, 10) == ByteRange(0, 9)
+    assert parse_range("bytes=-" + "9" * 5000, 10) == ByteRange(0, 9)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+#: One range of the bytes unit, ASCII digits only ("²".isdigit() is true, int("²") fails).
+_SPEC = re.compile(r"bytes\s*=\s*([0-9]*)-([0-9]*)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,14 @@ class Unsatisfiable(ValueError):
     """The range lies wholly past the end (416)."""
 
 
+#: Past any recording's size; longer numbers are read as this (int() refuses 4,300 digits).
+_HUGE = 10**18
+
+
+def _number(digits: str) -> int:
+    return int(digits) if len(digits) <= 18 else _HUGE
+
+
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """The one range asked for; None to send the whole body (no header, or one we ignore).
 
@@ -25,23 +37,21 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     """
     if header is None:
         return None
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    found = _SPEC.fullmatch(header.strip())
+    if found is None:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
-        return None
-    if (first and not first.isdigit()) or (last and not last.isdigit()):
+    first, last = found.group(1), found.group(2)
+    if not first and not last:
         return None
     if not first:  # the last N bytes
-        length = int(last)
+        length = _number(last)
         if length == 0 or size == 0:
             raise Unsatisfiable(header)
         return ByteRange(max(size - length, 0), size - 1)
-    start = int(first)
-    if last and int(last) < start:
+    start = _number(first)
+    if last and _number(last) < start:
         return None  # not a valid range: ignored
     if start >= size:
         raise Unsatisfiable(header)
-    end = int(last) if last else size - 1
+    end = _number(last) if last else size - 1
     return ByteRange(start, min(end, size - 1))

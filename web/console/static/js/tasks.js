@@ -3,12 +3,22 @@
 import { api, el, fillStatuses, LIVE, notify, TERMINAL, when } from "./api.js";
 import { follow } from "./stream.js";
 
+// A browser keeps at most 6 HTTP/1.1 connections to a host: a few rows follow their
+// stream at once, the others wait for a free one (and are read afresh when they get it).
+const MAX_STREAMS = 3;
 const streams = new Map(); // task id -> the stream keeping its row live
+const waiting = []; // ids of live rows with no stream yet
 let cursor = null;
 
 function closeStreams() {
   for (const stream of streams.values()) stream.close();
   streams.clear();
+  waiting.length = 0;
+}
+
+function nextWaiting() {
+  const id = waiting.shift();
+  if (id) refreshRow(id);
 }
 
 async function command(task, verb, question, run) {
@@ -77,6 +87,10 @@ function place(task) {
 
 function keepLive(task) {
   if (TERMINAL.has(task.status) || streams.has(task.id)) return;
+  if (streams.size >= MAX_STREAMS) {
+    if (!waiting.includes(task.id)) waiting.push(task.id);
+    return;
+  }
   streams.set(
     task.id,
     follow(task.id, {
@@ -90,14 +104,17 @@ function keepLive(task) {
         streams.delete(task.id);
         if (ended) place(ended);
         else document.querySelector(`#tasks-list [data-task-id="${task.id}"]`)?.remove();
+        nextWaiting();
       },
     }),
   );
 }
 
 async function refreshRow(taskId) {
-  streams.get(taskId)?.close();
+  const had = streams.get(taskId);
+  had?.close();
   streams.delete(taskId);
+  if (had) nextWaiting();
   try {
     place(await api(`/tasks/${taskId}`));
   } catch (error) {

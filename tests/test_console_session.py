@@ -168,3 +168,13 @@ def test_the_sign_in_link_carries_the_token_in_the_fragment() -> None:
     from web.console.links import sign_in_link
 
     assert sign_in_link("http://127.0.0.1:8064", "abc") == "http://127.0.0.1:8064/#token=abc"
+
+
+async def test_the_session_routes_are_in_the_openapi_document(
+    svc: Running, user: uuid.UUID
+) -> None:
+    paths = (await svc.client.get("/openapi.json")).json()["paths"]
+    assert set(paths["/session"]) == {"post", "get", "delete"}
+    who = await svc.client.get("/session", headers=cookie(user))
+    schema = (await svc.client.get("/openapi.json")).json()["components"]["schemas"]["SessionOut"]
+    assert set(who.json()) == set(schema["properties"])

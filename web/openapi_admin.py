@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from web.admin_schemas import (
     AdminTaskDetailOut,
@@ -16,7 +18,21 @@ from web.admin_schemas import (
     TimelineOut,
 )
 
+
+class SignInIn(BaseModel):
+    token: str = Field(min_length=1, max_length=8192, description="A bearer token (JWT)")
+
+
+class SessionOut(BaseModel):
+    user_id: UUID
+    operator: bool = Field(description="Whether the operator's view and /admin are open")
+    auth_mode: str = Field(description="jwt, or gateway")
+    expires_at: datetime | None = Field(description="When the credentials stop working")
+
+
 MODELS: list[type[BaseModel]] = [
+    SignInIn,
+    SessionOut,
     OverviewOut,
     AdminTaskListOut,
     AdminTaskDetailOut,
@@ -24,6 +40,11 @@ MODELS: list[type[BaseModel]] = [
     BulkRetryIn,
     BulkRetryOut,
 ]
+_COOKIE = (
+    "HttpOnly, SameSite=Strict, Secure over HTTPS, expiring with the token. Writes that "
+    "carry the cookie must come from the service's own page (Origin or Sec-Fetch-Site), "
+    "else 403."
+)
 _ONLY = "Operators only (MANAGER_ADMIN_USERS or the token's operator claim); 404 to others."
 
 Json = Callable[[type[BaseModel], str], dict[str, Any]]
@@ -53,7 +74,26 @@ def paths(
         instant("created_after", "Tasks created after this time"),
         instant("created_before", "Tasks created before this time"),
     ]
+    who = {"200": json(SessionOut, "Who is signed in"), **errors(401, 503)}
     return {
+        "/session": {
+            "post": {
+                "summary": "The console's sign-in: a valid token comes back as the session cookie",
+                "description": _COOKIE,
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(SignInIn)}},
+                },
+                "responses": {**who, **errors(403, 409, 422)},
+            },
+            "get": {"summary": "Who is signed in (cookie, bearer or gateway)", "responses": who},
+            "delete": {
+                "summary": "Sign out: the session cookie is cleared",
+                "security": [],
+                "responses": {"204": {"description": "Signed out"}},
+            },
+        },
         "/admin/overview": {
             "get": {
                 "summary": "Queue depth, tasks per stage and status, failures, actor restarts",

@@ -178,3 +178,28 @@ async def test_the_session_routes_are_in_the_openapi_document(
     who = await svc.client.get("/session", headers=cookie(user))
     schema = (await svc.client.get("/openapi.json")).json()["components"]["schemas"]["SessionOut"]
     assert set(who.json()) == set(schema["properties"])
+
+
+async def test_in_gateway_mode_a_browsers_cross_site_write_is_refused_and_an_apps_passes(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    files = {"file": ("silent.wav", SILENT, "audio/wav")}
+    gateway = {"X-User-Id": str(user)}
+    async with running_service(service_database_url, tmp_path, auth_mode="gateway") as svc:
+        for forged in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            answer = await svc.client.post("/tasks", files=files, headers={**gateway, **forged})
+            assert answer.status_code == 403, forged
+        app = await svc.client.post("/tasks", files=files, headers=gateway)  # no browser word
+        assert app.status_code == 201
+        listed = await svc.client.get("/tasks", headers=gateway)
+        assert [t["id"] for t in listed.json()["items"]] == [app.json()["id"]]
+
+
+async def test_a_page_behind_a_proxy_that_rewrites_host_may_still_write(
+    svc: Running, user: uuid.UUID
+) -> None:
+    files = {"file": ("silent.wav", SILENT, "audio/wav")}
+    behind = {**cookie(user), "Origin": "https://tasks.example", "Host": "internal:8064"}
+    for proof in ({"Sec-Fetch-Site": "same-origin"}, {"X-Forwarded-Host": "tasks.example"}):
+        answer = await svc.client.post("/tasks", files=files, headers={**behind, **proof})
+        assert answer.status_code == 201, proof

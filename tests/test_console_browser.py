@@ -273,3 +273,25 @@ async def test_my_tasks_pages_newest_first_and_filters_by_status(
             await page.get_by_role("button", name="Show").click()
             await expect(rows).to_have_count(0)
             await expect(page.get_by_test_id("notice")).to_have_text("No completed tasks.")
+
+
+async def test_signing_out_ends_the_session_and_shows_the_sign_in_form(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    async with running_service(service_database_url, tmp_path) as svc, chromium() as browser:
+        async with page_of(browser) as page:
+            await sign_in(page, svc.service.url, user)
+            cookies = await page.context.cookies()
+            (session,) = [c for c in cookies if c["name"] == "stm_session"]
+            assert session["httpOnly"]
+            assert session["sameSite"] == "Strict"
+            assert await page.evaluate("document.cookie") == ""  # out of the page's reach
+            await page.get_by_test_id("sign-out").click()
+            await expect(page.get_by_test_id("sign-in")).to_be_visible()
+            status = await page.evaluate("fetch('/session').then((r) => r.status)")
+            assert status == 401
+            await page.reload()  # and it stays so
+            await expect(page.get_by_test_id("sign-in")).to_be_visible()
+            await page.get_by_test_id("token").fill(issue_token(SECRET, user))
+            await page.get_by_test_id("sign-in-submit").click()  # the form works too
+            await expect(page.get_by_test_id("nav-record")).to_be_visible()

@@ -2,7 +2,7 @@
 
 import { setUpAdmin, showAdmin } from "./admin.js";
 import { api, notify } from "./api.js";
-import { openTask, setUpLearner } from "./learner.js";
+import { closeTask, openTask, setUpLearner } from "./learner.js";
 import { hideTasks, setUpTasks, showTasks } from "./tasks.js";
 
 const VIEWS = ["sign-in-view", "record-view", "tasks-view", "admin-view"];
@@ -85,6 +85,7 @@ async function start() {
     await api("/session", { method: "DELETE" }).catch(() => {});
     me = null;
     hideTasks();
+    closeTask();
     notify("Signed out.");
     await route();
   });

@@ -113,9 +113,15 @@ function apply(event) {
   }
 }
 
+/** Stop following the task shown (on sign-out). */
+export function closeTask() {
+  if (following) following.close();
+  following = null;
+}
+
 /** Show a task and follow it live until it ends. */
 export async function openTask(taskId) {
-  if (following) following.close();
+  closeTask();
   const view = document.getElementById("task-view");
   document.getElementById("history").replaceChildren();
   document.getElementById("result").hidden = true;

@@ -99,3 +99,13 @@ def test_setuptools_packages_the_console_files() -> None:
     patterns = pyproject["tool"]["setuptools"]["package-data"]["web.console"]
     packaged = {p for pattern in patterns for p in STATIC.parent.glob(pattern)}
     assert set(first_load()) <= packaged
+
+
+async def test_the_page_is_served_beside_the_ilps_legacy_routes(
+    service_database_url: URL, tmp_path: Path
+) -> None:
+    async with running_service(service_database_url, tmp_path, ilps_compat=True) as svc:
+        assert (await svc.client.get("/")).status_code == 200
+        assert (await svc.client.get("/console/js/app.js")).status_code == 200
+        legacy = await svc.client.get("/health")
+        assert legacy.status_code == 200

@@ -49,6 +49,16 @@ class TaskDoor:
     def owns(self, task_id: UUID) -> bool:
         return task_id in self._ownership
 
+    @property
+    def queue_depth(self) -> int:
+        """How many tasks wait for an engine slot now."""
+        return self._supervisor.slots.waiting
+
+    @property
+    def actor_restarts(self) -> int:
+        """How many times an actor was restarted after a crash since the service started."""
+        return self._supervisor.restarts
+
     def queue_position(self, task_id: UUID) -> int | None:
         """The task's place in the engine queue now (1 = next), or None when not waiting."""
         return self._supervisor.slots.position(task_id)

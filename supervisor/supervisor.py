@@ -66,6 +66,8 @@ class Supervisor:
         self.ownership = Ownership()
         self._group: TaskGroup | None = None
         self._stopping = anyio.Event()
+        #: Actor restarts after a crash since the service started (the operator's view).
+        self.restarts = 0
 
     @property
     def accepting(self) -> bool:
@@ -147,6 +149,7 @@ class Supervisor:
                 if not intensity.allow():
                     await self._give_up(owned, error)
                     return
+                self.restarts += 1
 
     async def _run_actor(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         size = self._config.mailbox_size + len(owned.pending)

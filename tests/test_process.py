@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -52,6 +53,9 @@ def test_zero_config_start_ready_within_30s_and_restart_keeps_tasks(
     log = service.log.read_text()
     assert f"http://127.0.0.1:{service.port}" in log
     assert "curl" in log
+    sign_in = re.search(r"^sign in: (\S+)$", log, re.MULTILINE)  # the console's link
+    assert sign_in is not None
+    assert sign_in.group(1) == f"http://127.0.0.1:{service.port}/#token={service.token()}"
     secret = (service.cwd / ".data" / "jwt-secret").stat()
     assert secret.st_mode & 0o777 == 0o600
     headers = {"Authorization": f"Bearer {service.token()}"}

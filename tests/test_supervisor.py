@@ -298,6 +298,21 @@ async def test_crashes_spread_wider_than_the_period_never_exhaust_the_limit() ->
     assert engine.count("transcribe", b"t") == 6
 
 
+async def test_the_supervisor_counts_the_actor_restarts_for_the_operator() -> None:
+    journal, engine = MemoryJournal(), Engine()
+    engine.plan("transcribe", b"t", *[RuntimeError("flaky")] * 2)
+    supervisor = make_supervisor(journal, engine, max_restarts=3, restart_period=60.0)
+    door = TaskDoor(supervisor)
+    assert door.actor_restarts == 0
+    with anyio.fail_after(LIMIT):
+        async with running(supervisor):
+            task = journal.add_task(b"t")
+            await door.start(task)
+            await wait_until(journal, lambda: terminal(journal, task))
+    assert journal.status(task) is S.COMPLETED
+    assert door.actor_restarts == 2
+
+
 async def test_journal_outages_pause_the_actor_without_counting_as_crashes() -> None:
     journal, engine = MemoryJournal(), Engine()
     hold = Block()

@@ -9,8 +9,19 @@ from starlette.routing import BaseRoute, Route
 
 from store.tasks import KeyContended, KeyReused
 from supervisor.ports import JournalUnavailable
-from web import openapi, routes_deliveries, routes_health, routes_ilps, routes_tasks
+from web import (
+    openapi,
+    routes_admin,
+    routes_deliveries,
+    routes_health,
+    routes_ilps,
+    routes_tasks,
+)
+from web.console import routes as console_routes
+from web.console import session
+from web.console.csrf import CsrfGuard
 from web.context import Services
+from web.cors import Cors
 from web.errors import (
     ApiError,
     on_api_error,
@@ -29,13 +40,22 @@ def create_app(services: Services) -> Starlette:
         *openapi.ROUTES,
         *routes_tasks.ROUTES,
         *routes_deliveries.ROUTES,
+        *routes_admin.ROUTES,
+        *session.ROUTES,
     ]
     if services.settings.ilps_compat:
         trusted = services.settings.trusted()
         routes += [_trusted_only(route, trusted) for route in routes_ilps.ROUTES]
+    routes += console_routes.ROUTES  # last: its mount must not shadow an API path
+    origins = services.settings.cors_origins
     app = Starlette(
         debug=False,
         routes=routes,
+        # Outermost first: a preflight is answered before the CSRF guard looks at it.
+        middleware=[
+            Middleware(Cors, origins=origins),
+            Middleware(CsrfGuard, allowed_origins=origins),
+        ],
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,

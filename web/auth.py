@@ -6,12 +6,14 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 import jwt
 from starlette.requests import HTTPConnection
 
+from web.console.cookie import session_token
 from web.errors import ApiError
 from web.settings import Settings
 from web.token_checks import check_times, reason
@@ -22,6 +24,19 @@ log = logging.getLogger(__name__)
 #: Seconds since the epoch; ``time.time`` unless a test moves time itself.
 Clock = Callable[[], float]
 _CHALLENGE = 'Bearer realm="tasks"'
+#: A token with this claim set to ``true`` makes its user an operator (README).
+OPERATOR_CLAIM = "operator"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request comes from, as its credentials prove."""
+
+    user_id: UUID
+    #: Seconds since the epoch when the credentials stop working (inf: a gateway's word).
+    expires: float = float("inf")
+    #: The token carries the operator claim.
+    operator: bool = False
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -41,22 +56,21 @@ class _VerifiedTokens:
     def __init__(self, size: int, clock: Clock) -> None:
         self._size = size
         self._clock = clock
-        self._entries: dict[str, tuple[UUID, float]] = {}
+        self._entries: dict[str, Caller] = {}
 
-    def get(self, token: str) -> UUID | None:
+    def get(self, token: str) -> Caller | None:
         entry = self._entries.get(token)
         if entry is None:
             return None
-        user_id, expires = entry
-        if self._clock() >= expires:
+        if self._clock() >= entry.expires:
             del self._entries[token]
             return None
-        return user_id
+        return entry
 
-    def put(self, token: str, user_id: UUID, expires: float) -> None:
+    def put(self, token: str, caller: Caller) -> None:
         if len(self._entries) >= self._size:
             del self._entries[next(iter(self._entries))]  # the oldest
-        self._entries[token] = (user_id, expires)
+        self._entries[token] = caller
 
 
 class Authenticator:
@@ -80,17 +94,33 @@ class Authenticator:
         self._trusted = trusted if trusted is not None else TrustedNetworks(())
         self._verified = _VerifiedTokens(4096, clock)
 
+    @property
+    def mode(self) -> str:
+        return self._mode
+
     def user_id(self, connection: HTTPConnection) -> UUID:
+        return self.caller(connection).user_id
+
+    def caller(self, connection: HTTPConnection) -> Caller:
+        """The bearer token's caller, else the console's session cookie's, else a 401."""
         if self._mode == "gateway":
-            return self._from_gateway(connection)
-        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+            return Caller(self._from_gateway(connection))
+        header = connection.headers.get("authorization")
+        cookie = session_token(connection)
+        if header is None and cookie is not None:
+            return self.session(cookie)
+        scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(
                 401, "a bearer token is required", headers={"WWW-Authenticate": _CHALLENGE}
             )
-        return self.verify(token.strip())
+        return self.session(token.strip())
 
     def verify(self, token: str) -> UUID:
+        return self.session(token).user_id
+
+    def session(self, token: str) -> Caller:
+        """What a valid token proves (its user, expiry, operator claim); a 401 otherwise."""
         known = self._verified.get(token)
         if known is not None:
             return known
@@ -115,8 +145,9 @@ class Authenticator:
             user_id = UUID(str(claims["sub"]))
         except ValueError:
             raise _unauthorized("the token's subject is not a user id") from None
-        self._verified.put(token, user_id, float(expires))
-        return user_id
+        caller = Caller(user_id, float(expires), claims.get(OPERATOR_CLAIM) is True)
+        self._verified.put(token, caller)
+        return caller
 
     def _from_gateway(self, connection: HTTPConnection) -> UUID:
         self._trusted.check(connection.scope)  # the header proves nothing from elsewhere

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from web.auth import development_secret, issue_token, secret_path
+from web.console.links import sign_in_link
 from web.settings import Settings
 
 RULE = "=" * 72
@@ -42,6 +43,7 @@ def _how_to_call(url: str, settings: Settings) -> list[str]:
     return [
         f"development user {user}; its token (30 days):",
         f"  export TOKEN={token}",
+        f"sign in: {sign_in_link(url, token)}",
         "try it:",
         f'  curl -s -H "Authorization: Bearer $TOKEN" -F file=@speech.wav {url}/tasks',
         f'  curl -N -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>/events',

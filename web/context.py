@@ -13,7 +13,7 @@ from store.database import Database
 from store.tasks import TaskStore
 from supervisor.door import TaskDoor
 from supervisor.supervisor import Supervisor
-from web.auth import Authenticator
+from web.auth import Authenticator, Caller
 from web.settings import Settings
 from web.webhook_delivery import Sender
 
@@ -36,6 +36,10 @@ class Services:
 
     def __post_init__(self) -> None:
         self.door = TaskDoor(self.supervisor)
+
+    def is_operator(self, caller: Caller) -> bool:
+        """Listed in ``MANAGER_ADMIN_USERS``, or holding a token with the operator claim."""
+        return caller.operator or caller.user_id in self.settings.admin_users
 
 
 def services(connection: HTTPConnection) -> Services:

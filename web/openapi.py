@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from web import openapi_admin
 from web.params import INSTANT_RANGE, SEQ_MAX
 from web.routes_deliveries import DeliveryListOut, RedeliveryOut
 from web.routes_tasks import CreateFields
@@ -23,6 +24,7 @@ _MODELS: list[type[BaseModel]] = [
     AcceptedOut,
     DeliveryListOut,
     RedeliveryOut,
+    *openapi_admin.MODELS,
 ]
 _ID = {
     "name": "task_id",
@@ -34,6 +36,12 @@ _ID = {
 
 #: An event's seq: a PostgreSQL integer.
 _SEQ = {"type": "integer", "minimum": 0, "maximum": SEQ_MAX}
+
+
+#: A task's status, as a list filter takes it.
+_STATUS = TaskOut.model_json_schema(ref_template="#/components/schemas/{model}")["properties"][
+    "status"
+]
 
 
 def _instant(name: str, description: str) -> dict[str, Any]:
@@ -109,12 +117,7 @@ def _paths() -> dict[str, Any]:
                         "in": "query",
                         "style": "form",
                         "explode": True,
-                        "schema": {
-                            "type": "array",
-                            "items": TaskOut.model_json_schema(
-                                ref_template="#/components/schemas/{model}"
-                            )["properties"]["status"],
-                        },
+                        "schema": {"type": "array", "items": _STATUS},
                     },
                     _instant("created_after", "Tasks created after this time"),
                     _instant("created_before", "Tasks created before this time"),
@@ -163,14 +166,19 @@ def _paths() -> dict[str, Any]:
         "/tasks/{task_id}/audio": {
             "parameters": [_ID],
             "get": {
-                "summary": "The original upload",
+                "summary": "The original upload; one byte range with Range: bytes=a-b",
+                "parameters": [{"name": "Range", "in": "header", "schema": {"type": "string"}}],
                 "responses": {
                     "200": {
                         "description": "The bytes as uploaded",
                         "content": {"application/octet-stream": {}},
                     },
+                    "206": {
+                        "description": "The range asked for (Content-Range)",
+                        "content": {"application/octet-stream": {}},
+                    },
                     **auth,
-                    **_errors(404),
+                    **_errors(404, 416),
                 },
             },
         },
@@ -222,6 +230,14 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        **openapi_admin.paths(
+            _json,
+            _errors,
+            _ref,
+            task_id=_ID,
+            status=_STATUS,
+            instant=_instant,
+        ),
         "/healthz": {
             "get": {
                 "summary": "Liveness",

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from store.cursor import BadCursor
-from store.records import NewTask, NewUpload, TaskRecord
+from store.records import NewTask, NewUpload, StoredAudio, TaskRecord
 from store.tasks import ListQuery
 from supervisor.events import Event
 from supervisor.lifecycle import Status
@@ -25,6 +25,7 @@ from web.context import Services, services
 from web.errors import ApiError, error_response, not_found
 from web.feed import open_feed
 from web.params import Instant, Language, ReferenceText, last_event_id
+from web.ranges import Unsatisfiable, parse_range
 from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
@@ -173,11 +174,27 @@ async def get_audio(request: Request) -> Response:
         raise not_found()
     if not audio.data:  # uploads are never empty: retention removed it
         raise ApiError(404, "this task's audio was removed by the retention policy")
+    return audio_response(request, audio)
+
+
+def audio_response(request: Request, audio: StoredAudio) -> Response:
+    """The recording, whole (200) or the one byte range asked for (206, or 416)."""
+    size = len(audio.data)
     headers = {
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(audio.filename, safe='')}",
         "X-Content-Type-Options": "nosniff",  # the client's bytes: never rendered as anything
+        "Accept-Ranges": "bytes",
     }
-    return Response(audio.data, media_type=audio.content_type, headers=headers)
+    try:
+        wanted = parse_range(request.headers.get("range"), size)
+    except Unsatisfiable:
+        detail = f"the range lies outside the recording's {size} bytes"
+        raise ApiError(416, detail, headers={"Content-Range": f"bytes */{size}"}) from None
+    if wanted is None:
+        return Response(audio.data, media_type=audio.content_type, headers=headers)
+    headers["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{size}"
+    body = audio.data[wanted.start : wanted.end + 1]
+    return Response(body, 206, media_type=audio.content_type, headers=headers)
 
 
 async def cancel_task(request: Request) -> Response:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from speech.cpus import cpu_count
 from store.config import DatabaseSettings
@@ -36,6 +38,11 @@ class Settings(DatabaseSettings):
     auth_gateway_header: str = "X-User-Id"
     #: Comma-separated CIDRs whose peers may assert a user id (gateway mode, ILPS routes).
     trusted_networks: str = DEFAULT_TRUSTED_NETWORKS
+
+    #: Operators (the console's operator view, ``/admin/...``): user ids, comma-separated.
+    admin_users: Annotated[list[UUID], NoDecode] = []
+    #: Origins of cross-origin front-ends allowed to call the API, comma-separated.
+    cors_origins: Annotated[list[str], NoDecode] = []
 
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     ilps_compat: bool = False
@@ -107,6 +114,22 @@ class Settings(DatabaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::") else self.http_host
         return f"http://{host}:{port}"
+
+    @field_validator("admin_users", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return [origin.lower() for origin in origins]
 
     def supervisor_config(self) -> SupervisorConfig:
         return SupervisorConfig(

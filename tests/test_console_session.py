@@ -53,7 +53,7 @@ async def test_signing_in_sets_an_httponly_strict_cookie_that_expires_with_the_t
 
 
 async def test_a_request_behind_https_gets_a_secure_cookie(svc: Running, user: uuid.UUID) -> None:
-    # uvicorn takes the scheme from X-Forwarded-Proto sent by a trusted (local) proxy.
+    # The proxy in front says the browser came over HTTPS.
     answer = await svc.client.post(
         "/session",
         json={"token": issue_token(SECRET, user)},

@@ -23,8 +23,19 @@ def set_session(response: Response, connection: HTTPConnection, token: str, seco
         path="/",
         httponly=True,
         samesite="strict",
-        secure=connection.url.scheme == "https",
+        secure=over_https(connection),
     )
+
+
+def over_https(connection: HTTPConnection) -> bool:
+    """The browser reached us over HTTPS: directly, or through a proxy that says so.
+
+    uvicorn's proxy headers are off (the TCP peer must stay the peer), so the proxy's
+    ``X-Forwarded-Proto`` is read here. Believing it from anyone is safe: a Secure
+    cookie sent over plain HTTP only stops the browser from sending it back.
+    """
+    forwarded = connection.headers.get("x-forwarded-proto", "")
+    return connection.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
 
 
 def clear_session(response: Response, connection: HTTPConnection) -> None:
@@ -33,5 +44,5 @@ def clear_session(response: Response, connection: HTTPConnection) -> None:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=connection.url.scheme == "https",
+        secure=over_https(connection),
     )

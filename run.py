@@ -7,7 +7,7 @@ migrations, and serves HTTP on 0.0.0.0:8064.
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -71,11 +71,11 @@ def _banner(url: str, settings: object) -> None:
 def _serve() -> int:
     import anyio
 
+    from ops import logs, multiprocess
     from speech.settings import SpeechSettings
     from store.embedded import start_embedded
     from store.migrate import upgrade
     from web.auth import signing_key
-    from web.service import serve_forever
     from web.settings import Settings
 
     try:
@@ -84,9 +84,11 @@ def _serve() -> int:
         signing_key(settings)
     except (ValidationError, ValueError) as error:
         return _config_error(error)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_format, settings.log_level)
+    # Before anything imports prometheus_client: it picks its storage at import.
+    multiprocess.prepare(settings.data_dir)
+    from web.service import serve_forever
+
     url: URL = (
         settings.external_url() if not settings.embedded else start_embedded(settings.data_dir)
     )
@@ -94,7 +96,10 @@ def _serve() -> int:
         upgrade(url)
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
     _banner(f"http://{host}:{settings.http_port}", settings)
-    anyio.run(serve_forever, settings, speech, url, backend_options={"use_uvloop": True})
+    try:
+        anyio.run(serve_forever, settings, speech, url, backend_options={"use_uvloop": True})
+    finally:
+        multiprocess.process_ended(os.getpid())
     return 0
 
 

@@ -32,6 +32,9 @@ _ENGLISH = frozenset({"en", "en-us", "en_us", "english"})
 class IlpsPreprocessor:
     """``POST /`` with the upload as ``audio.pcm``; the answer is a 16 kHz mono WAV."""
 
+    #: The engine label of its metrics.
+    engine = "ilps"
+
     def __init__(self, client: httpx.AsyncClient, max_seconds: float) -> None:
         self._client = client
         self._max_seconds = max_seconds
@@ -52,6 +55,9 @@ class _TranscriptionAnswer(BaseModel):
 
 class IlpsTranscriber:
     """``POST /`` with ``lang`` and ``audio.wav``; the answer is ``{"transcription": "<ipa>"}``."""
+
+    #: The engine label of its metrics.
+    engine = "ilps"
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
@@ -88,6 +94,9 @@ class _FeedbackAnswer(BaseModel):
 
 class IlpsFeedbackEvaluator:
     """``POST /`` with ``{"text_id", "actual_result"}``; applies when the task has a text_id."""
+
+    #: The engine label of its metrics.
+    engine = "ilps"
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client

@@ -7,13 +7,18 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
 from supervisor.ports import JournalUnavailable
-from web import openapi, routes_health, routes_ilps, routes_tasks
+from web import openapi, routes_health, routes_ilps, routes_metrics, routes_tasks
 from web.context import Services
 from web.errors import ApiError, on_api_error, on_crash, on_http_exception, on_unavailable
 
 
 def create_app(services: Services) -> Starlette:
-    routes: list[BaseRoute] = [*routes_health.ROUTES, *openapi.ROUTES, *routes_tasks.ROUTES]
+    routes: list[BaseRoute] = [
+        *routes_health.ROUTES,
+        *routes_metrics.ROUTES,
+        *openapi.ROUTES,
+        *routes_tasks.ROUTES,
+    ]
     if services.settings.ilps_compat:
         routes += routes_ilps.ROUTES
     app = Starlette(

@@ -10,6 +10,7 @@ from uuid import UUID
 import jwt
 from starlette.requests import HTTPConnection
 
+from ops.logs import USER_ID
 from web.errors import ApiError
 from web.settings import Settings
 
@@ -68,6 +69,12 @@ class Authenticator:
         self._verified = _VerifiedTokens(4096)
 
     def user_id(self, connection: HTTPConnection) -> UUID:
+        """The caller; the rest of the request's log lines carry it."""
+        user = self._caller(connection)
+        USER_ID.set(user)
+        return user
+
+    def _caller(self, connection: HTTPConnection) -> UUID:
         if self._mode == "gateway":
             return self._from_gateway(connection)
         scheme, _, token = connection.headers.get("authorization", "").partition(" ")

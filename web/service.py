@@ -20,6 +20,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
+from ops.logs import install_context
 from speech.factory import build_pipeline
 from speech.settings import SpeechSettings
 from store.database import Database, open_database
@@ -29,6 +30,7 @@ from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
+from web.observed import Observed
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,9 +94,12 @@ async def _running(
         settings, database, TaskStore(database), supervisor, authenticator(settings)
     )
     sock = bind(settings.http_host, settings.http_port)
+    install_context()
     config = uvicorn.Config(
-        create_app(services),
+        Observed(create_app(services)),
         lifespan="off",
+        # uvicorn's loggers propagate to the root handler: one format for every line.
+        log_config=None,
         log_level=settings.log_level,
         access_log=settings.debug_mode,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,

@@ -116,6 +116,7 @@ def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
         ({"MANAGER_DB_POSTGRES_HOST": "db.example"}, "MANAGER_DB_POSTGRES_PASSWORD"),
         ({"MANAGER_AUTH_MODE": "magic"}, "MANAGER_AUTH_MODE"),
         ({"MANAGER_CAPACITY": "0"}, "MANAGER_CAPACITY"),
+        ({"MANAGER_LOG_FORMAT": "xml"}, "MANAGER_LOG_FORMAT"),
     ],
 )
 def test_bad_configuration_is_one_line_and_status_2(

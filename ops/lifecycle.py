@@ -15,6 +15,9 @@ from supervisor.lifecycle import Status, is_terminal
 
 log = logging.getLogger(__name__)
 
+#: One series per status, made once: ``labels()`` takes a lock on every call.
+_TRANSITIONS = {status: metrics.TRANSITIONS.labels(status.value) for status in Status}
+
 #: The classes of failure (``stm_task_failures_total{class}``): never the free-text reason.
 PERMANENT = "permanent"
 RETRIES_EXHAUSTED = "retries_exhausted"
@@ -24,7 +27,7 @@ CRASHED = "crashed"
 
 def task_created(task_id: UUID, user_id: UUID) -> None:
     metrics.TASKS_CREATED.inc()
-    metrics.TRANSITIONS.labels(Status.CREATED.value).inc()
+    _TRANSITIONS[Status.CREATED].inc()
     log.info(
         "task created",
         extra={"task_id": task_id, "user_id": user_id, "attempt": 1, "status": "created"},
@@ -61,7 +64,7 @@ def persisted(
         return
     if event.type is not EventType.STATUS or status is previous:
         return
-    metrics.TRANSITIONS.labels(status.value).inc()
+    _TRANSITIONS[status].inc()
     extra = {
         "task_id": event.task_id,
         "attempt": attempt,
@@ -87,7 +90,7 @@ def persisted(
 
 def retried(task_id: UUID, attempt: int) -> None:
     """A failed or cancelled task was put back to ``created`` by its user."""
-    metrics.TRANSITIONS.labels(Status.CREATED.value).inc()
+    _TRANSITIONS[Status.CREATED].inc()
     log.info("task retried", extra={"task_id": task_id, "attempt": attempt, "status": "created"})
 
 

@@ -6,10 +6,11 @@ too; pure ASGI (no ``BaseHTTPMiddleware``) so that event streams pass untouched.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ops import metrics
@@ -29,7 +30,7 @@ def request_id_of(raw: bytes | None) -> str:
         cleaned = _UNSAFE.sub("", raw[: MAX_REQUEST_ID * 4].decode("latin-1"))[:MAX_REQUEST_ID]
         if cleaned:
             return cleaned
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # random like a uuid4, a quarter of its cost
 
 
 def route_of(scope: Scope) -> str:
@@ -43,6 +44,8 @@ class Observed:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        #: Each label combination's series, looked up once (``labels()`` takes a lock).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +69,19 @@ class Observed:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = route_of(scope)
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_SECONDS.labels(route, method).observe(time.perf_counter() - started)
+            count, seconds = self._of(route_of(scope), scope["method"], status)
+            count.inc()
+            seconds.observe(time.perf_counter() - started)
+
+    def _of(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:
+            method = method if method in _METHODS else "OTHER"
+            series = (
+                metrics.HTTP_REQUESTS.labels(route, method, str(status)),
+                metrics.HTTP_SECONDS.labels(route, method),
+            )
+            if len(self._series) < 10_000:  # bounded: routes x methods x statuses
+                self._series[key] = series
+        return series

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ import anyio
 import pytest
 from sqlalchemy import URL
 
-from ops.logs import JsonFormatter
+from ops.logs import USER_ID, JsonFormatter, TextFormatter, install_context
 from tests.conftest import free_port
 from tests.service_helpers import auth, create, read_stream, repeat_wav, running_service
 
@@ -128,3 +130,40 @@ async def test_retry_failure_cancel_and_rerun_lines_say_what_happened(
     again = [line for line in lines_of(caplog, long) if line.get("attempt") == 2]
     assert again[0]["message"] == "task retried"
     assert again[-1]["message"].startswith("task failed")  # the refused recogniser again
+
+
+def _record(message: str, **extra: Any) -> logging.LogRecord:
+    install_context()
+    return logging.getLogger("ops.lifecycle").makeRecord(
+        "ops.lifecycle", logging.INFO, __file__, 1, message, (), None, extra=extra
+    )
+
+
+def test_the_text_format_is_todays_line_with_the_context_at_its_end() -> None:
+    task, user = uuid.uuid4(), uuid.uuid4()
+    token = USER_ID.set(user)
+    try:
+        record = _record("task created", task_id=task, attempt=1)
+    finally:
+        USER_ID.reset(token)
+    text = TextFormatter().format(record)
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} INFO ops.lifecycle: task created "
+        rf"task_id={task} user_id={user} attempt=1",
+        text,
+    )
+    assert TextFormatter().format(_record("plain")).endswith("INFO ops.lifecycle: plain")
+
+
+def test_a_json_line_with_an_exception_stays_one_line() -> None:
+    try:
+        raise ValueError("bad\nthing")
+    except ValueError:
+        record = logging.getLogger("x").makeRecord(
+            "x", logging.ERROR, __file__, 1, "crashed", (), sys.exc_info()
+        )
+    text = JsonFormatter().format(record)
+    assert "\n" not in text
+    line = json.loads(text)
+    assert line["level"] == "error"
+    assert "ValueError: bad\nthing" in line["exception"]

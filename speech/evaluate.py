@@ -41,6 +41,9 @@ def evaluate_text(reference_text: str, actual: list[str]) -> Evaluation | None:
 class EmbeddedEvaluator:
     """Scores against the task's reference text, in the engine worker processes."""
 
+    #: The engine label of its metrics.
+    engine = "embedded"
+
     def __init__(self, limiter: CapacityLimiter) -> None:
         self._limiter = limiter
 

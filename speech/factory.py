@@ -25,6 +25,8 @@ class FirstApplicable:
 
     def __init__(self, *evaluators: Evaluator) -> None:
         self._evaluators = evaluators
+        #: The engine label of its metrics: its evaluators' in order ("ilps+embedded").
+        self.engine = "+".join(str(getattr(e, "engine", type(e).__name__)) for e in evaluators)
 
     def _pick(self, reference_text: str | None, text_id: UUID | None) -> Evaluator | None:
         return next((e for e in self._evaluators if e.applies(reference_text, text_id)), None)

@@ -43,6 +43,9 @@ SUPPORTED = Languages(
 class IlpsPreprocessor:
     """``POST /`` with the upload as ``audio.pcm``; the answer is a 16 kHz mono WAV."""
 
+    #: The engine label of its metrics.
+    engine = "ilps"
+
     def __init__(self, client: httpx.AsyncClient, max_seconds: float) -> None:
         self._client = client
         self._max_seconds = max_seconds
@@ -63,6 +66,9 @@ class _TranscriptionAnswer(BaseModel):
 
 class IlpsTranscriber:
     """``POST /`` with ``lang`` and ``audio.wav``; the answer is ``{"transcription": "<ipa>"}``."""
+
+    #: The engine label of its metrics.
+    engine = "ilps"
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
@@ -99,6 +105,9 @@ class _FeedbackAnswer(BaseModel):
 
 class IlpsFeedbackEvaluator:
     """``POST /`` with ``{"text_id", "actual_result"}``; applies when the task has a text_id."""
+
+    #: The engine label of its metrics.
+    engine = "ilps"
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client

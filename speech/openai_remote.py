@@ -63,6 +63,9 @@ def _phonemes(text: str, start: float, end: float) -> list[Phoneme]:
 class OpenAITranscriber:
     """``POST {base}/v1/audio/transcriptions`` with ``response_format=verbose_json``."""
 
+    #: The engine label of its metrics.
+    engine = "openai"
+
     def __init__(self, client: httpx.AsyncClient, model: str) -> None:
         self._client = client
         self._model = model

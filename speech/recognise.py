@@ -114,6 +114,9 @@ def split_points(samples: np.ndarray[Any, Any], length: int) -> list[tuple[int, 
 class EmbeddedTranscriber:
     """pocketsphinx in worker processes; a killed worker is a transient error."""
 
+    #: The engine label of its metrics.
+    engine = "embedded"
+
     def __init__(self, limiter: CapacityLimiter, segment_seconds: float = 30.0) -> None:
         self._limiter = limiter
         self._segment = int(segment_seconds * SAMPLE_RATE)

@@ -30,8 +30,20 @@ async def run_in_worker(
 
     Cancellation (the actor's stage timeout) kills the worker instead of leaving it busy.
     """
+    # Imported here, not at the top: the worker processes import this module too and
+    # must not open metric files of their own (ops.multiprocess).
+    from ops.metrics import ENGINE_BUSY
+
     try:
-        return await anyio.to_process.run_sync(func, *args, cancellable=True, limiter=limiter)
+        async with limiter:
+            ENGINE_BUSY.inc()
+            try:
+                # The slot is held here, so that the gauge counts only working processes.
+                return await anyio.to_process.run_sync(
+                    func, *args, cancellable=True, limiter=CapacityLimiter(1)
+                )
+            finally:
+                ENGINE_BUSY.dec()
     except StageError:
         raise  # the engine's own verdict: permanent or transient
     except BrokenWorkerProcess as exc:

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import URL, make_url
 
+from ops.metrics import POOL_IN_USE, POOL_WAITS
 from store.sql import Query
 from supervisor.ports import JournalUnavailable
 
@@ -136,14 +137,21 @@ class Database:
             return await self._once(method, query.sql, args)
 
     async def _once(self, method: str, sql: str, args: list[Any]) -> Any:
-        if self._pool.get_idle_size():
+        pool = self._pool
+        if pool.get_idle_size():
             # One is free and handed over without a wait: spare the timeout's timer.
-            borrowed = self._pool.acquire()
+            borrowed = pool.acquire()
         else:
-            borrowed = self._pool.acquire(timeout=self._acquire_timeout)
+            if pool.get_size() >= pool.get_max_size():
+                POOL_WAITS.inc()  # every connection is open and lent out: this one waits
+            borrowed = pool.acquire(timeout=self._acquire_timeout)
         with unavailable_on_disconnect():
             async with borrowed as connection:
-                return await getattr(connection, method)(sql, *args)
+                POOL_IN_USE.inc()
+                try:
+                    return await getattr(connection, method)(sql, *args)
+                finally:
+                    POOL_IN_USE.dec()
 
 
 @asynccontextmanager

@@ -14,9 +14,10 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ops import lifecycle
 from speech.base import NormalisedAudio, Pipeline
 from supervisor.backoff import outage_delay
-from supervisor.events import Change, Event
+from supervisor.events import Change, Event, EventType
 from supervisor.fanout import Fanout
 from supervisor.lifecycle import Status, check_transition, is_terminal
 from supervisor.messages import (
@@ -68,6 +69,9 @@ class TaskActor:
         self._sleep = sleep
         self._status = Status.CREATED
         self._seq = 0
+        self._attempt = 1
+        #: When the current status was entered (or this actor took the task over).
+        self._since = 0.0
         #: The command being carried out; if the actor crashes, its successor gets it.
         self.in_flight: Command | None = None
 
@@ -85,7 +89,8 @@ class TaskActor:
         snapshot = snapshot or await self._journal.load(self.task_id)
         if snapshot is None or is_terminal(snapshot.status):
             return
-        self._status, self._seq = snapshot.status, snapshot.seq
+        self._status, self._seq, self._attempt = snapshot.status, snapshot.seq, snapshot.attempt
+        self._since = anyio.current_time()
         evaluates = self._pipeline.evaluator.applies(snapshot.reference_text, snapshot.text_id)
         async with anyio.create_task_group() as group:
             work = anyio.CancelScope()
@@ -129,14 +134,10 @@ class TaskActor:
                     await self._persist(cancelled(reason))
                     self.in_flight = None
                     reply.set(CancelOutcome.CANCELLED)
-                case (
-                    Queued()
-                    | SlotGranted()
-                    | StageEntered()
-                    | StageProgress()
-                    | RetryScheduled()
-                    | StageFailed()
-                ):
+                case StageFailed(failure=failure):
+                    change = change_for(message, self._status, evaluates=evaluates)
+                    await self._persist(change, failure=failure)
+                case Queued() | SlotGranted() | StageEntered() | StageProgress() | RetryScheduled():
                     await self._persist(change_for(message, self._status, evaluates=evaluates))
                 case StageSucceeded(output=output, fresh=fresh):
                     keep = output if fresh and isinstance(output, NormalisedAudio) else None
@@ -145,13 +146,28 @@ class TaskActor:
             if is_terminal(self._status):
                 return
 
-    async def _persist(self, change: Change, normalised: NormalisedAudio | None = None) -> None:
+    async def _persist(
+        self,
+        change: Change,
+        normalised: NormalisedAudio | None = None,
+        *,
+        failure: str | None = None,
+    ) -> None:
         """Journal first, then broadcast: what a subscriber sees can always be replayed."""
-        if change.status is not self._status:
-            check_transition(self._status, change.status)
+        previous = self._status
+        if change.status is not previous:
+            check_transition(previous, change.status)
         event = await self._append(change, normalised)
         self._status, self._seq = event.status, event.seq
         self._fanout.publish(event)
+        if event.status is not previous:
+            now = anyio.current_time()
+            seconds, self._since = now - self._since, now
+            lifecycle.persisted(
+                event, previous=previous, attempt=self._attempt, seconds=seconds, failure=failure
+            )
+        elif event.type is EventType.RETRY:
+            lifecycle.persisted(event, previous=previous, attempt=self._attempt)
 
     async def _append(self, change: Change, normalised: NormalisedAudio | None) -> Event:
         """Journal the change; while the database is away (or every connection busy),
@@ -167,6 +183,8 @@ class TaskActor:
                 return await self._journal.append(self.task_id, self._seq, change, normalised)
             except JournalUnavailable:
                 outages += 1
+                if outages == 1:
+                    lifecycle.journal_outage()
                 delay = outage_delay(outages, self._outage_retry_cap)
                 if outages == 1 or delay == self._outage_retry_cap:
                     log.warning("task %s: journal unavailable; retrying", self.task_id)

@@ -6,6 +6,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ops.metrics import SSE_DROPPED
 from supervisor.events import Event
 
 
@@ -36,6 +37,7 @@ class Fanout:
             try:
                 send.send_nowait(event)
             except anyio.WouldBlock:  # a slow reader: cut it loose, it can resume
+                SSE_DROPPED.inc()
                 self._drop(send)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # gone
                 self._drop(send)

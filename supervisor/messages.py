@@ -139,6 +139,8 @@ class StageSucceeded:
 class StageFailed:
     stage: Stage
     reason: str
+    #: The class of the failure, for metrics (``ops.lifecycle``): never the reason's text.
+    failure: str = "permanent"
 
 
 #: What the door sends an actor.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 
+from ops.metrics import QUEUE_DEPTH
 from supervisor.latch import Latch
 
 
@@ -59,6 +60,7 @@ class EngineSlots:
         else:
             ticket = Ticket(self, len(self._waiting) + 1, owner)
             self._waiting.append(ticket)
+            QUEUE_DEPTH.set(len(self._waiting))
         return ticket
 
     def position(self, owner: Hashable) -> int | None:
@@ -78,3 +80,5 @@ class EngineSlots:
             self._waiting.popleft()._grant()
         else:
             self._free += 1
+            return
+        QUEUE_DEPTH.set(len(self._waiting))

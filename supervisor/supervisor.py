@@ -16,6 +16,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from ops import lifecycle, logs, metrics
 from speech.base import Pipeline
 from supervisor.actor import TaskActor
 from supervisor.backoff import Backoff, outage_delay
@@ -80,6 +81,7 @@ class Supervisor:
             async with anyio.create_task_group() as group:
                 self._group = group
                 for snapshot in await self.journal.runnable():
+                    lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
                     await self._start(group, snapshot.id, snapshot)
                 task_status.started()
                 await self._stopping.wait()
@@ -110,6 +112,7 @@ class Supervisor:
     async def _supervise(
         self, owned: Owned, snapshot: TaskSnapshot | None, *, task_status: TaskStatus[None]
     ) -> None:
+        logs.enter_task(owned.task_id)
         task_status.started()
         try:
             await self._restarting(owned, snapshot)
@@ -140,6 +143,8 @@ class Supervisor:
                 if _only_unavailable(error):
                     # The database is away: not the task's fault, so it does not count.
                     outages += 1
+                    if outages == 1:
+                        lifecycle.journal_outage()
                     delay = outage_delay(outages, config.journal_retry_cap)
                     log.warning("task %s: journal unavailable; retrying in %.2f s", task_id, delay)
                     await self._sleep(delay)
@@ -150,6 +155,7 @@ class Supervisor:
                     await self._give_up(owned, error)
                     return
                 self.restarts += 1
+                lifecycle.restarted(task_id)
 
     async def _run_actor(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         size = self._config.mailbox_size + len(owned.pending)
@@ -169,9 +175,11 @@ class Supervisor:
             sleep=self._sleep,
         )
         owned.mailbox = send
+        metrics.ACTORS_LIVE.inc()
         try:
             await actor.run(receive, send, snapshot)
         finally:
+            metrics.ACTORS_LIVE.dec()
             owned.mailbox = None
             send.close()
             if actor.in_flight is not None:
@@ -206,9 +214,11 @@ class Supervisor:
             return CancelOutcome.UNAVAILABLE
         return CancelOutcome.CANCELLED if written else CancelOutcome.ENDED
 
-    async def _write_offline(self, task_id: UUID, change: Change) -> bool:
+    async def _write_offline(
+        self, task_id: UUID, change: Change, failure: str | None = None
+    ) -> bool:
         """Persist a terminal change for a live task; False when it has ended, is gone,
-        or has an actor again (which then writes for it)."""
+        or has an actor again (which then writes for it). ``failure``: its class."""
         while True:
             snapshot = await self.journal.load(task_id)
             if snapshot is None or is_terminal(snapshot.status):
@@ -217,10 +227,13 @@ class Supervisor:
             if owned is not None and owned.mailbox is not None:
                 return False
             try:
-                await self.journal.append(task_id, snapshot.seq, change)
-                return True
+                event = await self.journal.append(task_id, snapshot.seq, change)
             except StaleWrite:
                 continue  # it moved meanwhile: look again
+            lifecycle.persisted(
+                event, previous=snapshot.status, attempt=snapshot.attempt, failure=failure
+            )
+            return True
 
     async def _give_up(self, owned: Owned, error: Exception) -> None:
         """Fail the task for good; wait out an outage rather than leave it live unowned."""
@@ -232,7 +245,7 @@ class Supervisor:
         outages = 0
         while not (self._stopping.is_set() or owned.stopping):
             try:
-                await self._write_offline(owned.task_id, change)
+                await self._write_offline(owned.task_id, change, lifecycle.CRASHED)
                 return
             except JournalUnavailable:
                 outages += 1

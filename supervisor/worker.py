@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from ops import lifecycle, metrics
 from speech.base import (
     Evaluation,
     NormalisedAudio,
@@ -49,8 +50,9 @@ class RetryPolicy:
 
 
 class _GiveUp(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, failure: str) -> None:
         self.reason = reason
+        self.failure = failure
 
 
 class Worker:
@@ -85,7 +87,7 @@ class Worker:
         try:
             if status is Status.CREATED:
                 await self._post(Queued(ticket.position))
-            await ticket.wait()
+            await _wait_for(ticket)
             if status in (Status.CREATED, Status.QUEUED):
                 await self._post(SlotGranted())
             stages = stages_to_run(status, evaluates=self._evaluates)
@@ -100,7 +102,7 @@ class Worker:
                 try:
                     output = await self._attempt(stage)
                 except _GiveUp as give_up:
-                    await self._post(StageFailed(stage, give_up.reason))
+                    await self._post(StageFailed(stage, give_up.reason, give_up.failure))
                     return
                 fresh = not (stage is Stage.PREPROCESSING and self._audio_kept)
                 await self._post(StageSucceeded(stage, output, fresh))
@@ -111,18 +113,24 @@ class Worker:
     async def _attempt(self, stage: Stage) -> Output:
         """Run ``stage`` until it succeeds, fails for good, or runs out of attempts."""
         policy = self._policy
+        timing = metrics.STAGE_SECONDS.labels(stage.value, _engine(self._pipeline, stage))
         for attempt in range(1, policy.attempts + 1):
+            failure = lifecycle.RETRIES_EXHAUSTED
             try:
+                started = anyio.current_time()
                 with anyio.fail_after(policy.timeout):
-                    return await self._run(stage)
+                    output = await self._run(stage)
+                timing.observe(anyio.current_time() - started)
+                return output
             except PermanentStageError as error:
-                raise _GiveUp(error.reason) from error
+                raise _GiveUp(error.reason, lifecycle.PERMANENT) from error
             except TransientStageError as error:
                 reason = error.reason
             except TimeoutError:
                 reason = f"{stage.value} took longer than {policy.timeout:g} s"
+                failure = lifecycle.TIMED_OUT
             if attempt == policy.attempts:
-                raise _GiveUp(f"{reason} (gave up after {attempt} attempts)")
+                raise _GiveUp(f"{reason} (gave up after {attempt} attempts)", failure)
             delay = policy.backoff.delay(attempt)
             await self._post(RetryScheduled(stage, attempt, reason, delay))
             await self._wait_without_slot(delay)
@@ -136,7 +144,7 @@ class Worker:
             self._ticket = None
         await self._policy.sleep(delay)
         self._ticket = self._slots.enqueue(self._task.id)
-        await self._ticket.wait()
+        await _wait_for(self._ticket)
 
     async def _run(self, stage: Stage) -> Output:
         match stage:
@@ -171,3 +179,23 @@ class Worker:
             await self._post(StageProgress(stage, min(max(fraction, 0.0), 1.0)))
 
         return report
+
+
+async def _wait_for(ticket: Ticket) -> None:
+    """Wait for an engine slot; the wait is measured (``stm_queue_wait_seconds``)."""
+    joined = anyio.current_time()
+    await ticket.wait()
+    metrics.QUEUE_WAIT.observe(anyio.current_time() - joined)
+
+
+def _engine(pipeline: Pipeline, stage: Stage) -> str:
+    """The engine label of ``stage``: its ``engine`` name, else its class's."""
+    match stage:
+        case Stage.PREPROCESSING:
+            impl: object = pipeline.preprocessor
+        case Stage.TRANSCRIBING:
+            impl = pipeline.transcriber
+        case Stage.EVALUATING:
+            impl = pipeline.evaluator
+    name = getattr(impl, "engine", None)
+    return name if isinstance(name, str) else type(impl).__name__.lower()

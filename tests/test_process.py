@@ -213,6 +213,7 @@ def test_token_command_without_a_secret_creates_none_and_says_where_it_looked(
         ({"MANAGER_AUTH_MODE": "magic"}, "MANAGER_AUTH_MODE"),
         ({"MANAGER_CAPACITY": "0"}, "MANAGER_CAPACITY"),
         ({"MANAGER_TRUSTED_NETWORKS": "10.0.0.0/8,not-a-cidr"}, "MANAGER_TRUSTED_NETWORKS"),
+        ({"MANAGER_LOG_FORMAT": "xml"}, "MANAGER_LOG_FORMAT"),
     ],
 )
 def test_bad_configuration_is_one_line_and_status_2(

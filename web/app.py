@@ -15,6 +15,7 @@ from web import (
     routes_deliveries,
     routes_health,
     routes_ilps,
+    routes_metrics,
     routes_tasks,
 )
 from web.console import routes as console_routes
@@ -37,6 +38,7 @@ from web.trusted import TrustedNetworks, TrustedPeersOnly
 def create_app(services: Services) -> Starlette:
     routes: list[BaseRoute] = [
         *routes_health.ROUTES,
+        *routes_metrics.ROUTES,
         *openapi.ROUTES,
         *routes_tasks.ROUTES,
         *routes_deliveries.ROUTES,

@@ -13,6 +13,7 @@ from uuid import UUID
 import jwt
 from starlette.requests import HTTPConnection
 
+from ops.logs import USER_ID
 from web.console.cookie import session_token
 from web.errors import ApiError
 from web.settings import Settings
@@ -99,7 +100,10 @@ class Authenticator:
         return self._mode
 
     def user_id(self, connection: HTTPConnection) -> UUID:
-        return self.caller(connection).user_id
+        """The caller; the rest of the request's log lines carry it."""
+        user = self.caller(connection).user_id
+        USER_ID.set(user)
+        return user
 
     def caller(self, connection: HTTPConnection) -> Caller:
         """The bearer token's caller, else the console's session cookie's, else a 401."""

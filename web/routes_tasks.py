@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ops import lifecycle
 from store.cursor import BadCursor
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord
 from store.tasks import ListQuery
@@ -123,9 +124,12 @@ def _draining() -> ApiError:
 async def admit(app: Services, task: NewTask, upload: NewUpload) -> tuple[TaskRecord, bool]:
     """Persist the task and give it its actor, through the door (native and ILPS routes)."""
     try:
-        return await app.door.create(functools.partial(app.store.admit, task, upload))
+        record, created = await app.door.create(functools.partial(app.store.admit, task, upload))
     except NotAccepting:
         raise _draining() from None
+    if created:
+        lifecycle.task_created(record.id, task.user_id)
+    return record, created
 
 
 async def list_tasks(request: Request) -> Response:
@@ -248,6 +252,7 @@ async def delete_task(request: Request) -> Response:
         raise not_found()
     if not await app.door.delete(task_id, functools.partial(app.store.delete, user_id, task_id)):
         raise not_found()
+    lifecycle.deleted(task_id)
     return Response(status_code=204)
 
 

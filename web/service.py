@@ -20,6 +20,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
+from ops.logs import install_context
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.database import Database, open_database
@@ -32,6 +33,7 @@ from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
+from web.observed import Observed
 from web.retention import Retention
 from web.settings import Settings
 from web.webhook_delivery import Sender
@@ -139,12 +141,15 @@ async def _running(
     retention = Retention(
         store, audio_days=settings.retention_audio_days, task_days=settings.retention_task_days
     )
+    install_context()
     config = uvicorn.Config(
-        create_app(services),
+        Observed(create_app(services)),
         lifespan="off",
         # scope["client"] stays the TCP peer: the trusted-network check must not be
         # fooled by an X-Forwarded-For that anyone on loopback can send.
         proxy_headers=False,
+        # uvicorn's loggers propagate to the root handler: one format for every line.
+        log_config=None,
         log_level=settings.log_level,
         access_log=settings.debug_mode,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,

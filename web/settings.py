@@ -27,6 +27,10 @@ class Settings(DatabaseSettings):
     http_host: str = "0.0.0.0"
     http_port: int = Field(8064, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: ``json``: one object per line with the request's and the task's context.
+    log_format: Literal["text", "json"] = "text"
+    #: Bearer token that ``GET /metrics`` requires; unset: open.
+    metrics_token: SecretStr | None = None
     #: Apply the Alembic migrations at start.
     migrate_on_start: bool = True
 

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 from starlette.types import Receive, Scope, Send
 
+from ops.metrics import SSE_OPEN
 from supervisor.events import Event
 
 HEADERS = [
@@ -122,6 +123,13 @@ class EventStreamResponse:
 
     async def _stream(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        SSE_OPEN.inc()
+        try:
+            await self._events(receive, send)
+        finally:
+            SSE_OPEN.dec()
+
+    async def _events(self, receive: Receive, send: Send) -> None:
         sink = EventSink(send)
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)

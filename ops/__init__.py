@@ -1,0 +1,1 @@
+"""Operations: metrics, structured logs and the lifecycle facts both report."""

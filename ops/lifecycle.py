@@ -113,3 +113,13 @@ def journal_outage() -> None:
 
 def deleted(task_id: UUID) -> None:
     log.info("task deleted", extra={"task_id": task_id})
+
+
+def webhook_attempted(state: str, seconds: float) -> None:
+    """A webhook attempt ended (delivered, pending another try, gone, refused...)."""
+    metrics.WEBHOOK_ATTEMPTS.labels(state).inc()
+    metrics.WEBHOOK_SECONDS.observe(seconds)
+
+
+def retention_removed(kind: str, count: int) -> None:
+    metrics.RETENTION_REMOVED.labels(kind).inc(count)

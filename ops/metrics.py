@@ -84,6 +84,17 @@ POOL_WAITS = Counter(
     "stm_db_pool_waits", "Statements that found every pooled connection busy and waited."
 )
 ENGINE_BUSY = _gauge("stm_engine_workers_busy", "Engine worker processes doing work.")
+WEBHOOK_ATTEMPTS = Counter(
+    "stm_webhook_attempts", "Webhook delivery attempts, by what they came to.", ["state"]
+)
+WEBHOOK_SECONDS = Histogram(
+    "stm_webhook_attempt_seconds",
+    "Time one webhook attempt took.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
+)
+RETENTION_REMOVED = Counter(
+    "stm_retention_removed", "What retention removed: audio or whole tasks.", ["kind"]
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -16,6 +16,7 @@ from sqlalchemy import URL
 from standardwebhooks import Webhook
 
 from store.deliveries import Due, Outcome
+from tests.metrics_helpers import moved, scrape
 from tests.service_helpers import Running, auth, create, running_service
 from tests.webhook_helpers import receiver_running, silent_wav
 from web.webhook_signing import new_secret
@@ -40,7 +41,14 @@ async def service_with_hooks(
     send, attempts = anyio.create_memory_object_stream[tuple[Due, Outcome]](100)
     with send, attempts:
         async with running_service(url, data_dir, **values) as running:
-            running.service.services.webhooks.attempted = lambda d, o: send.send_nowait((d, o))
+            sender = running.service.services.webhooks
+            counted = sender.attempted  # the metrics' hook, kept
+
+            def attempted(due: Due, outcome: Outcome) -> None:
+                counted(due, outcome)
+                send.send_nowait((due, outcome))
+
+            sender.attempted = attempted
             yield running, attempts
 
 
@@ -65,12 +73,16 @@ async def test_a_task_that_ends_sends_a_signed_thin_webhook_to_its_url(
 ) -> None:
     with receiver_running() as receiver:
         async with service_with_hooks(service_database_url, tmp_path) as (running, attempts):
+            before = await scrape(running.client)
             task_id = await _failed_task(running, user, webhook_url=receiver.url)
             got = await receiver.anext()
             with anyio.fail_after(30):
                 due, outcome = await attempts.receive()
             assert outcome.state == "delivered"
             deliveries = await _deliveries(running, user, task_id)
+            after = await scrape(running.client)
+    assert moved(before, after, "stm_webhook_attempts_total", state="delivered") == 1
+    assert moved(before, after, "stm_webhook_attempt_seconds_count") == 1
     payload = Webhook(SECRET).verify(got.body, got.headers)  # the independent implementation
     assert payload["type"] == "task.failed"
     assert payload["data"]["task_id"] == task_id

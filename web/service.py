@@ -20,6 +20,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
+from ops import lifecycle
 from ops.logs import install_context
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
@@ -139,7 +140,13 @@ async def _running(
         languages=languages_of(speech),
     )
     retention = Retention(
-        store, audio_days=settings.retention_audio_days, task_days=settings.retention_task_days
+        store,
+        audio_days=settings.retention_audio_days,
+        task_days=settings.retention_task_days,
+        removed=lifecycle.retention_removed,
+    )
+    sender.attempted = lambda _, outcome: lifecycle.webhook_attempted(
+        outcome.state, outcome.duration
     )
     install_context()
     config = uvicorn.Config(

@@ -57,7 +57,7 @@ def matches(info: FieldInfo, cell: str) -> bool:
         return cell == "CPU count"
     literal = LITERAL.match(cell)
     default: Any = info.default
-    if default is None:  # nothing, or words on what is chosen instead, never one value
+    if default is None or default == []:  # nothing, or words on what is chosen instead
         return literal is None
     if literal is None:
         return False

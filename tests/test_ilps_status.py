@@ -81,7 +81,7 @@ def test_a_reconnect_gets_only_the_changes_after_its_seq(after: int) -> None:
     assert [u.seq for u in opened] == [s for s in (3, 4, 6, 8) if s > after]
 
 
-def test_a_reconnect_stops_at_the_first_end_of_a_retried_task() -> None:
+def test_a_reconnect_passes_an_earlier_attempts_end_of_a_retried_task() -> None:
     retried = journal(
         (S, Status.CREATED),
         (S, Status.QUEUED),
@@ -90,8 +90,15 @@ def test_a_reconnect_stops_at_the_first_end_of_a_retried_task() -> None:
         (S, Status.QUEUED),
         (S, Status.STARTED),
     )
+    # The first attempt's end is passed through: the task lives on (the stream ends
+    # only where the last update is final).
     opened = opening_updates(StatusTracker(), retried, after=1)
-    assert [(u.seq, u.status) for u in opened] == [(3, LegacyStatus.FAILED)]
+    assert [(u.seq, u.status.value) for u in opened] == [
+        (3, "failed"),
+        (4, "created"),
+        (6, "started"),
+    ]
+    assert not opened[-1].final
     opened = opening_updates(StatusTracker(), retried, after=3)
     assert [(u.seq, u.status.value) for u in opened] == [(4, "created"), (6, "started")]
     (now,) = opening_updates(StatusTracker(), retried, after=0)

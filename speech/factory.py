@@ -7,7 +7,15 @@ from uuid import UUID
 import httpx
 from anyio import CapacityLimiter
 
-from .base import Evaluation, Evaluator, Pipeline, Preprocessor, Transcriber, Transcription
+from .base import (
+    Evaluation,
+    Evaluator,
+    NormalisedAudio,
+    Pipeline,
+    Preprocessor,
+    Transcriber,
+    Transcription,
+)
 from .decode import EmbeddedPreprocessor
 from .evaluate import EmbeddedEvaluator
 from .http_client import RemoteClient
@@ -31,12 +39,16 @@ class FirstApplicable:
         return self._pick(reference_text, text_id) is not None
 
     async def evaluate(
-        self, transcription: Transcription, reference_text: str | None, text_id: UUID | None
+        self,
+        transcription: Transcription,
+        reference_text: str | None,
+        text_id: UUID | None,
+        audio: NormalisedAudio | None = None,
     ) -> Evaluation | None:
         evaluator = self._pick(reference_text, text_id)
         if evaluator is None:
             return None
-        return await evaluator.evaluate(transcription, reference_text, text_id)
+        return await evaluator.evaluate(transcription, reference_text, text_id, audio)
 
 
 def _client(

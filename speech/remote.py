@@ -30,6 +30,11 @@ async def post(client: httpx.AsyncClient, url: str, what: str, **request: Any) -
         raise TransientStageError(
             f"the {what} could not be reached ({type(exc).__name__})"
         ) from exc
+    return classify(response, what)
+
+
+def classify(response: httpx.Response, what: str) -> httpx.Response:
+    """The answer itself when it is a success; else the stage error its status means."""
     status = response.status_code
     if status >= 500 or status in _RETRYABLE:
         raise TransientStageError(f"the {what} failed (HTTP {status})")

@@ -23,6 +23,7 @@ from .ilps_remote import IlpsFeedbackEvaluator, IlpsPreprocessor, IlpsTranscribe
 from .openai_remote import OpenAITranscriber
 from .recognise import EmbeddedTranscriber
 from .settings import SpeechSettings
+from .texts import IlpsTexts
 
 
 class FirstApplicable:
@@ -87,7 +88,10 @@ def build_pipeline(settings: SpeechSettings) -> Pipeline:
         base = openai_base(settings.openai_base_url or "")
         transcriber = OpenAITranscriber(client(base, key), settings.openai_model)
 
-    evaluator: Evaluator = EmbeddedEvaluator(limiter)
+    texts = (
+        IlpsTexts(client(settings.service_url("texts"))) if settings.service_texts_host else None
+    )
+    evaluator: Evaluator = EmbeddedEvaluator(limiter, texts)
     if settings.evaluator == "ilps":
         feedback = IlpsFeedbackEvaluator(client(settings.service_url("feedback")))
         evaluator = FirstApplicable(feedback, evaluator)

@@ -59,7 +59,8 @@ WIDE_BEAMS = (1e-80, 1e-60)
 #: Loaded once per worker process: the aligner and the phone loop (same features and
 #: normaliser; two decoders because each search wants its own beam), and the wide one.
 _decoders: tuple[Any, Any] | None = None
-_wide: Any = None  # noqa: F841 - kept for the process's life
+_wide: Any = None
+_grammars: list[Any] = []
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Alignment:
 def _decoder(beams: tuple[float, float]) -> Any:
     decoder = Decoder(
         samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", compallsen=True,
-        beam=beams[0], pbeam=beams[0], wbeam=beams[1],
+        beam=beams[0], pbeam=beams[0], wbeam=beams[1], dither=True, seed=1,
     )  # fmt: skip
     for phone in PHONES:
         decoder.add_word(f"p_{phone}", phone, False)
@@ -111,7 +112,8 @@ def _load() -> tuple[Any, Any]:
         aligner, looper = _decoder(ALIGN_BEAMS), _decoder(LOOP_BEAMS)
         loop: list[Any] = [(0, 0, 1.0 / len(PHONES), f"p_{p}") for p in PHONES]
         loop.append((0, 1, 1.0))  # epsilon: the loop may end after silence too
-        looper.add_fsg("loop", looper.create_fsg("loop", 0, 1, loop))
+        _grammars.append(looper.create_fsg("loop", 0, 1, loop))  # kept alive, as above
+        looper.add_fsg("loop", _grammars[-1])
         looper.activate_search("loop")
         _decoders = (aligner, looper)
     return _decoders
@@ -136,6 +138,11 @@ def _grammar(variants: Sequence[Sequence[tuple[str, ...]]]) -> tuple[list[Any], 
                 transitions.append((here, to, weight, f"p_{phone}"))
                 here = to
         state = end
+    # The rest of the text unread, in one hop: the decoder follows one epsilon at a time,
+    # and a chain of skips to the end is not always reached in the last frame.
+    ends = sorted({t[1] for t in transitions if len(t) == 3})
+    for k, here in enumerate(ends[:-2]):
+        transitions.append((here, state, SKIP_PROBABILITY ** min(len(ends) - 1 - k, 3)))
     return transitions, state
 
 
@@ -188,7 +195,9 @@ def _decode(decoder: Any, pcm: bytes) -> list[tuple[str, int, int, float]]:
 def _force(
     decoder: Any, pcm: bytes, transitions: list[Any], final: int
 ) -> list[tuple[str, int, int, float]] | None:
-    decoder.add_fsg("align", decoder.create_fsg("align", 0, final, transitions))
+    # Held until the search is removed: the decoder does not keep the grammar alive.
+    grammar = decoder.create_fsg("align", 0, final, transitions)
+    decoder.add_fsg("align", grammar)
     decoder.activate_search("align")
     try:
         segments = _decode(decoder, pcm)
@@ -196,6 +205,7 @@ def _force(
         return None
     finally:
         decoder.remove_search("align")  # the next task's grammar takes its name
+        del grammar
     return segments or None
 
 

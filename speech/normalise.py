@@ -99,12 +99,14 @@ def number_words(token: str) -> list[str]:
     percent = token.endswith("%")
     core = token.strip("$%")
     suffix = core[-2:] if core[-2:] in ("st", "nd", "rd", "th") else ""
+    grouped = "," in core  # "1,204" is a quantity, never a year
     core = core[: len(core) - len(suffix)].replace(",", "")
     whole, _, decimals = core.partition(".")
     if not whole.isdigit() or len(whole) > 15:
         return [_ONES[int(c)] for c in core if c.isdigit()]
     n = int(whole)
-    if not decimals and not suffix and len(whole) == 4 and 1100 <= n <= 1999 and n % 100:
+    year = not (decimals or suffix or grouped or dollars or percent)
+    if year and len(whole) == 4 and 1100 <= n <= 1999 and n % 100:
         words = [*_below_thousand(n // 100), *_below_thousand(n % 100)]
         if n % 100 < 10:
             words.insert(len(_below_thousand(n // 100)), "oh")

@@ -53,7 +53,8 @@ def test_a_native_sentence_read_as_written_scores_high() -> None:
     # Times run forward, inside the recording.
     starts = [w["start"] for w in result.words]
     assert starts == sorted(starts)
-    assert 0 <= starts[0] and result.words[-1]["end"] <= len(rec.pcm) / 32_000 + 0.01
+    assert 0 <= starts[0]
+    assert result.words[-1]["end"] <= len(rec.pcm) / 32_000 + 0.01
 
 
 def test_a_replaced_word_is_flagged_with_its_time() -> None:
@@ -76,7 +77,8 @@ def test_words_the_recording_lacks_are_missed_and_lower_completeness() -> None:
     rec = first_sentence()
     result = _evaluate(rec.pcm, rec.text + " and a cat sat on the mat")
     assert [w["verdict"] for w in result.words[-7:]] == ["missed"] * 7
-    assert result.completeness is not None and result.completeness < 70
+    assert result.completeness is not None
+    assert result.completeness < 70
     assert result.accuracy >= 80  # what was read is not scored as bad
 
 
@@ -87,7 +89,8 @@ async def test_the_evaluator_aligns_when_it_has_the_audio() -> None:
     audio = NormalisedAudio(rec.pcm, len(rec.pcm) / 32_000)
     with anyio.fail_after(60):
         result = await evaluator.evaluate(Transcription(""), rec.text, None, audio)
-    assert result is not None and result.method == "gop"
+    assert result is not None
+    assert result.method == "gop"
     assert len(result.words) == 12
 
 
@@ -130,7 +133,8 @@ def test_verdicts_scores_and_mistakes_agree(reading: tuple[list[ReferenceWord], 
     refs, alignment = reading
     result = judge(refs, alignment)
     assert [w["index"] for w in result.words] == list(range(len(refs)))
-    assert 0 <= result.accuracy <= 100 and 0 <= (result.completeness or 0) <= 100
+    assert 0 <= result.accuracy <= 100
+    assert 0 <= (result.completeness or 0) <= 100
     for w in result.words:
         assert w["verdict"] in ("correct", "mispronounced", "missed")
         assert 0 <= w["score"] <= 100
@@ -223,6 +227,7 @@ async def test_a_text_id_is_scored_with_the_texts_service_text() -> None:
             audio = NormalisedAudio(rec.pcm, len(rec.pcm) / 32_000)
             with anyio.fail_after(60):
                 result = await evaluator.evaluate(Transcription(""), None, known, audio)
-                assert result is not None and len(result.words) == 12
+                assert result is not None
+                assert len(result.words) == 12
                 with pytest.raises(PermanentStageError, match="has no text"):
                     await evaluator.evaluate(Transcription(""), None, unknown, audio)

@@ -41,6 +41,8 @@ PHONES = (
 ).split()
 #: A word may be left out of the path, at this probability: a missed word is skipped.
 SKIP_PROBABILITY = 1e-4
+#: A silence between words costs this (each 10 ms frame of it costs nothing more).
+SILENCE_PROBABILITY = 0.1
 #: (beam, word beam) of each search. The alignment's are wide (a narrow one loses the
 #: forced path on poor audio); the loop's are narrow: wider ones cost up to 40 times
 #: the CPU and found no better path on the corpus (bench/pronunciation.py).
@@ -98,7 +100,7 @@ class Alignment:
 def _decoder(beams: tuple[float, float]) -> Any:
     decoder = Decoder(
         samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", compallsen=True,
-        beam=beams[0], pbeam=beams[0], wbeam=beams[1], dither=True, seed=1,
+        beam=beams[0], pbeam=beams[0], wbeam=beams[1], fsgusefiller=False,
     )  # fmt: skip
     for phone in PHONES:
         decoder.add_word(f"p_{phone}", phone, False)
@@ -111,6 +113,7 @@ def _load() -> tuple[Any, Any]:
     if _decoders is None:
         aligner, looper = _decoder(ALIGN_BEAMS), _decoder(LOOP_BEAMS)
         loop: list[Any] = [(0, 0, 1.0 / len(PHONES), f"p_{p}") for p in PHONES]
+        loop.append((0, 0, 1.0 / len(PHONES), "<sil>"))
         loop.append((0, 1, 1.0))  # epsilon: the loop may end after silence too
         _grammars.append(looper.create_fsg("loop", 0, 1, loop))  # kept alive, as above
         looper.add_fsg("loop", _grammars[-1])
@@ -121,7 +124,7 @@ def _load() -> tuple[Any, Any]:
 
 def _grammar(variants: Sequence[Sequence[tuple[str, ...]]]) -> tuple[list[Any], int]:
     """Transitions of the reference's grammar: word after word, each a choice of variants."""
-    transitions: list[Any] = []
+    transitions: list[Any] = [(0, 0, SILENCE_PROBABILITY, "<sil>")]
     state, fresh = 0, 1
     for choices in variants:
         end = fresh
@@ -137,6 +140,8 @@ def _grammar(variants: Sequence[Sequence[tuple[str, ...]]]) -> tuple[list[Any], 
                 weight = (1 - SKIP_PROBABILITY) / len(usable) if k == 0 else 1.0
                 transitions.append((here, to, weight, f"p_{phone}"))
                 here = to
+        # Silence or noise between words, never inside one (fillers are off).
+        transitions.append((end, end, SILENCE_PROBABILITY, "<sil>"))
         state = end
     # The rest of the text unread, in one hop: the decoder follows one epsilon at a time,
     # and a chain of skips to the end is not always reached in the last frame.

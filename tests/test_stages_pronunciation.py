@@ -82,6 +82,18 @@ def test_words_the_recording_lacks_are_missed_and_lower_completeness() -> None:
     assert result.accuracy >= 80  # what was read is not scored as bad
 
 
+@pytest.mark.skipif(not corpus.espeak_available(), reason="espeak-ng is not installed")
+def test_a_substituted_sound_is_flagged() -> None:
+    words = corpus._words(corpus.CLAUSES[0])
+    phonemes = [corpus.word_phonemes(w, "en-us") for w in words]
+    said = list(phonemes)
+    said[9] = "f'3:st"  # "worst" said as "first"
+    result = _evaluate(corpus.speak(said, "en-us"), corpus.CLAUSES[0])
+    assert result.words[9]["verdict"] != "correct"
+    correct = _evaluate(corpus.speak(phonemes, "en-us"), corpus.CLAUSES[0])
+    assert correct.words[9]["verdict"] == "correct"
+
+
 @pytest.mark.anyio
 async def test_the_evaluator_aligns_when_it_has_the_audio() -> None:
     rec = first_sentence()

@@ -172,16 +172,39 @@ def _parse(
                 if end <= n and tuple(path[position:end]) == phones:
                     here.setdefault(end, (position, v))
         reach.append(here)
-    if n not in reach[-1]:
-        return None
+    last, position = len(variants), n
     owner: list[int | None] = [None] * n
-    position = n
-    for w in reversed(range(len(variants))):
+    if n not in reach[-1]:
+        # The search ran out of audio inside a word (a recording cut short): the path
+        # is a parse of the words before it and a beginning of that word.
+        partial = _partial(variants, path, reach)
+        if partial is None:
+            return None
+        last, position = partial
+        for k in range(position, n):
+            owner[k] = last
+    for w in reversed(range(last)):
         previous, variant = reach[w + 1][position]
         for k in range(previous, position):
             owner[k] = w if variant is not None else None
         position = previous
     return owner
+
+
+def _partial(
+    variants: Sequence[Sequence[tuple[str, ...]]],
+    path: Sequence[str],
+    reach: list[dict[int, tuple[int, int | None]]],
+) -> tuple[int, int] | None:
+    """(word, position): the last word whose variant ``path[position:]`` begins."""
+    tail_of = {position: tuple(path[position:]) for r in reach for position in r}
+    for w in reversed(range(len(variants))):
+        usable = [c for c in variants[w] if c] or [("AH",)]
+        for position in reach[w]:
+            tail = tail_of[position]
+            if any(len(tail) < len(v) and v[: len(tail)] == tail for v in usable):
+                return w, position
+    return None
 
 
 def _decode(decoder: Any, pcm: bytes) -> list[tuple[str, int, int, float]]:

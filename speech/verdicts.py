@@ -109,6 +109,18 @@ def _word(index: int, ref: ReferenceWord, phones: Sequence[AlignedPhone]) -> dic
     }
 
 
+def _compatible(word: dict[str, Any]) -> dict[str, Any]:
+    """The keys the previous method's per-word view had, kept for existing clients."""
+    flagged = sum("heard" in p for p in word["phonemes"]) or (word["verdict"] != "correct")
+    return {
+        **word,
+        "position": word["index"],
+        "ipa": word["expected"],
+        "mistakes": int(flagged),
+        "correct": word["verdict"] == "correct",
+    }
+
+
 def _inserted(gap: Gap, recognised: Sequence[Word]) -> dict[str, Any]:
     start, end = _seconds(gap.start), _seconds(gap.start + gap.frames)
     inside = [w.text for w in recognised if start <= (w.start + w.end) / 2 < end]
@@ -132,7 +144,7 @@ def judge(
     by_word: list[list[AlignedPhone]] = [[] for _ in references]
     for phone in alignment.phones:
         by_word[phone.word].append(phone)
-    words = [_word(i, ref, by_word[i]) for i, ref in enumerate(references)]
+    words = [_compatible(_word(i, ref, by_word[i])) for i, ref in enumerate(references)]
     inserted = [
         entry
         for g in alignment.gaps

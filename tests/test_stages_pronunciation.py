@@ -149,6 +149,10 @@ def test_verdicts_scores_and_mistakes_agree(reading: tuple[list[ReferenceWord], 
     assert 0 <= (result.completeness or 0) <= 100
     for w in result.words:
         assert w["verdict"] in ("correct", "mispronounced", "missed")
+        # The previous per-word view's keys stay, for existing clients.
+        assert (w["position"], w["ipa"], w["correct"]) == (
+            w["index"], w["expected"], w["verdict"] == "correct",
+        )  # fmt: skip
         assert 0 <= w["score"] <= 100
         if w["index"] in alignment.skipped:
             assert w["verdict"] == "missed"

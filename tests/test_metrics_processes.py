@@ -1,7 +1,9 @@
 """Several ``run.py`` processes sharing one metrics directory: any of them answers with the sum.
 
 The test plays the launcher (the cluster issue's ``MANAGER_PROCESSES``): it sets
-``PROMETHEUS_MULTIPROC_DIR`` once for all of them. Each process logs in JSON.
+``PROMETHEUS_MULTIPROC_DIR`` once for all of them. Each process logs in JSON. Until
+the cluster lands one database takes one instance (store/instance_lock.py), so each
+process here has a database of its own; the metrics directory is what they share.
 """
 
 from __future__ import annotations
@@ -23,25 +25,25 @@ from web.auth import issue_token
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
     if not machine_pg_available():
-        pytest.skip("needs the machine's PostgreSQL: two processes share one database")
-    url = _fresh_database("machine", tmp_path)
+        pytest.skip("needs the machine's PostgreSQL")
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    env = clean_env(
-        MANAGER_DB_POSTGRES_HOST=str(url.host),
-        MANAGER_DB_POSTGRES_PORT=str(url.port),
-        MANAGER_DB_POSTGRES_USER="postgres",
-        MANAGER_DB_POSTGRES_PASSWORD="unused",
-        MANAGER_DB_POSTGRES_NAME=str(url.database),
-        MANAGER_MIGRATE_ON_START="false",
-        MANAGER_AUTH_JWT_SECRET=SECRET,
-        MANAGER_ENGINE_WORKERS="1",
-        MANAGER_LOG_FORMAT="json",
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-    )
     started = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
+        url = _fresh_database("machine", tmp_path / name)
+        env = clean_env(
+            MANAGER_DB_POSTGRES_HOST=str(url.host),
+            MANAGER_DB_POSTGRES_PORT=str(url.port),
+            MANAGER_DB_POSTGRES_USER="postgres",
+            MANAGER_DB_POSTGRES_PASSWORD="unused",
+            MANAGER_DB_POSTGRES_NAME=str(url.database),
+            MANAGER_MIGRATE_ON_START="false",
+            MANAGER_AUTH_JWT_SECRET=SECRET,
+            MANAGER_ENGINE_WORKERS="1",
+            MANAGER_LOG_FORMAT="json",
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        )
         started.append(ServiceProcess(tmp_path / name, free_port(), env))
     yield started
     for service in started:

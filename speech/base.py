@@ -85,9 +85,9 @@ class Transcription:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Pronunciation score against the reference, in the ILPS shapes."""
+    """Pronunciation score against the reference, in the ILPS shapes and per word."""
 
-    #: 0..100, rounded to 2 decimals (ILPS formula).
+    #: 0..100, rounded to 2 decimals.
     accuracy: float
     #: ILPS mistakes: ``{"reference": {...}|None, "actual": {...}|None, "type": ...}``.
     mistakes: list[dict[str, Any]] = field(default_factory=list)
@@ -96,6 +96,14 @@ class Evaluation:
     #: Reference words the pronouncing dictionary lacked (a fallback was used).
     unknown_words: list[str] = field(default_factory=list)
     reference_ipa: str = ""
+    #: 0..100: the share of the reference's words that were read (None: not measured).
+    completeness: float | None = None
+    #: Words heard that the reference does not have: ``{word, start, end, heard}``.
+    inserted: list[dict[str, Any]] = field(default_factory=list)
+    #: For a learner: ``{word, index, start, end, type, expected, heard}``, in time order.
+    word_mistakes: list[dict[str, Any]] = field(default_factory=list)
+    #: How it was scored: ``"gop"`` (forced alignment), ``"phonemes"``, ``"remote"``.
+    method: str = ""
 
 
 class Preprocessor(Protocol):
@@ -118,9 +126,17 @@ class Evaluator(Protocol):
         ...
 
     async def evaluate(
-        self, transcription: Transcription, reference_text: str | None, text_id: UUID | None
+        self,
+        transcription: Transcription,
+        reference_text: str | None,
+        text_id: UUID | None,
+        audio: NormalisedAudio | None = None,
     ) -> Evaluation | None:
-        """Score against the reference; None when there is nothing to score against."""
+        """Score against the reference; None when there is nothing to score against.
+
+        ``audio`` is the recording the transcription came from; an engine that aligns
+        the reference to the sound needs it, others ignore it.
+        """
         ...
 
 

@@ -8,7 +8,15 @@ import httpx
 from anyio import CapacityLimiter
 
 from . import ilps_remote, openai_remote, recognise
-from .base import Evaluation, Evaluator, Pipeline, Preprocessor, Transcriber, Transcription
+from .base import (
+    Evaluation,
+    Evaluator,
+    NormalisedAudio,
+    Pipeline,
+    Preprocessor,
+    Transcriber,
+    Transcription,
+)
 from .decode import EmbeddedPreprocessor
 from .evaluate import EmbeddedEvaluator
 from .http_client import RemoteClient
@@ -17,6 +25,7 @@ from .languages import Languages
 from .openai_remote import OpenAITranscriber
 from .recognise import EmbeddedTranscriber
 from .settings import SpeechSettings
+from .texts import IlpsTexts
 
 
 class FirstApplicable:
@@ -35,12 +44,16 @@ class FirstApplicable:
         return self._pick(reference_text, text_id) is not None
 
     async def evaluate(
-        self, transcription: Transcription, reference_text: str | None, text_id: UUID | None
+        self,
+        transcription: Transcription,
+        reference_text: str | None,
+        text_id: UUID | None,
+        audio: NormalisedAudio | None = None,
     ) -> Evaluation | None:
         evaluator = self._pick(reference_text, text_id)
         if evaluator is None:
             return None
-        return await evaluator.evaluate(transcription, reference_text, text_id)
+        return await evaluator.evaluate(transcription, reference_text, text_id, audio)
 
 
 def _client(
@@ -79,7 +92,10 @@ def build_pipeline(settings: SpeechSettings) -> Pipeline:
         base = openai_base(settings.openai_base_url or "")
         transcriber = OpenAITranscriber(client(base, key), settings.openai_model)
 
-    evaluator: Evaluator = EmbeddedEvaluator(limiter)
+    texts = (
+        IlpsTexts(client(settings.service_url("texts"))) if settings.service_texts_host else None
+    )
+    evaluator: Evaluator = EmbeddedEvaluator(limiter, texts)
     if settings.evaluator == "ilps":
         feedback = IlpsFeedbackEvaluator(client(settings.service_url("feedback")))
         evaluator = FirstApplicable(feedback, evaluator)

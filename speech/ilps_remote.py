@@ -116,12 +116,17 @@ class IlpsFeedbackEvaluator:
         return text_id is not None
 
     async def evaluate(
-        self, transcription: Transcription, reference_text: str | None, text_id: UUID | None
+        self,
+        transcription: Transcription,
+        reference_text: str | None,
+        text_id: UUID | None,
+        audio: NormalisedAudio | None = None,
     ) -> Evaluation | None:
+        # The feedback service compares IPA: the audio is not sent.
         if text_id is None:
             return None
         body = {"text_id": str(text_id), "actual_result": transcription.ipa}
         response = await post(self._client, "/", "feedback service", json=body)
         answer = parse(_FeedbackAnswer, response, "feedback service")
         mistakes: list[dict[str, Any]] = [m.model_dump() for m in answer.mistakes]
-        return Evaluation(accuracy=round(answer.accuracy, 2), mistakes=mistakes)
+        return Evaluation(accuracy=round(answer.accuracy, 2), mistakes=mistakes, method="remote")

@@ -46,6 +46,25 @@ class WordPronunciation:
 
 
 @functools.cache
+def cmu_variants() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Word -> every pronunciation (ARPAbet) the dictionary lists, loaded once per process."""
+    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
+    entries: dict[str, list[tuple[str, ...]]] = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            word, *phones = line.split()
+            entries.setdefault(word.split("(", 1)[0], []).append(tuple(phones))
+    return {word: tuple(variants) for word, variants in entries.items()}
+
+
+def variants_of(word: str) -> tuple[tuple[tuple[str, ...], ...], bool]:
+    """The ARPAbet pronunciations of one spoken word, and whether the dictionary had it
+    (else the letter rules spell the one variant)."""
+    known = cmu_variants().get(word)
+    return (known, True) if known else ((spell(word),), False)
+
+
+@functools.cache
 def cmu_dictionary() -> dict[str, tuple[str, ...]]:
     """Word -> first pronunciation (ARPAbet), loaded once per process."""
     path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")

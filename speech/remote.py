@@ -37,6 +37,11 @@ async def post(client: httpx.AsyncClient, url: str, what: str, **request: Any) -
     except httpx.HTTPError as exc:
         log.warning("the %s could not be reached: %r", what, exc)
         raise TransientStageError(f"the {what} could not be reached") from exc
+    return classify(response, what)
+
+
+def classify(response: httpx.Response, what: str) -> httpx.Response:
+    """The answer itself when it is a success; else the stage error its status means."""
     status = response.status_code
     if status >= 300:
         log.warning("the %s answered HTTP %d: %s", what, status, _detail(response))

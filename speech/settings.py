@@ -35,6 +35,10 @@ class SpeechSettings(BaseSettings):
     service_feedback_host: str | None = None
     service_feedback_port: int | None = None
     service_feedback_protocol: str = "http"
+    #: ILPS's texts service: the embedded evaluator fetches a ``text_id``'s text from it.
+    service_texts_host: str | None = None
+    service_texts_port: int | None = None
+    service_texts_protocol: str = "http"
 
     openai_base_url: str | None = None
     openai_model: str = "whisper-1"
@@ -77,7 +81,9 @@ class SpeechSettings(BaseSettings):
         if missing:
             raise ValueError(f"the chosen remote engines need {', '.join(missing)}")
 
-    def service_url(self, name: Literal["preprocessing", "transcribing", "feedback"]) -> str:
+    def service_url(
+        self, name: Literal["preprocessing", "transcribing", "feedback", "texts"]
+    ) -> str:
         """The base URL of an ILPS stage service (its host must be set)."""
         host = getattr(self, f"service_{name}_host")
         if not host:

@@ -100,6 +100,17 @@ def _fields(output: NormalisedAudio | Transcription | Evaluation | None) -> dict
                     "words": output.words,
                     "unknown_words": output.unknown_words,
                     "reference_ipa": output.reference_ipa,
+                    # Additive (forced alignment): absent for the older methods.
+                    **(
+                        {
+                            "completeness": output.completeness,
+                            "inserted": output.inserted,
+                            "mistakes": output.word_mistakes,
+                            "method": output.method,
+                        }
+                        if output.method == "gop"
+                        else {}
+                    ),
                 },
             }
         case _:

@@ -162,8 +162,10 @@ class Worker:
             case Stage.EVALUATING:
                 if self._transcription is None:
                     raise PermanentStageError("no transcription to evaluate")
+                # For an evaluator that aligns the text to the sound; None if it was lost.
+                audio = self._audio or await self._journal.load_normalised(self._task.id)
                 return await self._pipeline.evaluator.evaluate(
-                    self._transcription, self._task.reference_text, self._task.text_id
+                    self._transcription, self._task.reference_text, self._task.text_id, audio
                 )
 
     async def _preprocess(self) -> NormalisedAudio:

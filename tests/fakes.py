@@ -371,7 +371,11 @@ class FakeEvaluator:
         return reference_text is not None or text_id is not None
 
     async def evaluate(
-        self, transcription: Transcription, reference_text: str | None, text_id: UUID | None
+        self,
+        transcription: Transcription,
+        reference_text: str | None,
+        text_id: UUID | None,
+        audio: NormalisedAudio | None = None,
     ) -> Evaluation | None:
         await self._engine.perform("evaluate", transcription.transcript.encode())
         return Evaluation(accuracy=87.5, mistakes=[{"type": "substitution"}])

@@ -56,7 +56,17 @@ class TaskOut(BaseModel):
     phonemes: list[PhonemeOut] | None
     accuracy: float | None = Field(description="0..100 against the reference, when scored")
     mistakes: list[dict[str, Any]] | None = Field(description="ILPS-shaped phoneme mistakes")
-    evaluation: dict[str, Any] | None = Field(description="Per-word view and unknown words")
+    evaluation: dict[str, Any] | None = Field(
+        description=(
+            "Per-word view: `words` (word, written, index, start, end, score 0-100, "
+            "verdict correct|mispronounced|missed, expected and heard IPA, known, "
+            "phonemes with ipa, heard where it differs, start, end, score), "
+            "`unknown_words`, `reference_ipa`, and when the text was aligned to the audio "
+            "(`method` = gop): `completeness` (0-100, share of the text read), `inserted` "
+            "(word, start, end, heard) and `mistakes` (word, index, start, end, type, "
+            "expected, heard)"
+        )
+    )
     failure_reason: str | None
     webhook_url: str | None = Field(None, description="Where this task's webhooks go")
     queue_position: int | None = Field(

@@ -1,0 +1,301 @@
+"""Forced alignment and goodness of pronunciation with the models the pocketsphinx wheel ships.
+
+Two passes over the same audio, in one decoder (so both see the same features):
+
+* **alignment**: a finite-state grammar that is the reference text, each word
+  any of its dictionary pronunciations (or skipped, at a price), optional
+  silence and noise between words. Its path gives every expected phone its
+  frames and its acoustic log-likelihood.
+* **phone loop**: any phone after any other, over the same frames: the best
+  competing explanation of every frame.
+
+Every senone is scored in every frame (``compallsen``), so both passes share
+the per-frame normaliser and their log-likelihoods can be subtracted. The
+goodness of pronunciation (GOP) of an expected phone is its log-likelihood
+minus the loop's over the same frames, per frame: about 0 when the expected
+phone explains its frames as well as anything else, strongly negative when
+another sound explains them better (Witt & Young, 2000).
+
+Phones are dictionary words of one phone each (``p_AA``...), so the dictionary
+stays at 39 extra words whatever the text; the word a phone belongs to is read
+back from the grammar's order (``_parse``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pocketsphinx import Decoder, get_model_path
+
+from .base import SAMPLE_RATE
+
+#: The en-US model's phones (ARPAbet, no stress).
+PHONES = (
+    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG "
+    "OW OY P R S SH T TH UH UW V W Y Z ZH"
+).split()
+#: A word may be left out of the path, at this probability: a missed word is skipped.
+SKIP_PROBABILITY = 1e-4
+#: A silence between words costs this (each 10 ms frame of it costs nothing more).
+SILENCE_PROBABILITY = 0.1
+#: (beam, word beam) of each search. The alignment's are wide (a narrow one loses the
+#: forced path on poor audio); the loop's are narrow: wider ones cost up to 40 times
+#: the CPU and found no better path on the corpus (bench/pronunciation.py).
+ALIGN_BEAMS = (1e-40, 1e-30)
+LOOP_BEAMS = (1e-10, 1e-5)
+#: A silence or noise stretch of the path is heard as speech when the loop puts phones
+#: on at least this share of its frames.
+GAP_SPEECH = 0.5
+#: Per-frame log-likelihood given to a segment whose score underflowed to 0.
+_FLOOR = -50.0
+
+#: When no path reaches the end of the text within the alignment's beams (a text far
+#: from what was said), it is tried once more with these.
+WIDE_BEAMS = (1e-80, 1e-60)
+
+#: Loaded once per worker process: the aligner and the phone loop (same features and
+#: normaliser; two decoders because each search wants its own beam), and the wide one.
+_decoders: tuple[Any, Any] | None = None
+_wide: Any = None
+_grammars: list[Any] = []
+
+
+@dataclass(frozen=True)
+class AlignedPhone:
+    """One expected phone on the audio: frames, GOP (nats per frame), what the loop heard."""
+
+    word: int
+    phone: str
+    start: int
+    frames: int
+    gop: float
+    heard: str
+    #: Share of its frames the loop took for silence or noise.
+    silent: float
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Frames between words that the loop heard as speech (an inserted word, perhaps)."""
+
+    start: int
+    frames: int
+    heard: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    phones: tuple[AlignedPhone, ...]
+    #: Reference words that the path skipped.
+    skipped: frozenset[int]
+    gaps: tuple[Gap, ...]
+    frames: int
+
+
+def _decoder(beams: tuple[float, float]) -> Any:
+    decoder = Decoder(
+        samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", compallsen=True,
+        beam=beams[0], pbeam=beams[0], wbeam=beams[1], fsgusefiller=False,
+    )  # fmt: skip
+    for phone in PHONES:
+        decoder.add_word(f"p_{phone}", phone, False)
+    decoder.add_word("p_", "AH", True)  # the last add updates the recogniser
+    return decoder
+
+
+def _load() -> tuple[Any, Any]:
+    global _decoders
+    if _decoders is None:
+        aligner, looper = _decoder(ALIGN_BEAMS), _decoder(LOOP_BEAMS)
+        loop: list[Any] = [(0, 0, 1.0 / len(PHONES), f"p_{p}") for p in PHONES]
+        loop.append((0, 0, 1.0 / len(PHONES), "<sil>"))
+        loop.append((0, 1, 1.0))  # epsilon: the loop may end after silence too
+        _grammars.append(looper.create_fsg("loop", 0, 1, loop))  # kept alive, as above
+        looper.add_fsg("loop", _grammars[-1])
+        looper.activate_search("loop")
+        _decoders = (aligner, looper)
+    return _decoders
+
+
+def _grammar(variants: Sequence[Sequence[tuple[str, ...]]]) -> tuple[list[Any], int]:
+    """Transitions of the reference's grammar: word after word, each a choice of variants."""
+    transitions: list[Any] = [(0, 0, SILENCE_PROBABILITY, "<sil>")]
+    state, fresh = 0, 1
+    for choices in variants:
+        end = fresh
+        fresh += 1
+        transitions.append((state, end, SKIP_PROBABILITY))  # epsilon: the word not said
+        usable = [c for c in choices if c] or [("AH",)]
+        for phones in usable:
+            here = state
+            for k, phone in enumerate(phones):
+                to = end if k == len(phones) - 1 else fresh
+                if to != end:
+                    fresh += 1
+                weight = (1 - SKIP_PROBABILITY) / len(usable) if k == 0 else 1.0
+                transitions.append((here, to, weight, f"p_{phone}"))
+                here = to
+        # Silence or noise between words, never inside one (fillers are off).
+        transitions.append((end, end, SILENCE_PROBABILITY, "<sil>"))
+        state = end
+    # The rest of the text unread, in one hop: the decoder follows one epsilon at a time,
+    # and a chain of skips to the end is not always reached in the last frame.
+    ends = sorted({t[1] for t in transitions if len(t) == 3})
+    for k, here in enumerate(ends[:-2]):
+        transitions.append((here, state, SKIP_PROBABILITY ** min(len(ends) - 1 - k, 3)))
+    return transitions, state
+
+
+def _parse(
+    variants: Sequence[Sequence[tuple[str, ...]]], path: Sequence[str]
+) -> list[int | None] | None:
+    """The word each phone of ``path`` belongs to, consistent with the grammar.
+
+    A dynamic programme over (word, position): each word takes one of its variants
+    or nothing. None when no parse exists (it always does for the decoder's own path).
+    """
+    n = len(path)
+    # reach[w] = {position: (previous position, variant or None)}
+    reach: list[dict[int, tuple[int, int | None]]] = [{0: (0, None)}]
+    for choices in variants:
+        usable = [c for c in choices if c] or [("AH",)]
+        here: dict[int, tuple[int, int | None]] = {}
+        for position in reach[-1]:
+            here.setdefault(position, (position, None))
+            for v, phones in enumerate(usable):
+                end = position + len(phones)
+                if end <= n and tuple(path[position:end]) == phones:
+                    here.setdefault(end, (position, v))
+        reach.append(here)
+    last, position = len(variants), n
+    owner: list[int | None] = [None] * n
+    if n not in reach[-1]:
+        # The search ran out of audio inside a word (a recording cut short): the path
+        # is a parse of the words before it and a beginning of that word.
+        partial = _partial(variants, path, reach)
+        if partial is None:
+            return None
+        last, position = partial
+        for k in range(position, n):
+            owner[k] = last
+    for w in reversed(range(last)):
+        previous, variant = reach[w + 1][position]
+        for k in range(previous, position):
+            owner[k] = w if variant is not None else None
+        position = previous
+    return owner
+
+
+def _partial(
+    variants: Sequence[Sequence[tuple[str, ...]]],
+    path: Sequence[str],
+    reach: list[dict[int, tuple[int, int | None]]],
+) -> tuple[int, int] | None:
+    """(word, position): the last word whose variant ``path[position:]`` begins."""
+    tail_of = {position: tuple(path[position:]) for r in reach for position in r}
+    for w in reversed(range(len(variants))):
+        usable = [c for c in variants[w] if c] or [("AH",)]
+        for position in reach[w]:
+            tail = tail_of[position]
+            if any(len(tail) < len(v) and v[: len(tail)] == tail for v in usable):
+                return w, position
+    return None
+
+
+def _decode(decoder: Any, pcm: bytes) -> list[tuple[str, int, int, float]]:
+    decoder.reinit_feat()
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    segments = []
+    for seg in decoder.seg() or ():
+        frames = seg.end_frame - seg.start_frame + 1
+        score = math.log(seg.ascore) if seg.ascore > 0 else _FLOOR * frames
+        segments.append((seg.word, seg.start_frame, frames, score))
+    return segments
+
+
+def _force(
+    decoder: Any, pcm: bytes, transitions: list[Any], final: int
+) -> list[tuple[str, int, int, float]] | None:
+    # Held until the search is removed: the decoder does not keep the grammar alive.
+    grammar = decoder.create_fsg("align", 0, final, transitions)
+    decoder.add_fsg("align", grammar)
+    decoder.activate_search("align")
+    try:
+        segments = _decode(decoder, pcm)
+    except RuntimeError:  # no path reached the end of the text
+        return None
+    finally:
+        decoder.remove_search("align")  # the next task's grammar takes its name
+        del grammar
+    return segments or None
+
+
+def _is_phone(word: str) -> bool:
+    return word.startswith("p_")
+
+
+def align(pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]]) -> Alignment | None:
+    """Align the words (each a list of ARPAbet variants) to 16 kHz mono audio and score it.
+
+    None when the audio cannot be aligned to the text at all.
+    """
+    global _wide
+    aligner, looper = _load()
+    transitions, final = _grammar(variants)
+    aligned = _force(aligner, pcm, transitions, final)
+    if aligned is None:
+        # A fresh decoder with wider beams: a used one has been seen to fail where a
+        # fresh one aligns the same audio.
+        _wide = _decoder(WIDE_BEAMS)
+        aligned = _force(_wide, pcm, transitions, final)
+    if aligned is None:
+        return None
+    loop = _decode(looper, pcm)
+    frames = max((s + f for _, s, f, _ in loop), default=0)
+    frame_score = [0.0] * (frames + 1)
+    frame_label = [""] * (frames + 1)
+    for word, start, length, score in loop:
+        for k in range(start, min(start + length, frames + 1)):
+            frame_score[k] = score / length
+            frame_label[k] = word[2:] if _is_phone(word) else ""
+    path = [w[2:] for w, *_ in aligned if _is_phone(w)]
+    owner = _parse(variants, path)
+    if owner is None:
+        return None
+    phones: list[AlignedPhone] = []
+    gaps: list[Gap] = []
+    said: set[int] = set()
+    k = 0
+    for word, start, length, score in aligned:
+        end = min(start + length, frames + 1)
+        labels = frame_label[start:end]
+        if not _is_phone(word):
+            if sum(bool(label) for label in labels) >= GAP_SPEECH * max(length, 1):
+                run = [b for a, b in zip(["", *labels], labels, strict=False) if b and b != a]
+                gaps.append(Gap(start, length, tuple(run)))
+            continue
+        w = owner[k]
+        k += 1
+        if w is None:  # unreachable for the decoder's own path
+            continue
+        said.add(w)
+        loop_score = sum(frame_score[start:end])
+        voiced = Counter(label for label in labels if label)
+        heard_phone = voiced.most_common(1)[0][0] if voiced else ""
+        silent = 1 - sum(voiced.values()) / max(len(labels), 1)
+        gop = (score - loop_score) / max(length, 1)
+        phones.append(AlignedPhone(w, word[2:], start, length, gop, heard_phone, silent))
+    skipped = frozenset(range(len(variants))) - said
+    return Alignment(tuple(phones), skipped, tuple(gaps), frames)
+
+
+def model_dictionary_path() -> str:
+    """The CMU dictionary inside the wheel (with every pronunciation variant)."""
+    return os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")

@@ -7,41 +7,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import numpy as np
 import pytest
 from sqlalchemy import URL
 
 from store.database import connect_arguments
-from tests.service_helpers import Running, auth, create, running_service
-from tests.stages_helpers import wav_of
+from tests.input_helpers import SILENT, assert_invalid, count_tasks
+from tests.service_helpers import Running, create, running_service
 
 pytestmark = pytest.mark.anyio
-
-#: A recording that fails at once (silent): a task that must exist, not run, ends quickly
-#: instead of keeping engine slots from the tests after it (recovery runs it again).
-SILENT = wav_of(np.zeros(16_000, dtype=np.int16), 16_000)
 
 
 @pytest.fixture
 async def svc(service_database_url: URL, tmp_path: Path) -> AsyncIterator[Running]:
     async with running_service(service_database_url, tmp_path) as running:
         yield running
-
-
-async def _count(svc: Running, user: uuid.UUID) -> int:
-    page = await svc.client.get("/tasks?limit=100", headers=auth(user))
-    return len(page.json()["items"])
-
-
-def _invalid(answer: object, *words: str) -> None:
-    import httpx
-
-    assert isinstance(answer, httpx.Response)
-    assert answer.status_code == 422, answer.text
-    body = answer.json()
-    assert body["error"] == "invalid"
-    for word in words:
-        assert word in body["detail"], body
 
 
 # Idempotency-Key: the same key with a different request is refused.
@@ -54,7 +33,7 @@ async def test_an_idempotency_key_reused_with_another_file_or_fields_is_422(
     first = await create(svc.client, user, SILENT, headers=key, title="first")
     assert first.status_code == 201
     other_file = await create(svc.client, user, SILENT + b"\0\0", headers=key, title="first")
-    _invalid(other_file, "Idempotency-Key", "different request")
+    assert_invalid(other_file, "Idempotency-Key", "different request")
     for fields in (
         {"title": "second"},
         {"title": "first", "language": "en"},
@@ -62,11 +41,11 @@ async def test_an_idempotency_key_reused_with_another_file_or_fields_is_422(
         {"title": "first", "text_id": str(uuid.uuid4())},
     ):
         answer = await create(svc.client, user, SILENT, headers=key, **fields)
-        _invalid(answer, "Idempotency-Key")
+        assert_invalid(answer, "Idempotency-Key")
     same = await create(svc.client, user, SILENT, headers=key, title="first")
     assert same.status_code == 200
     assert same.json()["id"] == first.json()["id"]
-    assert await _count(svc, user) == 1
+    assert await count_tasks(svc, user) == 1
 
 
 async def test_a_task_stored_without_a_fingerprint_matches_any_repeat_of_its_key(

@@ -7,19 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import URL
 
 from store.cursor import encode_cursor
+from tests.input_helpers import SILENT, assert_invalid, count_tasks
 from tests.service_helpers import Running, auth, create, running_service
-from tests.stages_helpers import wav_of
 
 pytestmark = pytest.mark.anyio
 
-#: A recording that fails at once (silent): a task that must exist, not run, ends quickly
-#: instead of keeping engine slots from the tests after it (recovery runs it again).
-SILENT = wav_of(np.zeros(16_000, dtype=np.int16), 16_000)
 
 #: Past the ends of Python's datetime range once converted to UTC.
 EARLY = "0001-01-01T00:00:00+14:00"
@@ -30,22 +26,6 @@ LATE = "9999-12-31T23:59:59-14:00"
 async def svc(service_database_url: URL, tmp_path: Path) -> AsyncIterator[Running]:
     async with running_service(service_database_url, tmp_path) as running:
         yield running
-
-
-async def _count(svc: Running, user: uuid.UUID) -> int:
-    page = await svc.client.get("/tasks?limit=100", headers=auth(user))
-    return len(page.json()["items"])
-
-
-def _invalid(answer: object, *words: str) -> None:
-    import httpx
-
-    assert isinstance(answer, httpx.Response)
-    assert answer.status_code == 422, answer.text
-    body = answer.json()
-    assert body["error"] == "invalid"
-    for word in words:
-        assert word in body["detail"], body
 
 
 @pytest.mark.parametrize(
@@ -64,11 +44,11 @@ async def test_a_last_event_id_that_is_not_a_seq_is_422(
     path = f"/tasks/{task['id']}/events"
     headers = {key.encode(): value.encode() for key, value in auth(user).items()}
     header = await svc.client.get(path, headers={**headers, b"Last-Event-ID": raw})
-    _invalid(header, "Last-Event-ID", "2147483647")
+    assert_invalid(header, "Last-Event-ID", "2147483647")
     query = await svc.client.get(
         path, params={"last_event_id": raw.decode("latin-1")}, headers=auth(user)
     )
-    _invalid(query, "Last-Event-ID")
+    assert_invalid(query, "Last-Event-ID")
 
 
 async def test_the_largest_seq_is_a_valid_last_event_id(svc: Running, user: uuid.UUID) -> None:
@@ -89,7 +69,7 @@ async def test_list_dates_past_the_range_in_utc_are_422(
     svc: Running, user: uuid.UUID, name: str, value: str
 ) -> None:
     answer = await svc.client.get("/tasks", params={name: value}, headers=auth(user))
-    _invalid(answer, name, "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z")
+    assert_invalid(answer, name, "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z")
 
 
 async def test_list_dates_at_the_very_ends_of_the_range_are_accepted(
@@ -110,7 +90,7 @@ async def test_a_cursor_holding_a_date_past_the_range_is_422(
     moment = datetime.min if offset > 0 else datetime.max
     cursor = encode_cursor(moment.replace(tzinfo=zone), uuid.uuid4())
     answer = await svc.client.get("/tasks", params={"cursor": cursor}, headers=auth(user))
-    _invalid(answer, "cursor")
+    assert_invalid(answer, "cursor")
 
 
 async def test_the_openapi_document_states_the_bounds_of_seqs_and_dates(svc: Running) -> None:
@@ -134,8 +114,8 @@ async def test_a_language_the_recogniser_does_not_support_is_422_and_names_the_s
     svc: Running, user: uuid.UUID, language: str
 ) -> None:
     answer = await create(svc.client, user, SILENT, language=language)
-    _invalid(answer, "language", "en-US")
-    assert await _count(svc, user) == 0
+    assert_invalid(answer, "language", "en-US")
+    assert await count_tasks(svc, user) == 0
 
 
 @pytest.mark.parametrize("language", ["en-US", "en", "english", "EN_us"])
@@ -151,5 +131,5 @@ async def test_a_reference_text_with_no_words_is_422(
     svc: Running, user: uuid.UUID, text: str
 ) -> None:
     answer = await create(svc.client, user, SILENT, reference_text=text)
-    _invalid(answer, "reference_text", "no words")
-    assert await _count(svc, user) == 0
+    assert_invalid(answer, "reference_text", "no words")
+    assert await count_tasks(svc, user) == 0

@@ -104,11 +104,19 @@ def _logging(settings: Settings) -> None:
 
 
 def _print_banner(settings: Settings, running: RunningService) -> None:
+    from store.database import describe
     from web.banner import banner
 
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
     host = f"[{host}]" if ":" in host else host
-    print("\n".join(banner(f"http://{host}:{running.port}", settings)), flush=True)
+    cluster = running.services.cluster
+    joined = None
+    if cluster is not None:
+        joined = (
+            f"instance {cluster.config.name} ({cluster.instance_id}) joined the cluster"
+            f" on {describe(running.url_of_database)}"
+        )
+    print("\n".join(banner(f"http://{host}:{running.port}", settings, joined)), flush=True)
 
 
 def _serve() -> int:
@@ -117,7 +125,6 @@ def _serve() -> int:
     from ops import multiprocess
     from speech.settings import SpeechSettings
     from store.embedded import start_embedded
-    from store.instance_lock import AnotherInstanceRunning
     from web.auth import signing_key
     from web.settings import Settings
 
@@ -143,8 +150,10 @@ def _serve() -> int:
     url: URL = (
         settings.external_url() if not settings.embedded else start_embedded(settings.data_dir)
     )
-    on_ready = functools.partial(_print_banner, settings)
-    try:
+
+    def serve_one(index: int) -> int:
+        # One banner for the lot: the first process prints it.
+        on_ready = functools.partial(_print_banner, settings) if index == 0 else None
         anyio.run(
             serve_forever,
             settings,
@@ -154,12 +163,25 @@ def _serve() -> int:
             on_ready,
             backend_options={"use_uvloop": True},
         )
-    except AnotherInstanceRunning as error:
-        print(error, file=sys.stderr)
-        return 1
+        return 0
+
+    if settings.processes > 1:
+        from web.processes import serve_processes
+
+        if settings.migrate_on_start:
+            _migrate_once(url)
+        return serve_processes(settings.processes, serve_one, multiprocess.process_ended)
+    try:
+        return serve_one(0)
     finally:
         multiprocess.process_ended(os.getpid())
-    return 0
+
+
+def _migrate_once(url: URL) -> None:
+    """Before the processes start: they then find the schema current."""
+    from store.migrate import upgrade
+
+    upgrade(url)
 
 
 def main(argv: Sequence[str]) -> int:

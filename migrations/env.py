@@ -6,7 +6,7 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import URL, Connection, pool
+from sqlalchemy import URL, Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from store.config import DatabaseSettings
@@ -28,9 +28,16 @@ def _url() -> URL | str:
     return settings.external_url()
 
 
+#: Instances of a cluster that start together migrate one after the other: the first
+#: upgrades, the rest find the schema current (``b"STM-MIGR"`` as a bigint).
+MIGRATION_LOCK = int.from_bytes(b"STM-MIGR", "big")
+
+
 def _migrate(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=Base.metadata)
     with context.begin_transaction():
+        # A transaction lock: released at the commit (or when a killed run's session ends).
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

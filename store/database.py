@@ -88,6 +88,20 @@ def connect_arguments(url: URL | str) -> dict[str, Any]:
     }
 
 
+def describe(url: URL | str) -> str:
+    """The database of ``url`` as a libpq URI without the password.
+
+    ``postgres://user@host:port/name``, or ``postgres://user@/name?host=/dir`` for a
+    Unix socket (the embedded server).
+    """
+    args = connect_arguments(make_url(url))
+    host, port = args["host"] or "", f":{args['port']}" if args["port"] else ""
+    user, database = args["user"] or "", args["database"] or ""
+    if host.startswith("/"):
+        return f"postgres://{user}@/{database}?host={host}"
+    return f"postgres://{user}@{host}{port}/{database}"
+
+
 #: A connection that died under a query (the server restarted, say).
 _LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 

@@ -9,10 +9,12 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Integer,
     String,
     bindparam,
+    delete,
     exists,
     func,
     insert,
@@ -24,16 +26,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from cluster.claims import Claims
 from speech.base import AudioInput, NormalisedAudio
 from store.database import Database
 from store.deliveries import PENDING
-from store.models import TERMINAL_SQL, AudioRow, DeliveryRow, EventRow, TaskRow
+from store.models import TERMINAL_SQL, AudioRow, DeliveryRow, EventRow, LiveTaskRow, TaskRow
 from store.records import snapshot_of
 from store.sql import Query, compile_query
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
-from supervisor.ports import StaleWrite, TaskSnapshot
+from supervisor.ports import Fenced, StaleWrite, TaskSnapshot
 
 _T = TaskRow.__table__
 _SNAPSHOT_COLUMNS = (
@@ -102,6 +106,28 @@ def _outbox(moved: Any, *, service_wide: bool) -> Any:
     )
 
 
+#: How a write is fenced by ``live_tasks``: not at all (no cluster), by this owner and
+#: generation, or only while nobody owns the task (a cancel of a task no instance runs).
+#: A retry (``requeued``) instead puts the task back into ``live_tasks``.
+NO_FENCE, OWNED, UNOWNED, REQUEUE = "none", "owned", "unowned", "requeue"
+
+
+def _fence_condition(fence: str) -> Any:
+    """The fence, as a one-time condition: PostgreSQL evaluates an uncorrelated EXISTS
+    before the update's scan, so the live row is locked first (every writer locks in
+    that order), and a claim or a presumed death that commits meanwhile is waited
+    for and then refuses this write."""
+    live = select(LiveTaskRow.task_id).where(LiveTaskRow.task_id == bindparam("task_id"))
+    if fence == OWNED:
+        live = live.where(
+            LiveTaskRow.owner == bindparam("f_owner", type_=PgUUID),
+            LiveTaskRow.generation == bindparam("f_generation", type_=BigInteger),
+        )
+    else:
+        live = live.where(LiveTaskRow.owner.is_(None))
+    return exists(live.with_for_update(read=True))
+
+
 @functools.lru_cache(maxsize=128)
 def _append_statement(
     columns: tuple[tuple[str, bool], ...],
@@ -109,6 +135,8 @@ def _append_statement(
     keeps_audio: bool,
     outbox: bool = False,
     service_wide: bool = False,
+    fence: str = NO_FENCE,
+    terminal: bool = False,
 ) -> Query:
     """Update the task if it is still at ``after_seq`` and, only then, insert the event
     (with ``keeps_audio``, store the decoded audio; with ``outbox``, record its webhook
@@ -120,9 +148,12 @@ def _append_statement(
     sets: dict[str, Any] = {
         name: func.now() if now else bindparam(f"v_{name}") for name, now in columns
     }
+    guard = [TaskRow.id == bindparam("task_id"), TaskRow.last_seq == bindparam("after_seq")]
+    if fence in (OWNED, UNOWNED):
+        guard.append(_fence_condition(fence))
     moved = (
         update(TaskRow)
-        .where(TaskRow.id == bindparam("task_id"), TaskRow.last_seq == bindparam("after_seq"))
+        .where(*guard)
         .values(sets)
         .returning(TaskRow.updated_at, TaskRow.user_id, TaskRow.webhook_url)
         .cte("moved")
@@ -145,6 +176,26 @@ def _append_statement(
             .values(pcm=bindparam("pcm"), duration=bindparam("duration"))
         )
         statement = statement.add_cte(kept.cte("kept"))
+    if terminal:  # an ended task leaves the live tasks (and its owner's claim) at once
+        left = delete(LiveTaskRow).where(
+            LiveTaskRow.task_id == bindparam("task_id"), exists(select(moved.c.updated_at))
+        )
+        statement = statement.add_cte(left.cte("left_live"))
+    elif fence == REQUEUE:  # a retried task is live again: run here, or wait for a claim
+        back = (
+            pg_insert(LiveTaskRow)
+            .from_select(
+                ["task_id", "owner", "generation", "queued_at"],
+                select(
+                    bindparam("task_id", type_=PgUUID),
+                    bindparam("l_owner", type_=PgUUID),
+                    literal(0, BigInteger),
+                    moved.c.updated_at,
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=["task_id"])
+        )
+        statement = statement.add_cte(back.cte("back_live"))
     if not outbox:
         return compile_query(statement.returning(EventRow.created_at), idempotent=False)
     recorded = _outbox(moved, service_wide=service_wide).returning(DeliveryRow.id).cte("outbox")
@@ -183,9 +234,16 @@ _RUNNABLE = compile_query(
 class PgJournal:
     """Durable task state in PostgreSQL (implements ``supervisor.ports.Journal``)."""
 
-    def __init__(self, database: Database, webhooks: WebhookPolicy | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        webhooks: WebhookPolicy | None = None,
+        claims: Claims | None = None,
+    ) -> None:
         self._database = database
         self._webhooks = webhooks or WebhookPolicy()
+        #: The tasks this instance holds; None: no cluster, writes are not fenced.
+        self._claims = claims
 
     async def load(self, task_id: UUID) -> TaskSnapshot | None:
         row = await self._database.row(_LOAD, id=task_id)
@@ -228,18 +286,47 @@ class PgJournal:
         outbox = webhooks.announces(change)
         if outbox:
             params.update(w_type=f"task.{change.status.value}", w_service_url=webhooks.service_url)
+        terminal = change.type is EventType.STATUS and change.status in TERMINAL
+        fence, new_owner = self._fence(task_id, change, params)
         event = _append_statement(
             tuple(sorted((k, v is _NOW) for k, v in values.items())),
             keeps_audio=normalised is not None,
             outbox=outbox,
             service_wide=outbox and webhooks.service_url is not None,
+            fence=fence,
+            terminal=terminal,
         )
         row = await self._database.row(event, **params)
         if row is None:
+            if fence == OWNED and self._claims is not None and self._claims.drop(task_id):
+                raise Fenced(f"task {task_id} is no longer run by this instance")
             raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
+        if self._claims is not None:
+            if terminal:
+                self._claims.drop(task_id)
+            elif new_owner is not None:
+                self._claims.hold(task_id, 0)
         if outbox and row[1]:
             webhooks.recorded()
         return Event(task_id, seq, change.type, change.status, change.payload, row[0])
+
+    def _fence(
+        self, task_id: UUID, change: Change, params: dict[str, Any]
+    ) -> tuple[str, UUID | None]:
+        """The write's fence (its parameters go into ``params``), and for a retry the
+        instance that runs the new attempt (None: it waits for a claim)."""
+        claims = self._claims
+        if change.type is EventType.STATUS and change.status is Status.CREATED:
+            owner = claims.new_owner() if claims is not None else None
+            params["l_owner"] = owner
+            return REQUEUE, owner
+        if claims is None:
+            return NO_FENCE, None
+        held = claims.fence(task_id)
+        if held is None:
+            return UNOWNED, None
+        params.update(f_owner=held.owner, f_generation=held.generation)
+        return OWNED, None
 
     async def load_upload(self, task_id: UUID) -> AudioInput:
         row = await self._database.row(_UPLOAD, task_id=task_id)

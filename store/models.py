@@ -1,4 +1,5 @@
-"""The schema: tasks, their event journal, their audio, and their webhook outbox."""
+"""The schema: tasks, their event journal, their audio, their webhook outbox, and the
+cluster (its instances and who owns each live task)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -177,3 +179,47 @@ class AttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InstanceRow(Base):
+    """A member of the cluster: one running service process on this database.
+
+    It is alive while its session holds the advisory lock ``lock_key`` and its lease
+    (renewed on the database clock) has not run out; the others delete a dead one's
+    row, which leaves its live tasks unowned for them to claim.
+    """
+
+    __tablename__ = "cluster_instances"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lock_key: Mapped[int] = mapped_column(BigInteger, unique=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LiveTaskRow(Base):
+    """One row per live (non-terminal) task: who owns it, under which fencing generation.
+
+    Small by design (ended tasks leave it), so claims scan only what can be claimed.
+    """
+
+    __tablename__ = "live_tasks"
+    __table_args__ = (
+        Index("ix_live_tasks_unowned", "queued_at", postgresql_where=text("owner IS NULL")),
+        Index("ix_live_tasks_owner", "owner"),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The instance that runs it; NULL while it waits for one (its instance died or left).
+    owner: Mapped[uuid.UUID | None] = mapped_column(
+        UUID, ForeignKey("cluster_instances.id", ondelete="SET NULL")
+    )
+    #: Every claim takes a new value from ``live_task_generations``: a write fenced by
+    #: an older one is refused.
+    generation: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: A cancel asked for on an instance that does not own the task; its owner carries it out.
+    cancel_reason: Mapped[str | None] = mapped_column(Text)

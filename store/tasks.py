@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     DateTime,
     Integer,
     Select,
@@ -30,10 +31,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from cluster.claims import Claims
 from store.cursor import decode_cursor, encode_cursor
 from store.database import Database
 from store.fingerprint import request_fingerprint
-from store.models import TERMINAL_SQL, AudioRow, EventRow, TaskRow
+from store.models import TERMINAL_SQL, AudioRow, EventRow, LiveTaskRow, TaskRow
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord, TaskSummary
 from store.sql import Query, compile_query
 from supervisor.events import Event, EventType
@@ -99,7 +101,18 @@ def _admit_statement() -> Select[Any]:
         ["task_id", *columns],
         select(added.c.id, *(bindparam(f"a_{c}", type_=_AUDIO.c[c].type) for c in columns)),
     )
-    return select(added).add_cte(event.cte("event"), audio.cte("audio"))
+    # Live until it ends: owned by the admitting instance when it has room (generation
+    # 0), else by nobody until an instance with room claims it.
+    live = insert(LiveTaskRow).from_select(
+        ["task_id", "owner", "generation", "queued_at"],
+        select(
+            added.c.id,
+            bindparam("l_owner", type_=LiveTaskRow.owner.type),
+            literal(0, BigInteger),
+            added.c.created_at,
+        ),
+    )
+    return select(added).add_cte(event.cte("event"), audio.cte("audio"), live.cte("live"))
 
 
 @functools.lru_cache(maxsize=16)
@@ -239,8 +252,10 @@ _AUDIO_REMOVED = compile_query(
 class TaskStore:
     """The queries behind the task routes; every one is scoped to its user."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, claims: Claims | None = None) -> None:
         self._database = database
+        #: The cluster's view of this instance: who runs what it admits.
+        self._claims = claims
 
     async def create(self, task: NewTask, upload: NewUpload) -> tuple[UUID, bool]:
         """Insert task, audio and its first event at once. (id, False) for a repeated key."""
@@ -269,6 +284,7 @@ class TaskStore:
         self, task: NewTask, upload: NewUpload, fingerprint: str | None
     ) -> tuple[TaskRecord, bool] | None:
         """The new task, or the one holding the key; None if that one has just gone."""
+        owner = self._claims.new_owner() if self._claims is not None else None
         row = await self._database.row(
             _ADMIT,
             id=uuid4(),
@@ -287,8 +303,11 @@ class TaskStore:
             a_sample_rate=upload.sample_rate,
             a_channels=upload.channels,
             a_data=upload.data,
+            l_owner=owner,
         )
         if row is not None:
+            if owner is not None and self._claims is not None:
+                self._claims.hold(row.id, 0)
             return TaskRecord(**row), True
         holder = await self._database.row(
             _BY_KEY, user_id=task.user_id, idempotency_key=task.idempotency_key

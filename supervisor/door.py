@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 from uuid import UUID
 
+import anyio
+
 from ops import lifecycle
 from supervisor.lifecycle import RETRYABLE, is_terminal
 from supervisor.messages import Cancel, CancelOutcome, Stop, Subscribe, Subscription
@@ -19,6 +21,18 @@ from supervisor.ownership import Unowned
 from supervisor.ports import StaleWrite, TaskSnapshot
 from supervisor.supervisor import NotAccepting, Supervisor
 from supervisor.transitions import requeued
+
+
+class Elsewhere(Protocol):
+    """The tasks no actor here runs (another instance does, or none yet)."""
+
+    def subscribe(self, task_id: UUID) -> Subscription:
+        """Live events of the task, whoever runs it."""
+        ...
+
+    async def cancel(self, task_id: UUID, reason: str) -> CancelOutcome:
+        """Have the task's owner cancel it; MOVED when it turns out to be run here."""
+        ...
 
 
 class Admitted(Protocol):
@@ -29,14 +43,20 @@ class Admitted(Protocol):
 
 A = TypeVar("A", bound=Admitted)
 
+#: Times a cancel finds the task claimed here but its actor not yet started.
+_MAX_MOVES = 500
+
 
 class TaskDoor:
     """Every command on a task, over the supervisor that keeps the actors running."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, elsewhere: Elsewhere | None = None) -> None:
+        self.supervisor = supervisor
         self._supervisor = supervisor
         self._ownership = supervisor.ownership
         self._journal = supervisor.journal
+        #: With a cluster: follow and cancel the tasks run by other instances.
+        self.elsewhere = elsewhere
 
     @property
     def accepting(self) -> bool:
@@ -82,22 +102,41 @@ class TaskDoor:
         """Give an already persisted task its actor (nothing happens if it has one)."""
         await self._supervisor.start(task_id, snapshot)
 
-    async def follow(self, task_id: UUID) -> Subscription | None:
-        """Live events after the returned seq; None when nobody here runs the task."""
+    async def follow(self, task_id: UUID, *, anywhere: bool = False) -> Subscription | None:
+        """Live events after the returned seq; None when nobody here runs the task.
+
+        ``anywhere`` (the task is live): a task run by another instance is followed
+        through the cluster instead.
+        """
         owned = self._ownership.get(task_id)
-        if owned is None:
-            return None
-        request = Subscribe()
-        try:
-            await owned.tell(request)
-        except Unowned:
-            return None
-        return await request.reply.wait()
+        if owned is not None:
+            request = Subscribe()
+            try:
+                await owned.tell(request)
+            except Unowned:
+                pass
+            else:
+                subscription = await request.reply.wait()
+                if subscription is not None:
+                    return subscription
+        if anywhere and self.elsewhere is not None:
+            return self.elsewhere.subscribe(task_id)
+        return None
 
     async def cancel(self, task_id: UUID, reason: str = "cancelled by the user") -> CancelOutcome:
         """Cancel a live task; the answer comes once ``cancelled`` is persisted (or not)."""
+        moves = 0
         while True:
             owned = self._ownership.get(task_id)
+            if owned is None and self.elsewhere is not None:
+                outcome = await self.elsewhere.cancel(task_id, reason)
+                if outcome is not CancelOutcome.MOVED:
+                    return outcome
+                moves += 1  # claimed here a moment ago: its actor is on its way
+                if moves > _MAX_MOVES:
+                    return CancelOutcome.UNAVAILABLE
+                await anyio.sleep(0.01)
+                continue
             if owned is None:
                 outcome = await self._supervisor.cancel_offline(task_id, reason)
                 if outcome is CancelOutcome.ENDED and self.owns(task_id):
@@ -108,7 +147,10 @@ class TaskDoor:
                 await owned.tell(request)
             except Unowned:
                 continue  # its supervision ended as we knocked: look again
-            return await request.reply.wait()
+            outcome = await request.reply.wait()
+            if outcome is not CancelOutcome.MOVED:
+                return outcome
+            # taken over by another instance meanwhile: ask again, there
 
     async def retry(self, task_id: UUID) -> bool:
         """Run a failed or cancelled task again; False when it is not such a task (or gone).
@@ -147,9 +189,12 @@ class TaskDoor:
         finally:
             self._ownership.reopen(task_id)
 
-    async def stop(self, task_id: UUID) -> None:
-        """Stop the task's actor, persisting nothing, and wait until its supervision ended."""
-        await self._stop(task_id, Stop())
+    async def stop(self, task_id: UUID, deleted: bool = False) -> None:
+        """Stop the task's actor, persisting nothing, and wait until its supervision ended.
+
+        ``deleted``: another instance deleted it; its streams here say so.
+        """
+        await self._stop(task_id, Stop(deleted=deleted))
 
     async def _stop(self, task_id: UUID, request: Stop) -> None:
         owned = self._ownership.get(task_id)

@@ -42,6 +42,13 @@ class Fanout:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # gone
                 self._drop(send)
 
+    def prune(self) -> int:
+        """Forget the subscribers that stopped reading (closed their end); how many are left."""
+        for send in list(self._subscribers):
+            if send.statistics().open_receive_streams == 0:
+                self._drop(send)
+        return len(self._subscribers)
+
     def close(self, *, deleted: bool = False) -> None:
         """End every subscriber's stream (terminal state, shutdown, restart or deletion)."""
         self.deleted = self.deleted or deleted

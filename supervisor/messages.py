@@ -41,9 +41,13 @@ class Reply(Generic[T]):
 
 @dataclass(frozen=True)
 class Subscription:
-    """A live feed: every event after ``seq`` arrives on ``events``, in order."""
+    """A live feed: every event after ``seq`` arrives on ``events``, in order.
 
-    seq: int
+    ``seq`` None: a feed of a task run by another instance, which carries every event
+    persisted from the moment of subscribing on (and some before: skip what was seen).
+    """
+
+    seq: int | None
     events: ObjectReceiveStream[Event]
     source: Fanout = field(compare=False, repr=False)
 
@@ -75,6 +79,9 @@ class CancelOutcome(StrEnum):
     ENDED = "ended"
     #: The journal could not be reached: nothing was written; the caller may try again.
     UNAVAILABLE = "unavailable"
+    #: Another instance took the task over before this one could carry it out: the
+    #: door asks its new owner (never an answer to a client).
+    MOVED = "moved"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,11 @@ class StaleWrite(Exception):
     """Somebody else advanced or removed the task since it was loaded."""
 
 
+class Fenced(StaleWrite):
+    """The task is no longer this instance's (claimed by another, or deleted): stop
+    running it and write nothing more for it."""
+
+
 @dataclass(frozen=True)
 class TaskSnapshot:
     """What an actor needs to resume a task from its last persisted state."""

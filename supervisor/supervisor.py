@@ -16,6 +16,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from cluster.claims import Claims
 from ops import lifecycle, logs, metrics
 from speech.base import Pipeline
 from supervisor.actor import TaskActor
@@ -51,8 +52,15 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff | None = None,
         sleep: Sleep = anyio.sleep,
+        claims: Claims | None = None,
     ) -> None:
         self.journal = journal
+        #: With a cluster: the tasks this instance holds. Only those get an actor, and
+        #: an actor whose task is taken over (its write was fenced) is not restarted.
+        #: Recovery is then the cluster's claims, not a scan of every live task.
+        self.claims = claims
+        #: Called when a task's supervision has ended (the cluster frees its claim).
+        self.on_ended: Callable[[UUID], None] = lambda _: None
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
@@ -80,9 +88,10 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
-                for snapshot in await self.journal.runnable():
-                    lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
-                    await self._start(group, snapshot.id, snapshot)
+                if self.claims is None:
+                    for snapshot in await self.journal.runnable():
+                        lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
+                        await self._start(group, snapshot.id, snapshot)
                 task_status.started()
                 await self._stopping.wait()
                 await self._stop_actors()
@@ -104,7 +113,13 @@ class Supervisor:
             raise NotAccepting("the service is shutting down")
         await self._start(self._group, task_id, snapshot)
 
+    def holds(self, task_id: UUID) -> bool:
+        """Whether this instance may run the task (always, without a cluster)."""
+        return self.claims is None or task_id in self.claims
+
     async def _start(self, group: TaskGroup, task_id: UUID, snapshot: TaskSnapshot | None) -> None:
+        if not self.holds(task_id):
+            return  # another instance runs it, or it waits for a claim
         owned = self.ownership.claim(task_id)  # checked and claimed with no await in between
         if owned is not None:
             await group.start(self._supervise, owned, snapshot)
@@ -123,6 +138,7 @@ class Supervisor:
             # on finds the entry ended and goes to the journal itself.
             self.ownership.release(owned)
             owned.ended.set()
+            self.on_ended(owned.task_id)
 
     async def _restarting(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         """Run the task's actor; restart it after a crash, within the intensity limit."""
@@ -135,6 +151,11 @@ class Supervisor:
                 await self._run_actor(owned, snapshot)
                 return
             except Exception as error:  # noqa: BLE001 - every crash is ours to handle
+                if not self.holds(task_id):
+                    # Fenced: another instance took it over (or it was deleted); it
+                    # runs there now, and this one writes nothing more for it.
+                    log.warning("task %s: taken over by another instance; stopped here", task_id)
+                    return
                 if self._stopping.is_set() or owned.stopping:
                     # no restart: the next start (or nobody, if it is deleted) resumes it
                     log.warning("task %s: actor crashed while stopping", task_id, exc_info=True)
@@ -194,6 +215,8 @@ class Supervisor:
             match owned.pending.pop(0):
                 case Subscribe(reply=reply):
                     reply.set(None)
+                case Cancel(reply=reply) if not self.holds(owned.task_id):
+                    reply.set(CancelOutcome.MOVED)
                 case Cancel(reason=reason, reply=reply):
                     try:
                         reply.set(await self.cancel_offline(owned.task_id, reason))
@@ -243,7 +266,7 @@ class Supervisor:
         )
         change = failed(f"the task failed unexpectedly {limit + 1} times in a row and was stopped")
         outages = 0
-        while not (self._stopping.is_set() or owned.stopping):
+        while not (self._stopping.is_set() or owned.stopping) and self.holds(owned.task_id):
             try:
                 await self._write_offline(owned.task_id, change, lifecycle.CRASHED)
                 return

@@ -1,9 +1,9 @@
 """Several ``run.py`` processes sharing one metrics directory: any of them answers with the sum.
 
 The test plays the launcher (the cluster issue's ``MANAGER_PROCESSES``): it sets
-``PROMETHEUS_MULTIPROC_DIR`` once for all of them. Each process logs in JSON. Until
-the cluster lands one database takes one instance (store/instance_lock.py), so each
-process here has a database of its own; the metrics directory is what they share.
+``PROMETHEUS_MULTIPROC_DIR`` once for all of them. Each process logs in JSON and has
+a database of its own (tests/test_cluster*.py share one); the metrics directory is
+what they share.
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ async def test_subscribers_mid_run_get_exactly_the_events_after_their_seq() -> N
         if subscription is None:  # it raced the last release and lost
             assert journal.status(task) is S.COMPLETED
             return
+        assert subscription.seq is not None  # an actor's feed
         feeds.append((subscription.seq, await drain(subscription)))
 
     with anyio.fail_after(LIMIT):

@@ -11,9 +11,14 @@ from web.settings import Settings
 RULE = "=" * 72
 
 
-def banner(url: str, settings: Settings) -> list[str]:
-    """The lines of the start banner, framed by rules so that they stand out of the log."""
+def banner(url: str, settings: Settings, joined: str | None = None) -> list[str]:
+    """The lines of the start banner, framed by rules so that they stand out of the log.
+
+    ``joined``: which instance this is and which cluster it joined.
+    """
     lines = [RULE, f"service-task-manager is ready at {url}"]
+    if joined is not None:
+        lines.append(joined)
     lines += _how_to_call(url, settings)
     if settings.trusts_identity:
         what = " and ".join(

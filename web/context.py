@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 import anyio
 from starlette.requests import HTTPConnection
 
+from cluster.member import ClusterMember
 from speech import recognise
 from speech.languages import Languages
 from store.database import Database
 from store.tasks import TaskStore
-from supervisor.door import TaskDoor
+from supervisor.door import Elsewhere, TaskDoor
 from supervisor.supervisor import Supervisor
 from web.auth import Authenticator, Caller
 from web.settings import Settings
@@ -33,9 +34,13 @@ class Services:
     draining: anyio.Event = field(default_factory=anyio.Event)
     #: What the configured transcriber recognises: other languages are a 422 at creation.
     languages: Languages = recognise.SUPPORTED
+    #: The tasks other instances run (None: no cluster, as in some tests).
+    elsewhere: Elsewhere | None = None
+    #: This instance as a member of the cluster, once it has joined.
+    cluster: ClusterMember | None = None
 
     def __post_init__(self) -> None:
-        self.door = TaskDoor(self.supervisor)
+        self.door = TaskDoor(self.supervisor, self.elsewhere)
 
     def is_operator(self, caller: Caller) -> bool:
         """Listed in ``MANAGER_ADMIN_USERS``, or holding a token with the operator claim."""

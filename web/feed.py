@@ -59,13 +59,16 @@ class TaskFeed:
 
     async def events(self) -> AsyncGenerator[Event]:
         last = self.after
-        end = current_end(self.replay) if self.live is None else None
+        # Without an actor's feed (none, or the cluster's, which can start before the
+        # task's end), the replay's terminal event is the end.
+        follows_actor = self.live is not None and self.live.seq is not None
+        end = None if follows_actor else current_end(self.replay)
         for event in self.replay:
             yield event
             last = event.seq
             if event.seq == end:
                 return
-        if self.live is None:
+        if self.live is None or end is not None:
             return
         async with self.live.events as live:
             async for event in live:
@@ -90,13 +93,13 @@ async def open_feed(
     no actor will ever publish for the task again (unless it is retried, and then
     its new actor is found here).
     """
-    live = await door.follow(task_id)
+    live = await door.follow(task_id, anywhere=not is_terminal(status))
     try:
         replay = await store.events_after(task_id, after)
     except BaseException:
         if live is not None:
             await live.events.aclose()
         raise
-    if live is not None:
+    if live is not None and live.seq is not None:
         replay = [event for event in replay if event.seq <= live.seq]
     return TaskFeed(after, replay, live, ended=is_terminal(status))

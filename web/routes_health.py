@@ -22,7 +22,17 @@ async def readyz(request: Request) -> Response:
         "supervisor": app.supervisor.accepting and not app.draining.is_set(),
     }
     ready = all(checks.values())
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    cluster = app.cluster
+    if cluster is not None:
+        # How this instance hears of the others: "listen", "poll" (MANAGER_CLUSTER_EVENTS)
+        # or "reconnecting" (LISTEN lost; polling until it is back).
+        body["cluster"] = {
+            "instance": str(cluster.instance_id),
+            "name": cluster.config.name,
+            "events": cluster.events_mode.value,
+            "tasks_owned": len(cluster.claims),
+        }
     return JSONResponse(body, 200 if ready else 503)
 
 

@@ -210,7 +210,7 @@ async def cancel_task(request: Request) -> Response:
     match await app.door.cancel(task_id):
         case CancelOutcome.CANCELLED:
             return ModelResponse(AcceptedOut(id=task_id, status=Status.CANCELLED), 202)
-        case CancelOutcome.UNAVAILABLE:
+        case CancelOutcome.UNAVAILABLE | CancelOutcome.MOVED:
             raise ApiError(503, "the database is unavailable; try again shortly")
         case CancelOutcome.ENDED:
             raise ApiError(409, f"the task has already ended ({await _now(app, task_id)})")

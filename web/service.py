@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
@@ -20,13 +22,18 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
+from cluster.claims import Claims
+from cluster.hub import EventHub
+from cluster.member import ClusterConfig, ClusterMember
+from cluster.membership import Membership
+from cluster.remote import RemoteTasks
 from ops import lifecycle
 from ops.logs import install_context
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
+from store.cluster import ClusterStore
 from store.database import Database, open_database
 from store.deliveries import DeliveryStore
-from store.instance_lock import hold_instance_lock
 from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
 from store.tasks import TaskStore
@@ -63,6 +70,8 @@ class _Server(uvicorn.Server):
 class RunningService:
     services: Services
     port: int
+    #: The database every instance of the cluster shares.
+    url_of_database: URL | str
     _server: _Server
     _stopped: anyio.Event
 
@@ -105,40 +114,59 @@ async def open_service(
     """Start everything; on exit, drain and stop. The socket listens before this yields.
 
     ``sock`` is a socket already bound (``bind``), which this then owns and closes;
-    without one, it binds ``settings.http_host:http_port`` itself. Raises
-    AnotherInstanceRunning when another live instance runs the tasks of this database.
+    without one, it binds ``settings.http_host:http_port`` itself. The instance joins
+    the cluster of every instance on this database.
     """
     if sock is None:
         sock = bind(settings.http_host, settings.http_port)
     with sock:
-        # Before the migrations and the recovery of tasks: one instance per database.
-        async with hold_instance_lock(url):
-            if settings.migrate_on_start:
-                await anyio.to_thread.run_sync(upgrade, url)  # alembic runs its own loop
-            async with open_database(url, pool_size=settings.db_pool_size) as database:
-                async with _running(settings, speech, database, sock) as running:
-                    yield running
+        if settings.migrate_on_start:
+            # Serialised by alembic's lock on its version table: instances that start
+            # together migrate once.
+            await anyio.to_thread.run_sync(upgrade, url)  # alembic runs its own loop
+        async with open_database(url, pool_size=settings.db_pool_size) as database:
+            async with _running(settings, speech, database, sock, url) as running:
+                yield running
 
 
 @asynccontextmanager
 async def _running(
-    settings: Settings, speech: SpeechSettings, database: Database, sock: socket.socket
+    settings: Settings,
+    speech: SpeechSettings,
+    database: Database,
+    sock: socket.socket,
+    url: URL | str,
 ) -> AsyncIterator[RunningService]:
     port = sock.getsockname()[1]
     sender = _sender(settings, database, port)
     policy = WebhookPolicy(settings.webhook_url, settings.webhook_every_status, sender.waker.notify)
     pipeline = build_pipeline(speech)
-    supervisor = Supervisor(PgJournal(database, policy), pipeline, settings.supervisor_config())
-    store = TaskStore(database)
+    config = settings.supervisor_config()
+    claims = Claims(uuid.uuid4(), settings.claim_limit)
+    journal = PgJournal(database, policy, claims)
+    supervisor = Supervisor(journal, pipeline, config, claims=claims)
+    cluster_store = ClusterStore(database)
+    hub = EventHub(cluster_store, config.subscriber_buffer)
     services = Services(
         settings,
         database,
-        store,
+        TaskStore(database, claims),
         supervisor,
         authenticator(settings),
         sender,
         languages=languages_of(speech),
+        elsewhere=RemoteTasks(hub, cluster_store, claims, supervisor),
     )
+    cluster = ClusterConfig(
+        name=settings.instance_name or f"{socket.gethostname()}:{os.getpid()}",
+        lease_seconds=settings.lease_seconds,
+        poll=settings.cluster_events == "poll",
+        poll_seconds=settings.poll_seconds,
+    )
+    membership = Membership(url, cluster.name, lease_seconds=cluster.lease_seconds)
+    member = ClusterMember(url, cluster, membership, cluster_store, claims, services.door, hub)
+    services.cluster = member
+    store = services.store
     retention = Retention(
         store,
         audio_days=settings.retention_audio_days,
@@ -149,7 +177,7 @@ async def _running(
         outcome.state, outcome.duration
     )
     install_context()
-    config = uvicorn.Config(
+    server_config = uvicorn.Config(
         Observed(create_app(services)),
         lifespan="off",
         # scope["client"] stays the TCP peer: the trusted-network check must not be
@@ -161,9 +189,9 @@ async def _running(
         access_log=settings.debug_mode,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
-    server = _Server(config)
+    server = _Server(server_config)
     stopped = anyio.Event()
-    running = RunningService(services, port, server, stopped)
+    running = RunningService(services, port, url, server, stopped)
     try:
         async with anyio.create_task_group() as group:
 
@@ -173,7 +201,9 @@ async def _running(
                 finally:
                     stopped.set()
 
+            await membership.join(claims.instance_id)  # admissions are owned from now on
             await group.start(run_supervisor)
+            await group.start(member.run)
             group.start_soon(_serve, server, sock, running)
             # Webhooks and retention stop with the service: an interrupted send is
             # leased, not lost, and goes out again after the restart.
@@ -185,6 +215,7 @@ async def _running(
             finally:
                 with anyio.CancelScope(shield=True):
                     await running.drain()
+                    await member.leave()  # the actors have stopped: hand the tasks over
                 background.cancel()
     finally:
         if pipeline.aclose is not None:

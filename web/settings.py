@@ -90,6 +90,20 @@ class Settings(DatabaseSettings):
     #: The service's address as receivers reach it: the base of the task URL in webhooks.
     public_url: str | None = Field(None, max_length=512)
 
+    #: Service processes ``run.py`` starts on the one port, each a member of the cluster.
+    processes: int = Field(1, ge=1, le=64)
+    #: Seconds an instance that stops renewing (hung, cut off) keeps its tasks.
+    lease_seconds: float = Field(10.0, ge=1, le=600)
+    #: Live tasks one instance owns at once; the rest wait for whichever has room.
+    claim_limit: int = Field(256, ge=1)
+    #: How instances hear of each other's writes: ``listen`` (LISTEN/NOTIFY), or ``poll``
+    #: where LISTEN is not available (PgBouncer in transaction mode).
+    cluster_events: Literal["listen", "poll"] = "listen"
+    #: Seconds between catch-ups when polling (and while LISTEN reconnects).
+    poll_seconds: float = Field(1.0, gt=0, le=60)
+    #: How this instance is named in the cluster and its logs; unset: host:pid.
+    instance_name: str | None = Field(None, max_length=200)
+
     #: Remove the audio of tasks that ended this many days ago; unset: keep it.
     retention_audio_days: int | None = Field(None, ge=1)
     #: Remove whole tasks that ended this many days ago; unset: keep them.

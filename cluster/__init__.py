@@ -1,0 +1,1 @@
+"""Many instances on one PostgreSQL: membership, claims with fencing, events across them."""

@@ -1,0 +1,150 @@
+"""Streams on this instance of tasks run by any instance: one read per notification batch.
+
+The listener hands over each notification (task id and seq); for the tasks somebody
+here follows, the hub reads the new events from the journal once, in one query for
+all of them, and fans them out. A task nobody here follows costs nothing, and an idle
+stream costs no query. After a lost connection (or in polling mode) ``catch_up``
+reads whatever every followed task missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import anyio
+
+from store.cluster import ClusterStore
+from supervisor.events import Event
+from supervisor.fanout import Fanout
+from supervisor.messages import Subscription
+from supervisor.ports import JournalUnavailable
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class _Followed:
+    fanout: Fanout
+    #: The newest seq published here; -1 before the first.
+    last: int = -1
+    #: The lowest seq notified and not yet read.
+    notified: int | None = None
+
+
+@dataclass
+class EventHub:
+    """Per-instance fan-out of the cluster's events to this instance's streams."""
+
+    store: ClusterStore
+    buffer: int
+    sleep: Sleep = anyio.sleep
+    _followed: dict[UUID, _Followed] = field(default_factory=dict)
+    _wake: anyio.Event = field(default_factory=anyio.Event)
+    _closed: bool = False
+
+    def __len__(self) -> int:
+        return len(self._followed)
+
+    def subscribe(self, task_id: UUID) -> Subscription:
+        """Every event of the task persisted from now on (by any instance)."""
+        followed = self._followed.get(task_id)
+        if followed is None or followed.fanout.deleted:
+            followed = self._followed[task_id] = _Followed(Fanout(self.buffer))
+        return Subscription(None, followed.fanout.add(), followed.fanout)
+
+    def notified(self, task_id: UUID, seq: int) -> None:
+        """A notification: event ``seq`` of the task is persisted (called on the loop)."""
+        followed = self._followed.get(task_id)
+        if followed is None or seq <= followed.last:
+            return
+        if followed.notified is None or seq < followed.notified:
+            followed.notified = seq
+        self._wake.set()
+
+    def deleted(self, task_id: UUID) -> None:
+        """The task is gone: its streams end and say so."""
+        followed = self._followed.pop(task_id, None)
+        if followed is not None:
+            followed.fanout.close(deleted=True)
+
+    def close(self) -> None:
+        """End every stream (the service stops)."""
+        self._closed = True
+        for followed in self._followed.values():
+            followed.fanout.close()
+        self._followed.clear()
+
+    async def run(self) -> None:
+        """Read and fan out what the notifications announced, until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            self._prune()
+            wanted = {
+                task_id: _read_after(followed)
+                for task_id, followed in self._followed.items()
+                if followed.notified is not None
+            }
+            if wanted:
+                await self._read(wanted)
+
+    async def catch_up(self) -> None:
+        """Read what every followed task may have missed, and end the streams of
+        deleted tasks (after a lost connection, or on each tick when polling)."""
+        self._prune()
+        if not self._followed:
+            return
+        wanted = {task_id: max(f.last, 0) for task_id, f in self._followed.items()}
+        try:
+            for task_id in await self.store.missing(list(wanted)):
+                self.deleted(task_id)
+                wanted.pop(task_id, None)
+        except JournalUnavailable:
+            return  # the next tick (or reconnection) tries again
+        if wanted:
+            await self._read(wanted, retry=False)
+
+    async def _read(self, wanted: dict[UUID, int], *, retry: bool = True) -> None:
+        outages = 0
+        while True:
+            try:
+                events = await self.store.events_after(wanted)
+                break
+            except JournalUnavailable:
+                if not retry:
+                    return
+                outages += 1
+                if outages == 1:
+                    log.warning("cluster events: the journal is unavailable; retrying")
+                await self.sleep(min(0.1 * 2**outages, 2.0))
+        for task_id in wanted:
+            followed = self._followed.get(task_id)
+            if followed is not None:
+                followed.notified = None
+        for event in events:
+            self._publish(event)
+
+    def _publish(self, event: Event) -> None:
+        followed = self._followed.get(event.task_id)
+        if followed is None or event.seq <= followed.last:
+            return
+        followed.last = event.seq
+        followed.fanout.publish(event)
+
+    def _prune(self) -> None:
+        """Forget the tasks whose every stream here has ended."""
+        for task_id, followed in list(self._followed.items()):
+            if not followed.fanout.prune():
+                del self._followed[task_id]
+
+
+def _read_after(followed: _Followed) -> int:
+    """Read after what was published; before the first, from the first notified."""
+    if followed.last >= 0 or followed.notified is None:
+        return max(followed.last, 0)
+    return followed.notified - 1

@@ -1,0 +1,273 @@
+"""This instance as a member of the cluster: it joins, claims, hears and hands over.
+
+Everything the cluster needs runs in one task group: the lease renewal, the watch
+over the next member, the listener, the hub, the claimer and the commands from other
+instances (cancels and deletions of the tasks run here).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from uuid import UUID
+
+import anyio
+import asyncpg
+from anyio.abc import TaskGroup, TaskStatus
+from sqlalchemy import URL
+
+from cluster.claims import Claims
+from cluster.hub import EventHub
+from cluster.listener import EventsMode, Listener
+from cluster.membership import Expelled, Membership
+from ops import lifecycle
+from store.cluster import ClusterStore
+from supervisor.door import TaskDoor
+from supervisor.messages import CancelOutcome
+from supervisor.ports import JournalUnavailable
+from supervisor.supervisor import NotAccepting
+
+log = logging.getLogger(__name__)
+
+#: How many tasks one claim takes at most: a dead member's tasks spread over the
+#: others instead of all going to the first to hear of it.
+CLAIM_BATCH = 32
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    lease_seconds: float = 10.0
+    poll: bool = False
+    poll_seconds: float = 1.0
+
+
+class ClusterMember:
+    """The cluster's machinery for one instance, around its door."""
+
+    def __init__(
+        self,
+        url: URL | str,
+        config: ClusterConfig,
+        membership: Membership,
+        store: ClusterStore,
+        claims: Claims,
+        door: TaskDoor,
+        hub: EventHub,
+    ) -> None:
+        self.config = config
+        self._membership = membership
+        self._store = store
+        self.claims = claims
+        self._door = door
+        self.hub = hub
+        self.listener = Listener(
+            url,
+            {
+                "stm_events": self._on_event,
+                "stm_deleted": self._on_deleted,
+                "stm_claimable": lambda _: self.wake_claimer(unowned=True),
+                "stm_cancel": self._on_cancel,
+                "stm_members": lambda _: self._membership.retarget(),
+            },
+            self._tick,
+            poll=config.poll,
+            poll_seconds=config.poll_seconds,
+            instance=config.name,
+        )
+        self._claim_wanted = anyio.Event()
+        #: Whether unowned tasks may be waiting: a claim runs only then, so a task that
+        #: ends here costs no claim statement while every task has an owner.
+        self._maybe_unowned = True
+        self._group: TaskGroup | None = None
+        self._scope = anyio.CancelScope()
+        self._leaving = False
+        door.supervisor.on_ended = self._ended
+
+    @property
+    def instance_id(self) -> UUID:
+        return self.claims.instance_id
+
+    @property
+    def events_mode(self) -> EventsMode:
+        return self.listener.mode
+
+    async def members(self) -> int:
+        return await self._store.members()
+
+    def wake_claimer(self, *, unowned: bool = False) -> None:
+        """Claim if there may be unowned tasks (``unowned``: there are, or may be)."""
+        self._maybe_unowned = self._maybe_unowned or unowned
+        if self._maybe_unowned:
+            self._claim_wanted.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the cluster's loops until ``leave``; started once the first claim is asked."""
+        with self._scope:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                group.start_soon(self.hub.run)
+                group.start_soon(self.listener.run)
+                group.start_soon(self._membership.watch, self._someone_died)
+                group.start_soon(self._renewing)
+                group.start_soon(self._claiming)
+                self.wake_claimer(unowned=True)
+                task_status.started()
+                await anyio.sleep_forever()
+
+    def _someone_died(self) -> None:
+        self.wake_claimer(unowned=True)
+
+    async def leave(self) -> None:
+        """Graceful handover (the actors have stopped): the others claim at once."""
+        self._leaving = True
+        self.hub.close()
+        with anyio.CancelScope(shield=True):
+            await self._membership.leave()
+        self._scope.cancel()
+
+    # -- claims ---------------------------------------------------------------
+
+    async def _claiming(self) -> None:
+        while True:
+            await self._claim_wanted.wait()
+            self._claim_wanted = anyio.Event()
+            try:
+                await self._claim_while_room()
+            except Expelled:
+                await self._rejoin()
+            except JournalUnavailable:
+                await anyio.sleep(0.5)
+                self.wake_claimer(unowned=True)
+
+    async def _claim_while_room(self) -> None:
+        while self.claims.room and self._door.accepting and not self._leaving:
+            asked = min(self.claims.room, CLAIM_BATCH)
+            # Cleared before the claim: a notification during it sets it again.
+            self._maybe_unowned = False
+            try:
+                claimed = await self._store.claim(self.instance_id, asked)
+            except asyncpg.ForeignKeyViolationError:
+                raise Expelled(str(self.instance_id)) from None
+            except BaseException:
+                self._maybe_unowned = True
+                raise
+            for task in claimed:
+                snapshot = task.snapshot
+                self.claims.hold(snapshot.id, task.generation)
+                lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
+                try:
+                    await self._door.start(snapshot.id, snapshot)
+                except NotAccepting:
+                    return  # stopping: leaving hands it on
+                if task.cancel_reason is not None:
+                    self._soon(self._cancel_here, snapshot.id, task.cancel_reason)
+            if len(claimed) < asked:
+                return
+            self._maybe_unowned = True  # a full batch: there may be more
+
+    def _ended(self, task_id: UUID) -> None:
+        """A supervision ended here. Still held means it ended without a terminal write
+        (it crashed while stopping, say): it goes back to the queue for anyone."""
+        if task_id in self.claims and not self._leaving and self._door.accepting:
+            fence = self.claims.fence(task_id)
+            self.claims.drop(task_id)
+            if fence is not None:
+                self._soon(self._release, task_id, fence.owner, fence.generation)
+        self.wake_claimer()
+
+    async def _release(self, task_id: UUID, owner: UUID, generation: int) -> None:
+        try:
+            await self._store.release(task_id, owner, generation)
+        except JournalUnavailable:
+            log.warning("task %s: could not hand it back; the lease will", task_id)
+
+    # -- membership -----------------------------------------------------------
+
+    async def _renewing(self) -> None:
+        interval = self.config.lease_seconds / 3
+        outages = 0
+        while True:
+            await anyio.sleep(interval)
+            try:
+                if await self._membership.renew():
+                    self.wake_claimer(unowned=True)
+                outages = 0
+            except Expelled:
+                await self._rejoin()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                outages += 1
+                if outages == 1:
+                    log.warning("cluster: cannot renew the lease (%s); retrying", error)
+
+    async def _rejoin(self) -> None:
+        """Presumed dead while alive (paused, cut off): give every task up, join anew."""
+        if self._leaving:
+            return
+        lost = self.claims.clear(uuid.uuid4())
+        log.error(
+            "cluster: this instance was presumed dead; its %d task(s) run elsewhere now;"
+            " joining again as %s",
+            len(lost),
+            self.instance_id,
+        )
+        async with anyio.create_task_group() as group:
+            for task_id in lost:
+                group.start_soon(self._door.stop, task_id)
+        while not self._leaving:
+            try:
+                await self._membership.join(self.instance_id)
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("cluster: cannot join again (%s); retrying", error)
+                await anyio.sleep(1.0)
+        self.wake_claimer(unowned=True)
+
+    # -- notifications --------------------------------------------------------
+
+    def _on_event(self, payload: str) -> None:
+        task, _, seq = payload.partition(":")
+        try:
+            self.hub.notified(UUID(task), int(seq))
+        except ValueError:
+            log.warning("cluster: a malformed event notification (%r)", payload[:80])
+
+    def _on_deleted(self, payload: str) -> None:
+        try:
+            task_id = UUID(payload)
+        except ValueError:
+            return
+        self.hub.deleted(task_id)
+        if self._door.owns(task_id):
+            self._soon(self._door.stop, task_id, True)  # its streams say "deleted"
+
+    def _on_cancel(self, payload: str) -> None:
+        owner, _, _task = payload.partition(":")
+        if owner == str(self.instance_id):
+            self._soon(self._carry_pending_cancels)
+
+    async def _carry_pending_cancels(self) -> None:
+        try:
+            pending = await self._store.pending_cancels(self.instance_id)
+        except JournalUnavailable:
+            return  # the next tick (or reconnection) looks again
+        for task_id, reason in pending:
+            if self._door.owns(task_id):
+                await self._cancel_here(task_id, reason)
+
+    async def _cancel_here(self, task_id: UUID, reason: str) -> None:
+        outcome = await self._door.cancel(task_id, reason)
+        if outcome is CancelOutcome.UNAVAILABLE:
+            log.warning("task %s: a cancel from another instance waits for the journal", task_id)
+
+    async def _tick(self) -> None:
+        """Catch up on what notifications would have said (polling, or reconnected)."""
+        self._membership.retarget()
+        await self.hub.catch_up()
+        await self._carry_pending_cancels()
+        self.wake_claimer(unowned=True)
+
+    def _soon(self, function: object, *args: object) -> None:
+        if self._group is not None:
+            self._group.start_soon(function, *args)  # type: ignore[arg-type]

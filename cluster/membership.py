@@ -1,0 +1,228 @@
+"""Who is alive: a session-level advisory lock per instance, and a lease as the backstop.
+
+Each instance holds its own lock on a connection of its own; PostgreSQL releases it
+the moment that session ends (the process died, or the server noticed its machine
+go), and the instance watching it, blocked on the same lock, wakes at once and
+deletes the dead one's row: its live tasks are then unowned, for the others to claim.
+Each instance watches the next one in key order (a ring), so one blocked connection
+each watches them all. A hung process (stopped, or a half-open connection) keeps its
+lock, so each instance also renews a lease on the database clock, and every renewal
+deletes the members whose lease ran out. An instance that finds its own row gone was
+presumed dead: it gives up every task and joins again under a new identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import anyio
+import asyncpg
+from sqlalchemy import URL
+
+from cluster.listener import dedicated_connection
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_JOIN = """
+INSERT INTO cluster_instances (id, name, lock_key, lease_until)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+"""
+#: Renew this lease and, only if this instance is still a member, remove the members
+#: whose lease ran out (their tasks become unowned in the same transaction).
+_RENEW = """
+WITH renewed AS (
+    UPDATE cluster_instances SET lease_until = now() + make_interval(secs => $2)
+    WHERE id = $1 RETURNING id
+), expired AS (
+    DELETE FROM cluster_instances
+    WHERE lease_until < now() AND id <> $1 AND EXISTS (SELECT 1 FROM renewed)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM expired) AS expired
+"""
+_LEAVE = "DELETE FROM cluster_instances WHERE id = $1"
+_MEMBERS = "SELECT id, lock_key FROM cluster_instances ORDER BY lock_key"
+_PRESUMED_DEAD = "DELETE FROM cluster_instances WHERE id = $1 AND lock_key = $2"
+_STILL_MEMBER = "SELECT 1 FROM cluster_instances WHERE id = $1"
+
+
+class Expelled(Exception):
+    """This instance was presumed dead by the others: its tasks are theirs now."""
+
+
+@dataclass(frozen=True)
+class Member:
+    id: UUID
+    lock_key: int
+
+
+def _new_key() -> int:
+    # A random positive bigint: no coordination needed, and no clash with the fixed
+    # keys of retention (a collision is one in 2**62).
+    return secrets.randbits(62) | 1
+
+
+class Membership:
+    """This instance's row, lock and lease, and the watch over its successor."""
+
+    def __init__(
+        self,
+        url: URL | str,
+        name: str,
+        *,
+        lease_seconds: float,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self._url = url
+        self.name = name
+        self.lease_seconds = lease_seconds
+        self._sleep = sleep
+        self._connection: asyncpg.Connection | None = None
+        self.member: Member | None = None
+        self._retarget = anyio.CancelScope()
+
+    async def join(self, instance_id: UUID) -> None:
+        """Take a new lock, then insert the row: nobody can find it dead in between."""
+        await self._drop_connection()
+        connection = await dedicated_connection(self._url, "membership", self.name)
+        try:
+            key = _new_key()
+            await connection.execute("SELECT pg_advisory_lock($1)", key)
+            await connection.execute(_JOIN, instance_id, self.name, key, self.lease_seconds)
+        except BaseException:
+            connection.terminate()
+            raise
+        self._connection = connection
+        self.member = Member(instance_id, key)
+        log.info("cluster: joined as %s (%s)", self.name, instance_id)
+
+    async def renew(self) -> int:
+        """Renew the lease; how many dead members it removed. Raises Expelled."""
+        member = self.member
+        assert member is not None, "join first"
+        connection = await self._live_connection(member)
+        row = await connection.fetchrow(_RENEW, member.id, self.lease_seconds)
+        if not row["renewed"]:
+            raise Expelled(str(member.id))
+        expired: int = row["expired"]
+        if expired:
+            log.warning("cluster: %d member(s) missed their lease; their tasks are free", expired)
+        return expired
+
+    async def leave(self) -> None:
+        """Delete the row (the tasks left are unowned at once), then drop the lock."""
+        member, self.member = self.member, None
+        try:
+            if member is not None and self._connection is not None:
+                with anyio.fail_after(5):
+                    await self._connection.execute(_LEAVE, member.id)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("cluster: could not leave cleanly (%s); the others will notice", error)
+        finally:
+            await self._drop_connection()
+
+    async def _live_connection(self, member: Member) -> asyncpg.Connection:
+        """The membership connection; after a lost one, a new one that takes the lock
+        again, if this instance is still a member (else Expelled)."""
+        connection = self._connection
+        if connection is not None and not connection.is_closed():
+            return connection
+        await self._drop_connection()
+        connection = await dedicated_connection(self._url, "membership", self.name)
+        try:
+            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", member.lock_key):
+                raise Expelled(str(member.id))
+            if await connection.fetchval(_STILL_MEMBER, member.id) is None:
+                raise Expelled(str(member.id))
+        except BaseException:
+            connection.terminate()
+            raise
+        self._connection = connection
+        return connection
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            with anyio.fail_after(2):
+                await connection.close()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            connection.terminate()
+
+    def retarget(self) -> None:
+        """The members changed: the watch looks again at who it should watch."""
+        self._retarget.cancel()
+
+    async def watch(self, presumed_dead: Callable[[], None]) -> None:
+        """Watch the ring until cancelled; ``presumed_dead`` after each removal."""
+        failures = 0
+        while True:
+            try:
+                connection = await dedicated_connection(self._url, "watch", self.name)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                failures += 1
+                await self._sleep(min(0.2 * 2**failures, 5.0))
+                continue
+            try:
+                failures = 0
+                await self._watching(connection, presumed_dead)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("cluster: the watch connection failed (%s); reconnecting", error)
+                await self._sleep(0.5)
+            finally:
+                connection.terminate()
+
+    async def _watching(
+        self, connection: asyncpg.Connection, presumed_dead: Callable[[], None]
+    ) -> None:
+        while True:
+            self._retarget = anyio.CancelScope()  # before the read: a change now is seen
+            me = self.member
+            members = [Member(r["id"], r["lock_key"]) for r in await connection.fetch(_MEMBERS)]
+            others = [m for m in members if me is None or m.id != me.id]
+            removed = 0
+            for other in others:  # a dead one's lock is free: take it, remove it, let go
+                if await connection.fetchval("SELECT pg_try_advisory_lock($1)", other.lock_key):
+                    removed += await self._remove(connection, other)
+            if removed:
+                presumed_dead()
+                continue  # the ring changed
+            successor = _successor(me, others)
+            with self._retarget:
+                if successor is None:  # alone: a change of members cancels this
+                    await anyio.sleep_forever()
+                    continue
+                # Blocks until the successor's session ends: the server wakes it at once.
+                await connection.execute("SELECT pg_advisory_lock($1)", successor.lock_key)
+                if await self._remove(connection, successor):
+                    presumed_dead()
+            if self._retarget.cancelled_caught:
+                # Cancelled as the lock was granted, maybe: hold no lock of anyone.
+                await connection.execute("SELECT pg_advisory_unlock_all()")
+
+    async def _remove(self, connection: asyncpg.Connection, member: Member) -> int:
+        try:
+            status = await connection.execute(_PRESUMED_DEAD, member.id, member.lock_key)
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", member.lock_key)
+        removed = int(status.split()[-1])
+        if removed:
+            log.warning("cluster: member %s is gone (its lock was released)", member.id)
+        return removed
+
+
+def _successor(me: Member | None, others: list[Member]) -> Member | None:
+    """The next member after this one in key order, wrapping around."""
+    if not others:
+        return None
+    if me is None:
+        return others[0]
+    after = [m for m in others if m.lock_key > me.lock_key]
+    return after[0] if after else others[0]

@@ -151,9 +151,10 @@ def _serve() -> int:
         settings.external_url() if not settings.embedded else start_embedded(settings.data_dir)
     )
 
-    def serve_one(index: int) -> int:
-        # One banner for the lot: the first process prints it.
-        on_ready = functools.partial(_print_banner, settings) if index == 0 else None
+    def serve_one(index: int, restarted: bool = False) -> int:
+        # One banner for the lot: the first process prints it when it first starts.
+        first = index == 0 and not restarted
+        on_ready = functools.partial(_print_banner, settings) if first else None
         anyio.run(
             serve_forever,
             settings,

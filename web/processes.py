@@ -24,9 +24,9 @@ RESTART_SPACING = 1.0
 
 
 def serve_processes(
-    count: int, serve_one: Callable[[int], int], ended: Callable[[int], None]
+    count: int, serve_one: Callable[[int, bool], int], ended: Callable[[int], None]
 ) -> int:
-    """Run ``serve_one(index)`` in ``count`` forked processes until asked to stop.
+    """Run ``serve_one(index, restarted)`` in ``count`` forked processes until asked to stop.
 
     ``ended(pid)`` is called for each process that has exited. Returns 0 when every
     process stopped cleanly after SIGTERM/SIGINT, 1 otherwise.
@@ -54,7 +54,7 @@ def serve_processes(
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 1
             try:
-                code = serve_one(index)
+                code = serve_one(index, index in started)
             except BaseException:  # noqa: BLE001 - report it, then leave without cleanup
                 log.exception("service process %d failed", index)
             finally:

@@ -1,0 +1,181 @@
+"""Ownership in the database: admission, claims, the fence on every write, retries.
+
+Real PostgreSQL, no processes: two or three "instances" are rows of
+``cluster_instances`` with a ``Claims`` each, over one pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import URL
+
+from cluster.claims import Claims
+from store.cluster import ClusterStore
+from store.database import Database, connect_arguments, open_database
+from store.journal import PgJournal
+from store.records import NewTask, NewUpload
+from store.tasks import TaskStore
+from supervisor.events import Change, EventType
+from supervisor.lifecycle import Status
+from supervisor.ports import Fenced, StaleWrite
+from supervisor.transitions import cancelled, requeued
+
+pytestmark = pytest.mark.anyio
+
+QUEUED = Change(EventType.STATUS, Status.QUEUED, {"position": 0})
+
+
+@pytest.fixture
+async def database(database_url: URL) -> AsyncIterator[Database]:
+    async with open_database(database_url, pool_size=4) as opened:
+        yield opened
+
+
+async def _sql(url: URL, sql: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(**connect_arguments(url))
+    try:
+        rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
+        return rows
+    finally:
+        await connection.close()
+
+
+async def _member(url: URL, limit: int = 10) -> Claims:
+    claims = Claims(uuid.uuid4(), limit)
+    await _sql(
+        url,
+        "INSERT INTO cluster_instances (id, name, lock_key, lease_until)"
+        " VALUES ($1, 'test', $2, now() + interval '1 minute')",
+        claims.instance_id,
+        secrets.randbits(62),
+    )
+    return claims
+
+
+async def _presumed_dead(url: URL, claims: Claims) -> None:
+    await _sql(url, "DELETE FROM cluster_instances WHERE id = $1", claims.instance_id)
+
+
+async def _live(url: URL, task_id: uuid.UUID) -> tuple[uuid.UUID | None, int] | None:
+    rows = await _sql(url, "SELECT owner, generation FROM live_tasks WHERE task_id = $1", task_id)
+    return (rows[0]["owner"], rows[0]["generation"]) if rows else None
+
+
+async def _admit(database: Database, claims: Claims) -> uuid.UUID:
+    data = b"RIFF" + secrets.token_bytes(64)
+    upload = NewUpload(data, "a.wav", "audio/wav", hashlib.sha256(data).hexdigest())
+    task_id, created = await TaskStore(database, claims).create(
+        NewTask(uuid.uuid4(), "title", "en-US"), upload
+    )
+    assert created
+    return task_id
+
+
+async def test_a_task_admitted_with_room_is_owned_by_its_instance(
+    database: Database, database_url: URL
+) -> None:
+    a = await _member(database_url)
+    task_id = await _admit(database, a)
+    assert task_id in a
+    assert await _live(database_url, task_id) == (a.instance_id, 0)
+
+
+async def test_a_task_admitted_without_room_waits_unowned_and_is_claimed_by_another(
+    database: Database, database_url: URL
+) -> None:
+    a, b = await _member(database_url, limit=1), await _member(database_url)
+    first, second = await _admit(database, a), await _admit(database, a)
+    assert first in a
+    assert second not in a
+    assert await _live(database_url, second) == (None, 0)
+    store = ClusterStore(database)
+    assert await store.unowned_position(second) == 1
+    claimed = await store.claim(b.instance_id, 5)
+    assert [c.snapshot.id for c in claimed] == [second]
+    assert claimed[0].snapshot.status is Status.CREATED
+    assert claimed[0].generation > 0
+    assert await _live(database_url, second) == (b.instance_id, claimed[0].generation)
+    assert await store.claim(b.instance_id, 5) == []  # nothing left unowned
+
+
+async def test_a_write_of_an_owner_that_lost_the_task_is_refused_and_changes_nothing(
+    database: Database, database_url: URL
+) -> None:
+    a, b = await _member(database_url), await _member(database_url)
+    task_id = await _admit(database, a)
+    old = PgJournal(database, claims=a)
+    await _presumed_dead(database_url, a)  # its tasks are unowned now
+    claimed = await ClusterStore(database).claim(b.instance_id, 5)
+    b.hold(task_id, claimed[0].generation)
+    # A, paused meanwhile, wakes at the seq it knew: the seq guard alone would let it in.
+    with pytest.raises(Fenced):
+        await old.append(task_id, 1, QUEUED)
+    assert task_id not in a  # the supervisor stops its actor, with no restart
+    snapshot = await old.load(task_id)
+    assert snapshot is not None
+    assert snapshot.seq == 1
+    new = PgJournal(database, claims=b)
+    event = await new.append(task_id, 1, QUEUED)
+    assert event.seq == 2
+
+
+async def test_a_write_fenced_by_an_unowned_row_only_lands_while_nobody_owns_the_task(
+    database: Database, database_url: URL
+) -> None:
+    a, c = await _member(database_url), await _member(database_url)
+    task_id = await _admit(database, a)
+    # C holds nothing of it: its write (a cancel of a task no actor here runs) is fenced
+    # by "nobody owns it".
+    bystander = PgJournal(database, claims=c)
+    with pytest.raises(StaleWrite) as refused:
+        await bystander.append(task_id, 1, cancelled("by C"))
+    assert not isinstance(refused.value, Fenced)
+    await _presumed_dead(database_url, a)
+    event = await bystander.append(task_id, 1, cancelled("by C"))
+    assert event.status is Status.CANCELLED
+    assert await _live(database_url, task_id) is None  # ended: out of the live tasks
+
+
+async def test_the_terminal_write_ends_the_claim_and_a_retry_makes_the_task_live_again(
+    database: Database, database_url: URL
+) -> None:
+    a, b = await _member(database_url), await _member(database_url, limit=1)
+    task_id = await _admit(database, a)
+    journal = PgJournal(database, claims=a)
+    await journal.append(task_id, 1, cancelled("stop"))
+    assert task_id not in a
+    assert await _live(database_url, task_id) is None
+    # Retried on B (with room): B runs the new attempt.
+    retried = await PgJournal(database, claims=b).append(task_id, 2, requeued(2))
+    assert retried.status is Status.CREATED
+    assert task_id in b
+    assert await _live(database_url, task_id) == (b.instance_id, 0)
+
+
+async def test_a_retry_on_an_instance_without_room_leaves_the_task_to_a_claim(
+    database: Database, database_url: URL
+) -> None:
+    a, full = await _member(database_url), await _member(database_url, limit=1)
+    busy, task_id = await _admit(database, full), await _admit(database, a)
+    assert busy in full
+    await PgJournal(database, claims=a).append(task_id, 1, cancelled("stop"))
+    await PgJournal(database, claims=full).append(task_id, 2, requeued(2))
+    assert task_id not in full
+    assert await _live(database_url, task_id) == (None, 0)
+
+
+async def test_an_instance_presumed_dead_cannot_claim(
+    database: Database, database_url: URL
+) -> None:
+    a, b = await _member(database_url), await _member(database_url, limit=1)
+    await _admit(database, b)
+    await _admit(database, b)  # no room: unowned
+    await _presumed_dead(database_url, a)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await ClusterStore(database).claim(a.instance_id, 5)

@@ -35,6 +35,10 @@ KEEPALIVES = {
 }
 
 
+#: Seconds a dedicated connection may take to open.
+CONNECT_TIMEOUT = 10.0
+
+
 class EventsMode(StrEnum):
     """How this instance hears of the others' writes."""
 
@@ -50,10 +54,15 @@ async def dedicated_connection(
     """A connection of the instance's own (not the pool's), with keepalives; its
     ``application_name`` says what for and whose (``pg_stat_activity`` shows it)."""
     name = f"stm {purpose} {instance}".strip()[:63]
-    return await asyncpg.connect(
-        **connect_arguments(url),
-        server_settings={"application_name": name, **KEEPALIVES},
-    )
+    # Shielded, with a deadline of its own: asyncpg leaves an unretrieved error behind
+    # when a connect is cancelled halfway (the instance stopping just as it connects).
+    with anyio.CancelScope(shield=True), anyio.fail_after(CONNECT_TIMEOUT):
+        connection: asyncpg.Connection = await asyncpg.connect(
+            **connect_arguments(url),
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": name, **KEEPALIVES},
+        )
+    return connection
 
 
 class Listener:

@@ -96,6 +96,13 @@ class ClusterMember:
     async def members(self) -> int:
         return await self._store.members()
 
+    async def unowned_position(self, task_id: UUID) -> int | None:
+        """The place of an unowned task in the cluster's queue; None once it is owned."""
+        try:
+            return await self._store.unowned_position(task_id)
+        except JournalUnavailable:
+            return None
+
     def wake_claimer(self, *, unowned: bool = False) -> None:
         """Claim if there may be unowned tasks (``unowned``: there are, or may be)."""
         self._maybe_unowned = self._maybe_unowned or unowned
@@ -123,6 +130,7 @@ class ClusterMember:
         """Graceful handover (the actors have stopped): the others claim at once."""
         self._leaving = True
         self.hub.close()
+        self._membership.stop_watching()
         with anyio.CancelScope(shield=True):
             await self._membership.leave()
         self._scope.cancel()
@@ -178,10 +186,15 @@ class ClusterMember:
         self.wake_claimer()
 
     async def _release(self, task_id: UUID, owner: UUID, generation: int) -> None:
-        try:
-            await self._store.release(task_id, owner, generation)
-        except JournalUnavailable:
-            log.warning("task %s: could not hand it back; the lease will", task_id)
+        """Hand a task back to the queue, waiting out an outage (else nobody runs it)."""
+        outages = 0
+        while True:
+            try:
+                await self._store.release(task_id, owner, generation)
+                return
+            except JournalUnavailable:
+                outages += 1
+                await anyio.sleep(min(0.2 * 2**outages, 5.0))
 
     # -- membership -----------------------------------------------------------
 

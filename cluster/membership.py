@@ -85,7 +85,11 @@ class Membership:
         self._sleep = sleep
         self._connection: asyncpg.Connection | None = None
         self.member: Member | None = None
-        self._retarget = anyio.CancelScope()
+        #: Set when the members change (a notification, or a tick when polling).
+        self._changed = anyio.Event()
+        #: The watch's connection while it waits on a lock.
+        self._blocked: asyncpg.Connection | None = None
+        self._watch_ends = False
 
     async def join(self, instance_id: UUID) -> None:
         """Take a new lock, then insert the row: nobody can find it dead in between."""
@@ -157,13 +161,26 @@ class Membership:
             connection.terminate()
 
     def retarget(self) -> None:
-        """The members changed: the watch looks again at who it should watch."""
-        self._retarget.cancel()
+        """The members changed: the watch looks again at who it should watch.
+
+        A wait on a lock is ended by dropping its connection (a new one is opened at
+        once): cancelling the query instead would leave asyncpg's cancel request
+        running past the watch.
+        """
+        self._changed.set()
+        blocked = self._blocked
+        if blocked is not None:
+            blocked.terminate()
+
+    def stop_watching(self) -> None:
+        """End the watch's connection (the instance leaves)."""
+        self._watch_ends = True
+        self.retarget()
 
     async def watch(self, presumed_dead: Callable[[], None]) -> None:
         """Watch the ring until cancelled; ``presumed_dead`` after each removal."""
         failures = 0
-        while True:
+        while not self._watch_ends:
             try:
                 connection = await dedicated_connection(self._url, "watch", self.name)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -174,16 +191,18 @@ class Membership:
                 failures = 0
                 await self._watching(connection, presumed_dead)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("cluster: the watch connection failed (%s); reconnecting", error)
-                await self._sleep(0.5)
+                if not self._changed.is_set():
+                    log.warning("cluster: the watch connection failed (%s); reconnecting", error)
+                    await self._sleep(0.5)
             finally:
+                self._blocked = None
                 connection.terminate()
 
     async def _watching(
         self, connection: asyncpg.Connection, presumed_dead: Callable[[], None]
     ) -> None:
-        while True:
-            self._retarget = anyio.CancelScope()  # before the read: a change now is seen
+        while not self._watch_ends:
+            self._changed = anyio.Event()  # before the read: a change from now on is seen
             me = self.member
             members = [Member(r["id"], r["lock_key"]) for r in await connection.fetch(_MEMBERS)]
             others = [m for m in members if me is None or m.id != me.id]
@@ -195,17 +214,19 @@ class Membership:
                 presumed_dead()
                 continue  # the ring changed
             successor = _successor(me, others)
-            with self._retarget:
-                if successor is None:  # alone: a change of members cancels this
-                    await anyio.sleep_forever()
-                    continue
-                # Blocks until the successor's session ends: the server wakes it at once.
+            if successor is None:  # alone: wait for a change of members
+                await self._changed.wait()
+                continue
+            if self._changed.is_set():
+                continue
+            # Blocks until the successor's session ends: the server wakes it at once.
+            self._blocked = connection
+            try:
                 await connection.execute("SELECT pg_advisory_lock($1)", successor.lock_key)
-                if await self._remove(connection, successor):
-                    presumed_dead()
-            if self._retarget.cancelled_caught:
-                # Cancelled as the lock was granted, maybe: hold no lock of anyone.
-                await connection.execute("SELECT pg_advisory_unlock_all()")
+            finally:
+                self._blocked = None
+            if await self._remove(connection, successor):
+                presumed_dead()
 
     async def _remove(self, connection: asyncpg.Connection, member: Member) -> int:
         try:

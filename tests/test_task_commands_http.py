@@ -99,3 +99,35 @@ async def test_a_queued_task_shows_its_current_place_in_the_queue(
         assert await place(first) is None
         for task in (first, behind):
             await svc.client.post(f"/tasks/{task['id']}/cancel", headers=auth(user))
+
+
+async def test_a_task_no_instance_has_room_for_shows_its_place_in_the_cluster_queue(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    long_clip = repeat_wav(speech_clip, 8)
+    async with running_service(service_database_url, tmp_path, capacity=1, claim_limit=1) as svc:
+        first, second, third = [
+            (await create(svc.client, user, long_clip, title=name)).json()
+            for name in ("first", "second", "third")
+        ]
+
+        async def read(task: dict[str, str]) -> dict[str, object]:
+            answer = await svc.client.get(f"/tasks/{task['id']}", headers=auth(user))
+            body: dict[str, object] = answer.json()
+            return body
+
+        with anyio.fail_after(30):
+            # The first is owned (and holds the slot); the others wait, unowned.
+            assert (await read(second))["status"] == "created"
+            assert [(await read(t))["queue_position"] for t in (second, third)] == [1, 2]
+            cancel = await svc.client.post(f"/tasks/{second['id']}/cancel", headers=auth(user))
+            assert cancel.status_code == 202  # nobody owned it: cancelled where it waited
+            assert (await read(third))["queue_position"] == 1
+            done = await svc.client.post(f"/tasks/{first['id']}/cancel", headers=auth(user))
+            assert done.status_code == 202
+            path = f"/tasks/{third['id']}/events"
+            async with svc.client.stream("GET", path, headers=auth(user)) as response:
+                async for event in iter_sse(response):
+                    if event.data["status"] == "started":
+                        break  # claimed once the first left room
+            assert (await read(third))["queue_position"] is None

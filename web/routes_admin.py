@@ -103,7 +103,7 @@ async def get_task(request: Request) -> Response:
     record = await app.store.get(await _owner(app, task_id), task_id)
     if record is None:
         raise ApiError(404, "Task not found.")
-    return ModelResponse(AdminTaskDetailOut.of(record, queue_position(app, record)))
+    return ModelResponse(AdminTaskDetailOut.of(record, await queue_position(app, record)))
 
 
 async def timeline(request: Request) -> Response:
@@ -126,7 +126,7 @@ async def retry_task(request: Request) -> Response:
     if not retried:
         detail = f"only failed or cancelled tasks can be retried; this one is {record.status}"
         raise ApiError(409, detail)
-    return ModelResponse(AdminTaskDetailOut.of(record, queue_position(app, record)), 202)
+    return ModelResponse(AdminTaskDetailOut.of(record, await queue_position(app, record)), 202)
 
 
 async def _retry(app: Services, task_id: UUID) -> bool:

@@ -161,14 +161,18 @@ async def get_task(request: Request) -> Response:
     record = await app.store.get(app.auth.user_id(request), task_id_of(request))
     if record is None:
         raise not_found()
-    return ModelResponse(TaskOut.of(record, queue_position(app, record)))
+    return ModelResponse(TaskOut.of(record, await queue_position(app, record)))
 
 
-def queue_position(app: Services, record: TaskRecord) -> int | None:
-    """Where a queued task stands now (the ``queued`` event only holds where it joined)."""
-    if record.status != Status.QUEUED:
-        return None
-    return app.door.queue_position(record.id)
+async def queue_position(app: Services, record: TaskRecord) -> int | None:
+    """Where a waiting task stands now (the ``queued`` event only holds where it joined):
+    in its instance's engine queue, or, while no instance has room to own it (still
+    ``created``), in the cluster's queue of unowned tasks."""
+    if record.status == Status.QUEUED:
+        return app.door.queue_position(record.id)
+    if record.status == Status.CREATED and app.cluster is not None and not app.door.owns(record.id):
+        return await app.cluster.unowned_position(record.id)
+    return None
 
 
 async def get_audio(request: Request) -> Response:
@@ -241,7 +245,7 @@ async def retry_task(request: Request) -> Response:
         raise ApiError(
             409, f"only failed or cancelled tasks can be retried; this one is {record.status}"
         )
-    return ModelResponse(TaskOut.of(record, queue_position(app, record)), 202)
+    return ModelResponse(TaskOut.of(record, await queue_position(app, record)), 202)
 
 
 async def delete_task(request: Request) -> Response:

@@ -70,7 +70,9 @@ class TaskOut(BaseModel):
     failure_reason: str | None
     webhook_url: str | None = Field(None, description="Where this task's webhooks go")
     queue_position: int | None = Field(
-        None, description="While queued: the place in the engine queue now (1 = next)"
+        None,
+        description="While waiting: the place in the engine queue now (1 = next); for a"
+        " created task no instance has room for yet, its place in the cluster's queue",
     )
     last_event_id: int = Field(description="The seq of the newest event")
     created_at: datetime

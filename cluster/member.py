@@ -164,7 +164,8 @@ class ClusterMember:
             for task in claimed:
                 snapshot = task.snapshot
                 self.claims.hold(snapshot.id, task.generation)
-                lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
+                if snapshot.seq > 1:  # it had run somewhere: resumed, not merely started
+                    lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
                 try:
                     await self._door.start(snapshot.id, snapshot)
                 except NotAccepting:

@@ -201,7 +201,8 @@ def follow_to_the_end(
     urls: list[str], task_id: str, headers: dict[str, str], within: float = 60
 ) -> list[Frame]:
     """Every frame of the task's stream, reconnecting by Last-Event-ID (to the next
-    instance) when a connection ends before the terminal event."""
+    instance) when a connection ends before the current terminal event (the server
+    ends a stream right after it, so earlier attempts' terminal events pass by)."""
     frames: list[Frame] = []
     last: int | None = None
     deadline = time.monotonic() + within
@@ -213,13 +214,19 @@ def follow_to_the_end(
             for frame in read_stream(url, task_id, headers, last):
                 frames.append(frame)
                 last = frame.id if frame.id is not None else last
-                if frame.data.get("status") in ("completed", "failed", "cancelled") and (
-                    frame.event == "status"
-                ):
-                    return frames
         except (httpx.TransportError, AssertionError):
             time.sleep(0.05)  # that instance is down: the next one
             continue
-        if frames and frames[-1].event == "deleted":
+        if frames and (_is_end(frames[-1]) or frames[-1].event == "deleted"):
             return frames
+        if not frames and last is None:
+            time.sleep(0.05)
     raise AssertionError(f"task {task_id} did not end within {within} s: {frames}")
+
+
+def _is_end(frame: Frame) -> bool:
+    return frame.event == "status" and frame.data.get("status") in (
+        "completed",
+        "failed",
+        "cancelled",
+    )

@@ -126,6 +126,12 @@ def test_cancel_and_delete_sent_to_instances_that_do_not_run_the_task(
     assert seen["status"] == "cancelled"
     again = httpx.post(f"{b.url}/tasks/{on_a}/cancel", headers=headers, timeout=30)
     assert again.status_code == 409  # the same answer as on one instance
+    # Retry sent to B: the new attempt runs (on B, which has room) to its end.
+    retried = httpx.post(f"{b.url}/tasks/{on_a}/retry", headers=headers, timeout=30)
+    assert retried.status_code == 202, retried.text
+    frames = follow_to_the_end([a.url], on_a, headers)
+    assert frames[-1].data["status"] == "completed"
+    assert frames[-1].data["seq"] == max(_ids(frames))
     # Delete sent to B of a task run on C: C's stream says "deleted", C stops it.
     on_c = submit(c.url, headers)
     assert owner_of(cluster.database, on_c) == c.instance_id()

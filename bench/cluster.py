@@ -1,0 +1,737 @@
+"""The cluster: failover, cross-instance events, fan-out over instances, processes.
+
+    python bench/cluster.py          (BENCH_QUICK=1: a reduced run; BENCH_ONLY=a,b: some)
+
+Real ``run.py`` processes on fresh databases of the machine's PostgreSQL (one per
+scenario, dropped afterwards), the stages at the ILPS stubs (``bench/_stubs.py``).
+Every time is this machine's wall clock: an event's ``created_at`` is PostgreSQL's
+``now()`` on the same machine, so it compares with ``time.time()`` here.
+
+* ``failover_lock``: 3 instances; a task mid-``transcribing`` (the stub takes 2 s),
+  its owner ``kill -9``-ed; seconds from the kill to the first event of the task
+  persisted after it (its ``created_at``; and its receipt on a stream held on
+  another instance). The dead session's advisory lock wakes its watcher.
+* ``failover_lease``: the same with the owner ``SIGSTOP``-ed (it keeps its lock; the
+  lease runs out), then ``SIGCONT``-ed.
+* ``event_latency_idle``: one task at a time run on B, followed by a stream on A and
+  one on B; receipt minus ``created_at`` of each live event.
+* ``fanout``: streams spread over 3 instances following one task run on one of them.
+* ``throughput``: ``MANAGER_PROCESSES=1`` and ``2`` on one port: admission (wrk,
+  ``POST /tasks`` at c=16, stages held at the gate) and end to end (K tasks submitted
+  at c=16 until all complete); median of 3, interleaved.
+* ``statements_per_task``: one instance, K tasks end to end; commits and row writes
+  from ``pg_stat_database``/``pg_stat_user_tables``, notifications by LISTEN.
+
+Prints one JSON object on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+from bench._common import (  # noqa: E402
+    PG,
+    PY,
+    ROOT,
+    RUNS,
+    SseClients,
+    create_tasks,
+    database,
+    free_port,
+    latency_summary,
+    machine,
+    median,
+    migrate,
+    multipart,
+    percentile,
+    post_lua,
+    psql,
+    raise_nofile,
+    service,
+    service_env,
+    stub_control,
+    stub_env,
+    stubs,
+    token,
+    wav_bytes,
+    wrk,
+)
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+ONLY = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
+KILLS = 5 if QUICK else 20
+PAUSES = 2 if QUICK else 5
+IDLE_TASKS = 10 if QUICK else 50
+FANOUT_STREAMS = 150 if QUICK else 1000
+FANOUT_RUNS = 1 if QUICK else RUNS
+THROUGHPUT_RUNS = 1 if QUICK else RUNS
+ADMISSION_SECONDS = 2.0 if QUICK else 5.0
+E2E_TASKS = 200 if QUICK else 1000
+STATEMENT_TASKS = 30 if QUICK else 200
+
+LOCK_LEASE_S = 10.0
+PAUSE_LEASE_S = 3.0
+FAILOVER_TRANSCRIBE_S = 2.0
+#: The 3-instance scenarios run one task at a time: a smaller pool than the default
+#: 20 keeps 3 instances (plus anything else on this PostgreSQL) under max_connections.
+CLUSTER_POOL = 10
+FIELDS = {"text_id": str(uuid.UUID(int=7))}  # a text: all three stages run
+TERMINAL = {"completed", "failed", "cancelled"}
+#: Idle backends flush their statistics within PGSTAT_IDLE_INTERVAL (10 s).
+STATS_SETTLE_S = 11.0
+CHANNELS = ("stm_events", "stm_claimable", "stm_members", "stm_cancel", "stm_deleted")
+
+WORK = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+
+
+def log(message: str) -> None:
+    print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wanted(name: str) -> bool:
+    return not ONLY or name in ONLY
+
+
+# -- instances -----------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    """One ``run.py`` of the cluster, in a data directory of its own."""
+
+    name: str
+    db: str
+    settings: dict[str, Any]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return WORK / self.db / self.name
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = service_env(
+            self.db, self.port, instance_name=self.name, data_dir=self.data_dir, **self.settings
+        )
+        with (self.data_dir / "service.log").open("ab") as out:
+            self.proc = subprocess.Popen(
+                [PY, "run.py"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=raise_nofile,
+            )
+
+    def readyz(self) -> dict[str, Any] | None:
+        """The readiness answer, or None while it is not ready (or not answering)."""
+        try:
+            answer = httpx.get(f"{self.url}/readyz", timeout=2)
+        except httpx.HTTPError:
+            return None
+        if answer.status_code != 200:
+            return None
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def wait_ready(self, within: float = 90.0, not_id: str | None = None) -> str:
+        """Wait until ready and listening; its instance id (one other than ``not_id``)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.data_dir / 'service.log'}")
+            body = self.readyz()
+            cluster = (body or {}).get("cluster") or {}
+            if cluster.get("events") == "listen" and cluster.get("instance") != not_id:
+                return str(cluster["instance"])
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready within {within} s")
+
+    def instance_id(self) -> str:
+        return self.wait_ready(10)
+
+    def kill9(self) -> float:
+        """``kill -9``; the wall clock just after the signal."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        killed = time.time()
+        self.proc.wait(10)
+        return killed
+
+    def pause(self) -> float:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+        return time.time()
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def stop(self) -> None:
+        """SIGTERM (after SIGCONT if paused); SIGKILL if it does not end in 30 s."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGCONT)
+        self.paused = False
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@dataclass
+class Cluster:
+    db: str
+    ports: dict[str, int]
+    instances: list[Instance]
+
+    def ids(self) -> dict[str, Instance]:
+        """Instance id (as in ``live_tasks.owner``) to instance."""
+        return {i.instance_id(): i for i in self.instances}
+
+    def members(self) -> int:
+        return int(psql("SELECT count(*) FROM cluster_instances", self.db))
+
+    def wait_members(self, count: int, within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while self.members() != count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not {count} members within {within} s")
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def cluster(
+    prefix: str, delays: dict[str, float], count: int = 3, **settings: Any
+) -> Iterator[Cluster]:
+    """``count`` instances (A, B, C...) on a fresh database, migrated once first."""
+    with stubs(**delays) as ports, database(prefix) as db:
+        migrate(db)
+        config = {"db_pool_size": CLUSTER_POOL, **stub_env(ports), **settings}
+        instances = [Instance("ABCDEFGH"[i], db, config) for i in range(count)]
+        try:
+            for instance in instances:
+                instance.start()
+            for instance in instances:
+                instance.wait_ready()
+            running = Cluster(db, ports, instances)
+            running.wait_members(count)
+            yield running
+        finally:
+            for instance in instances:
+                instance.stop()
+
+
+# -- one stream, read in a thread ------------------------------------------------
+
+
+Frame = tuple[float, dict[str, Any]]
+
+
+class Follower(threading.Thread):
+    """A task's stream from its start (replayed, then live), every frame with the
+    wall clock of its receipt; it ends at the terminal event."""
+
+    def __init__(self, url: str, task_id: str, bearer: str) -> None:
+        super().__init__(daemon=True)
+        self._url = f"{url}/tasks/{task_id}/events"
+        self._headers = {"Authorization": f"Bearer {bearer}"}
+        self._changed = threading.Condition()
+        self.frames: list[Frame] = []
+        self.ended = False
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self._url, headers=self._headers, timeout=90) as response:
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    received = time.time()
+                    data = json.loads(line[5:])
+                    with self._changed:
+                        self.frames.append((received, data))
+                        self._changed.notify_all()
+                    if data.get("type") == "status" and data.get("status") in TERMINAL:
+                        return
+        except httpx.HTTPError as error:
+            self.error = repr(error)
+        finally:
+            with self._changed:
+                self.ended = True
+                self._changed.notify_all()
+
+    def wait_for(self, check: Callable[[dict[str, Any]], bool], within: float) -> Frame:
+        """The first frame (received so far or later) for which ``check`` holds."""
+        deadline = time.monotonic() + within
+        with self._changed:
+            while True:
+                for frame in self.frames:
+                    if check(frame[1]):
+                        return frame
+                left = deadline - time.monotonic()
+                if self.ended or left <= 0:
+                    raise TimeoutError(f"no such frame ({self.error or 'stream ended'})")
+                self._changed.wait(left)
+
+    def seqs(self) -> list[int]:
+        with self._changed:
+            return [int(d["seq"]) for _, d in self.frames if "seq" in d]
+
+
+def submit(url: str, bearer: str) -> str:
+    """One task (1 s WAV, with a text_id); its id."""
+    body, content_type = multipart(wav_bytes(1.0), FIELDS)
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": content_type}
+    answer = httpx.post(f"{url}/tasks", content=body, headers=headers, timeout=30)
+    answer.raise_for_status()
+    return str(answer.json()["id"])
+
+
+def owner_of(db: str, task_id: str, within: float = 10.0) -> str:
+    """``live_tasks.owner`` of the task, once it has one."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        owner = psql(f"SELECT owner FROM live_tasks WHERE task_id = '{task_id}'", db)
+        if owner:
+            return owner
+        time.sleep(0.05)
+    raise TimeoutError(f"task {task_id} has no owner")
+
+
+def created(data: dict[str, Any]) -> float:
+    return datetime.fromisoformat(data["created_at"]).timestamp()
+
+
+# -- 1, 2: failover ------------------------------------------------------------------
+
+
+Cut = Literal["kill", "stop"]
+
+
+def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, Any]:
+    """Submit to one instance, follow from another, cut the owner mid-transcribing."""
+    ids = run.ids()
+    task_id = submit(run.instances[rep % len(run.instances)].url, bearer)
+    owner_id = owner_of(run.db, task_id)
+    owner = ids[owner_id]
+    watcher = next(i for i in run.instances if i is not owner)
+    follower = Follower(watcher.url, task_id, bearer)
+    follower.start()
+    try:
+        follower.wait_for(lambda d: d.get("status") == "transcribing", 30)
+        last_seen = max(follower.seqs())
+        cut_at = owner.kill9() if cut == "kill" else owner.pause()
+        # The first event persisted after the cut, whoever wrote it (it comes in order).
+        received, first = follower.wait_for(lambda d: created(d) > cut_at, 60)
+        new_owner = psql(f"SELECT owner FROM live_tasks WHERE task_id = '{task_id}'", run.db)
+        follower.wait_for(lambda d: d.get("status") in TERMINAL, 60)
+    finally:
+        if cut == "kill":
+            owner.start()
+            owner.wait_ready()
+        else:
+            owner.resume()
+            owner.wait_ready(not_id=owner_id)  # it was expelled: it joins under a new id
+        follower.join(10)
+    run.wait_members(len(run.instances))
+    seqs = follower.seqs()
+    final = follower.frames[-1][1]
+    return {
+        "s": round(created(first) - cut_at, 3),
+        "received_s": round(received - cut_at, 3),
+        "first_after": f"{first['type']}:{first['status']}",
+        "seq_seen_at_cut": last_seen,
+        "owner": owner.name,
+        "stream_on": watcher.name,
+        "new_owner": ids[new_owner].name if new_owner in ids else new_owner or None,
+        "complete_in_order": seqs == list(range(1, len(seqs) + 1))
+        and final.get("status") == "completed",
+    }
+
+
+def failover(cut: Cut, reps: int, lease: float) -> dict[str, Any]:
+    delays = {"transcribing": FAILOVER_TRANSCRIBE_S}
+    bearer = token(uuid.uuid4())
+    runs: list[dict[str, Any]] = []
+    with cluster(f"fo{cut}", delays, lease_seconds=lease) as run:
+        for rep in range(reps):
+            result = failover_once(run, bearer, rep, cut)
+            log(f"failover {cut} {rep + 1}/{reps}: {result}")
+            runs.append(result)
+    times = [r["s"] for r in runs]
+    received = [r["received_s"] for r in runs]
+    return {
+        "p50_s": percentile(times, 50),
+        "p99_s": percentile(times, 99),
+        "max_s": max(times),
+        "received_p50_s": percentile(received, 50),
+        "received_p99_s": percentile(received, 99),
+        "all_complete_in_order": all(r["complete_in_order"] for r in runs),
+        "lease_s": lease,
+        "transcribe_stub_s": FAILOVER_TRANSCRIBE_S,
+        "runs": runs,
+    }
+
+
+# -- 3, 4: events across instances -----------------------------------------------------
+
+
+def event_latency_idle() -> dict[str, Any]:
+    """One task at a time, run on B; a stream on A (cross) and one on B (same)."""
+    bearer = token(uuid.uuid4())
+    cross, same = SseClients(1), SseClients(1)
+    lat: dict[str, list[float]] = {"cross": [], "same": []}
+    skipped = 0
+    try:
+        with cluster("evl", {"transcribing": 0.01}) as run:
+            a, b = run.instances[0], run.instances[1]
+            b_id = b.instance_id()
+            create_tasks(b.url, bearer, 3, 1, FIELDS)  # warm-up
+            for _ in range(IDLE_TASKS):
+                stub_control(run.ports, "close")  # the task waits in preprocessing
+                (task_id,) = create_tasks(b.url, bearer, 1, 1, FIELDS)
+                path = f"/tasks/{task_id}/events"
+                cross.open(a.url, bearer, 1, [path])
+                same.open(b.url, bearer, 1, [path])
+                ran_on_b = owner_of(run.db, task_id) == b_id
+                time.sleep(0.05)
+                stub_control(run.ports, "open")
+                for key, clients in (("cross", cross), ("same", same)):
+                    got = clients.wait(30)["latencies_ms"]
+                    if ran_on_b:
+                        lat[key] += got
+                skipped += not ran_on_b
+    finally:
+        cross.close()
+        same.close()
+    return {
+        "tasks": IDLE_TASKS,
+        "cross_instance": latency_summary(lat["cross"]),
+        "same_instance": latency_summary(lat["same"]),
+        "tasks_not_run_on_b": skipped,
+    }
+
+
+def fanout_once(run: Cluster, bearer: str, clients: list[SseClients]) -> dict[str, Any]:
+    owner = run.instances[1]
+    stub_control(run.ports, "close")
+    (task_id,) = create_tasks(owner.url, bearer, 1, 1, FIELDS)
+    path = f"/tasks/{task_id}/events"
+    per = FANOUT_STREAMS // len(run.instances)
+    opened = sum(
+        c.open(i.url, bearer, per, [path]) for c, i in zip(clients, run.instances, strict=True)
+    )
+    time.sleep(0.5)
+    stub_control(run.ports, "open")
+    results = [c.wait(60) for c in clients]
+    every = [x for r in results for x in r["latencies_ms"]]
+    out = latency_summary(every)
+    out["opened"] = opened
+    out["complete_in_order"] = sum(r["complete_in_order"] for r in results)
+    # Streams on the owner get the actor's publish; the others each one hub read.
+    out["by_instance"] = {
+        f"{i.name}{' (owner)' if i is owner else ''}": latency_summary(r["latencies_ms"])
+        for i, r in zip(run.instances, results, strict=True)
+    }
+    return out
+
+
+def fanout() -> dict[str, Any]:
+    bearer = token(uuid.uuid4())
+    clients = [SseClients(1) for _ in range(3)]  # one client process per instance
+    try:
+        with cluster("fan", {"transcribing": 0.01}) as run:
+            create_tasks(run.instances[1].url, bearer, 3, 1, FIELDS)  # warm-up
+            runs = [fanout_once(run, bearer, clients) for _ in range(FANOUT_RUNS)]
+    finally:
+        for c in clients:
+            c.close()
+    for r in runs:
+        log(f"fanout: {json.dumps({k: v for k, v in r.items() if k != 'by_instance'})}")
+    return {
+        "streams": FANOUT_STREAMS,
+        "instances": 3,
+        "p50_ms": median([r["p50_ms"] for r in runs]),
+        "p99_ms": median([r["p99_ms"] for r in runs]),
+        "runs": runs,
+    }
+
+
+# -- 5: throughput by processes ----------------------------------------------------------
+
+
+def wait_processes(db: str, count: int, within: float = 60.0) -> None:
+    """Every service process has joined (``/healthz`` answers with the first)."""
+    deadline = time.monotonic() + within
+    while int(psql("SELECT count(*) FROM cluster_instances", db)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} processes did not join within {within} s")
+        time.sleep(0.1)
+
+
+def cpu_seconds(launcher: int) -> dict[int, float]:
+    """CPU seconds so far of each service process under the launcher (itself if none)."""
+    root = psutil.Process(launcher)
+    procs = root.children() or [root]
+    return {p.pid: sum(p.cpu_times()[:2]) for p in procs}
+
+
+def admission_once(processes: int, lua: str) -> dict[str, Any]:
+    """wrk ``POST /tasks`` at c=16; the stages held at the gate, capacity 1."""
+    with stubs() as ports, database("thr") as db:
+        stub_control(ports, "close")
+        settings = {"processes": processes, "capacity": 1, "data_dir": WORK / db}
+        with service(db, **settings, **stub_env(ports)) as (url, proc):
+            wait_processes(db, processes)
+            wrk(url + "/tasks", connections=16, seconds=1, lua=lua)  # warm-up
+            before = cpu_seconds(proc.pid)
+            result = wrk(url + "/tasks", connections=16, seconds=ADMISSION_SECONDS, lua=lua)
+            after = cpu_seconds(proc.pid)
+    result["cpu_s_by_process"] = [round(after[p] - before.get(p, 0.0), 2) for p in after]
+    return result
+
+
+def e2e_once(processes: int) -> dict[str, Any]:
+    """Submit E2E_TASKS at c=16 (transcribing 0.2 s, capacity 64 per process) until done."""
+    bearer = token(uuid.uuid4())
+    with stubs(transcribing=0.2) as ports, database("thr") as db:
+        settings = {"processes": processes, "capacity": 64, "data_dir": WORK / db}
+        with service(db, **settings, **stub_env(ports)) as (url, proc):
+            wait_processes(db, processes)
+            before = cpu_seconds(proc.pid)
+            started = time.perf_counter()
+            sender = threading.Thread(target=create_tasks, args=(url, bearer, E2E_TASKS, 16, FIELDS))
+            sender.start()
+            samples: list[tuple[float, int]] = []
+            done = 0
+            while done < E2E_TASKS and time.perf_counter() - started < 600:
+                done = int(psql("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed')", db))
+                samples.append((time.perf_counter() - started, done))
+                time.sleep(0.1)
+            sender.join()
+            after = cpu_seconds(proc.pid)
+            failed = int(psql("SELECT count(*) FROM tasks WHERE status = 'failed'", db))
+    elapsed = samples[-1][0]
+    t10 = next(t for t, d in samples if d >= E2E_TASKS * 0.1)
+    t90 = next(t for t, d in samples if d >= E2E_TASKS * 0.9)
+    return {
+        "per_s": round(done / elapsed, 1),
+        "steady_per_s": round(0.8 * E2E_TASKS / (t90 - t10), 1),
+        "all_done_s": round(elapsed, 2),
+        "completed": done - failed,
+        "failed": failed,
+        "cpu_s_by_process": [round(after[p] - before.get(p, 0.0), 2) for p in after],
+    }
+
+
+def throughput() -> dict[str, Any]:
+    body, content_type = multipart(wav_bytes(1.0), {"title": "bench"})
+    body_path = WORK / "body.bin"
+    body_path.write_bytes(body)
+    lua = post_lua(str(body_path), content_type, token(uuid.uuid4()))
+    runs: dict[int, dict[str, list[dict[str, Any]]]] = {1: {"adm": [], "e2e": []}, 2: {"adm": [], "e2e": []}}
+    for rep in range(THROUGHPUT_RUNS):  # interleaved: the machine's drift hits both alike
+        for n in (1, 2):
+            runs[n]["adm"].append(admission_once(n, lua))
+            runs[n]["e2e"].append(e2e_once(n))
+            log(f"throughput run {rep + 1}, processes={n}: {runs[n]['adm'][-1]['rps']} req/s admitted, {runs[n]['e2e'][-1]['per_s']} tasks/s e2e")
+    out: dict[str, Any] = {}
+    for n in (1, 2):
+        out[f"processes_{n}"] = {
+            "admission_per_s": median([r["rps"] for r in runs[n]["adm"]]),
+            "admission_p99_ms": median([r["p99_ms"] for r in runs[n]["adm"]]),
+            "e2e_per_s": median([r["per_s"] for r in runs[n]["e2e"]]),
+            "e2e_steady_per_s": median([r["steady_per_s"] for r in runs[n]["e2e"]]),
+            "admission_runs": runs[n]["adm"],
+            "e2e_runs": runs[n]["e2e"],
+        }
+    one, two = out["processes_1"], out["processes_2"]
+    out["ratio"] = {
+        key: round(two[key] / one[key], 2) for key in ("admission_per_s", "e2e_per_s", "e2e_steady_per_s")
+    }
+    out["e2e_tasks"] = E2E_TASKS
+    out["admission_seconds"] = ADMISSION_SECONDS
+    return out
+
+
+# -- 6: statements per task ----------------------------------------------------------------
+
+_STATS = """
+SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits,
+       (SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS rollbacks,
+       coalesce(json_object_agg(relname, json_build_array(n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd)), '{}') AS tables
+FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'live_tasks')
+"""
+
+
+async def _connect(db: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(host=PG["host"], user="postgres", database=db)
+
+
+async def _stats(db: str) -> dict[str, Any]:
+    """A snapshot on a connection of its own (its one commit shows in the next)."""
+    conn = await _connect(db)
+    try:
+        row = await conn.fetchrow(_STATS)
+    finally:
+        await conn.close()  # a closing backend flushes its statistics
+    return {"commits": row["commits"], "rollbacks": row["rollbacks"], "tables": json.loads(row["tables"])}
+
+
+async def _statements(db: str, url: str, bearer: str) -> dict[str, Any]:
+    heard: Counter[str] = Counter()
+    listener = await _connect(db)
+    for channel in CHANNELS:
+        await listener.add_listener(channel, lambda _c, _p, ch, _pl: heard.update([ch]))
+    try:
+        await asyncio.sleep(STATS_SETTLE_S)
+        s0 = await _stats(db)
+        await asyncio.sleep(STATS_SETTLE_S)  # the idle rate: lease renewals and the like
+        s1 = await _stats(db)
+        idle_notes = Counter(heard)
+        t1 = time.monotonic()
+        sender = asyncio.create_task(asyncio.to_thread(create_tasks, url, bearer, STATEMENT_TASKS, 16, FIELDS))
+        polls = 0
+        poller = await _connect(db)
+        try:
+            while True:
+                polls += 1
+                ended = await poller.fetchval("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')")
+                if ended >= STATEMENT_TASKS:
+                    break
+                await asyncio.sleep(0.25)
+        finally:
+            await poller.close()
+        await sender
+        await asyncio.sleep(STATS_SETTLE_S)
+        t2 = time.monotonic()
+        s2 = await _stats(db)
+        counts = await listener.fetchrow("SELECT (SELECT count(*) FROM task_events) AS events, (SELECT count(*) FROM tasks WHERE status = 'completed') AS completed")
+    finally:
+        await listener.close()
+    idle_rate = (s1["commits"] - s0["commits"] - 1) / STATS_SETTLE_S
+    background = idle_rate * (t2 - t1)
+    task_commits = s2["commits"] - s1["commits"] - 1 - polls - background
+    k = STATEMENT_TASKS
+    tables = {}
+    for name in ("tasks", "task_events", "live_tasks"):
+        before, after = s1["tables"].get(name, [0] * 4), s2["tables"].get(name, [0] * 4)
+        ins, upd, dele, hot = (round((a - b) / k, 2) for a, b in zip(after, before, strict=True))
+        tables[name] = {"inserts": ins, "updates": upd, "deletes": dele, "hot_updates": hot}
+    during = {ch: heard[ch] - idle_notes[ch] for ch in CHANNELS}
+    return {
+        "tasks": k,
+        "completed": counts["completed"],
+        "commits_per_task": round(task_commits / k, 2),
+        "rollbacks": s2["rollbacks"] - s1["rollbacks"],
+        "live_tasks_writes_per_task": round(sum(v for key, v in tables["live_tasks"].items() if key != "hot_updates"), 2),
+        "notifications_per_task": {ch: round(n / k, 2) for ch, n in during.items()},
+        "events_per_task": round(counts["events"] / k, 2),
+        "row_writes_per_task": tables,
+        "raw": {
+            "commits_during": s2["commits"] - s1["commits"],
+            "idle_commits_per_s": round(idle_rate, 2),
+            "background_subtracted": round(background, 1),
+            "own_polls_subtracted": polls + 1,
+        },
+    }
+
+
+def statements_per_task() -> dict[str, Any]:
+    import uvloop
+
+    bearer = token(uuid.uuid4())
+    with stubs(transcribing=0.01) as ports, database("stm") as db:
+        settings = {"capacity": 64, "data_dir": WORK / db, "instance_name": "A"}
+        with service(db, **settings, **stub_env(ports)) as (url, _):
+            wait_processes(db, 1)
+            create_tasks(url, bearer, 3, 1, FIELDS)  # warm-up (before the first snapshot)
+            result = uvloop.run(_statements(db, url, bearer))
+    result["source"] = "pg_stat_database, pg_stat_user_tables (pg_stat_statements is not loaded)"
+    result["notes"] = (
+        "measured with the cluster machinery only: there is no switch to run without it, so"
+        " no before figure. Commits = statements (the service runs in autocommit); the idle"
+        " rate (lease renewals) and this script's own statements are subtracted."
+    )
+    return result
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    info = machine()
+    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    info.update(
+        cpu_count=os.cpu_count(),
+        load_avg_at_start=[round(x, 2) for x in os.getloadavg()],
+        nofile=[soft, hard],
+        postgres=psql("SHOW server_version"),
+        max_connections=int(psql("SHOW max_connections")),
+        pg_stat_statements=bool(psql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'") != "0"),
+    )
+    return info
+
+
+def main() -> None:
+    raise_nofile()
+    # SIGTERM ends the run like Ctrl-C: the finally blocks stop every process and drop
+    # every database.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    log(f"logs under {WORK}; quick={QUICK}")
+    report: dict[str, Any] = {"machine": machine_info(), "quick": QUICK}
+    if wanted("failover_lock"):
+        report["failover_lock"] = failover("kill", KILLS, LOCK_LEASE_S) | {"target_p99_s": 3.0}
+    if wanted("failover_lease"):
+        report["failover_lease"] = failover("stop", PAUSES, PAUSE_LEASE_S) | {
+            "target_max_s": PAUSE_LEASE_S + 1
+        }
+    if wanted("event_latency_idle"):
+        report["event_latency_idle"] = event_latency_idle() | {"target_p99_ms": 10.0}
+    if wanted("fanout"):
+        report["fanout"] = fanout() | {"target_p99_ms": 150.0}
+    if wanted("throughput"):
+        report["throughput"] = throughput()
+    if wanted("statements_per_task"):
+        report["statements_per_task"] = statements_per_task()
+    report["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

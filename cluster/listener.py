@@ -17,7 +17,7 @@ import anyio
 import asyncpg
 from sqlalchemy import URL
 
-from store.database import connect_arguments
+from store.database import KEEPALIVES, connect_arguments
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,6 @@ Handler = Callable[[str], None]
 Tick = Callable[[], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
 
-#: Keepalives on the instance's own connections: a peer that vanished (a machine
-#: off the network) is noticed in seconds, not after the kernel's two hours. Ignored
-#: on a Unix socket.
-KEEPALIVES = {
-    "tcp_keepalives_idle": "5",
-    "tcp_keepalives_interval": "2",
-    "tcp_keepalives_count": "3",
-}
 
 
 #: Seconds a dedicated connection may take to open.

@@ -102,6 +102,14 @@ def describe(url: URL | str) -> str:
     return f"postgres://{user}@{host}{port}/{database}"
 
 
+#: TCP keepalives the server applies to the session (ignored on a Unix socket): a
+#: client that vanished has its session, and its locks, ended in about 11 s.
+KEEPALIVES = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+}
+
 #: A connection that died under a query (the server restarted, say).
 _LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
@@ -179,7 +187,8 @@ async def open_database(
         init=_setup_connection,
         reset=_keep_session,
         record_class=Row,
-        server_settings={"application_name": "service-task-manager"},
+        # Keepalives: a server (or a path to it) that vanished is noticed in seconds.
+        server_settings={"application_name": "service-task-manager", **KEEPALIVES},
         **connect_arguments(url),
     )
     await pool

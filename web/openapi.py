@@ -248,6 +248,10 @@ def _paths() -> dict[str, Any]:
         "/readyz": {
             "get": {
                 "summary": "Readiness: database and supervisor",
+                "description": "`checks` says what is ready; `cluster` names this instance"
+                " (`instance`, `name`), how it hears of the others' writes (`events`:"
+                " `listen`, `poll`, or `reconnecting` while a lost LISTEN connection comes"
+                " back) and how many live tasks it owns (`tasks_owned`).",
                 "security": [],
                 "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
             }

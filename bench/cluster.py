@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -311,6 +312,43 @@ class Follower(threading.Thread):
             return [int(d["seq"]) for _, d in self.frames if "seq" in d]
 
 
+class OwnerWatch(threading.Thread):
+    """Polls a task's live row every 5 ms from just before a cut: when its owner was
+    removed (owner NULL) and when another instance claimed it. The new owner writes no
+    event on taking a task over, so this is the only way to see the takeover itself."""
+
+    def __init__(self, db: str, task_id: str, old_owner: str) -> None:
+        super().__init__(daemon=True)
+        self._db = db
+        self._task_id = uuid.UUID(task_id)
+        self._old = old_owner
+        self.polling = threading.Event()
+        self.stop = threading.Event()
+        self.released: float | None = None
+        self.claimed: float | None = None
+        self.new_owner: str | None = None
+
+    def run(self) -> None:
+        asyncio.run(self._poll())
+
+    async def _poll(self) -> None:
+        conn = await _connect(self._db)
+        try:
+            while not self.stop.is_set() and self.claimed is None:
+                row = await conn.fetchrow(_OWNER, self._task_id)
+                now = time.time()
+                self.polling.set()
+                owner = None if row is None or row["owner"] is None else str(row["owner"])
+                if owner is None and self.released is None:
+                    self.released = now
+                elif owner is not None and owner != self._old:
+                    self.released = self.released or now
+                    self.claimed, self.new_owner = now, owner
+                await asyncio.sleep(0.005)
+        finally:
+            await conn.close()
+
+
 def submit(url: str, bearer: str) -> str:
     """One task (1 s WAV, with a text_id); its id."""
     body, content_type = multipart(wav_bytes(1.0), FIELDS)
@@ -350,36 +388,48 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
     watcher = next(i for i in run.instances if i is not owner)
     follower = Follower(watcher.url, task_id, bearer)
     follower.start()
+    watch = OwnerWatch(run.db, task_id, owner_id)
+    cut_at: float | None = None
     try:
         follower.wait_for(lambda d: d.get("status") == "transcribing", 30)
         last_seen = max(follower.seqs())
+        watch.start()
+        watch.polling.wait(10)
         cut_at = owner.kill9() if cut == "kill" else owner.pause()
+        at = cut_at
         # The first event persisted after the cut, whoever wrote it (it comes in order).
-        received, first = follower.wait_for(lambda d: created(d) > cut_at, 60)
-        new_owner = psql(f"SELECT owner FROM live_tasks WHERE task_id = '{task_id}'", run.db)
+        received, first = follower.wait_for(lambda d: created(d) > at, 60)
         follower.wait_for(lambda d: d.get("status") in TERMINAL, 60)
     finally:
-        if cut == "kill":
+        watch.stop.set()
+        if cut_at is not None and cut == "kill":
             owner.start()
             owner.wait_ready()
-        else:
+        elif cut_at is not None:
             owner.resume()
             owner.wait_ready(not_id=owner_id)  # it was expelled: it joins under a new id
         follower.join(10)
+        watch.join(10)
     run.wait_members(len(run.instances))
     seqs = follower.seqs()
     final = follower.frames[-1][1]
     return {
-        "s": round(created(first) - cut_at, 3),
-        "received_s": round(received - cut_at, 3),
+        "s": round(created(first) - at, 3),
+        "received_s": round(received - at, 3),
+        "released_s": _since(watch.released, at),
+        "claimed_s": _since(watch.claimed, at),
         "first_after": f"{first['type']}:{first['status']}",
         "seq_seen_at_cut": last_seen,
         "owner": owner.name,
         "stream_on": watcher.name,
-        "new_owner": ids[new_owner].name if new_owner in ids else new_owner or None,
+        "new_owner": ids[watch.new_owner].name if watch.new_owner in ids else watch.new_owner,
         "complete_in_order": seqs == list(range(1, len(seqs) + 1))
         and final.get("status") == "completed",
     }
+
+
+def _since(moment: float | None, start: float) -> float | None:
+    return None if moment is None else round(moment - start, 3)
 
 
 def failover(cut: Cut, reps: int, lease: float) -> dict[str, Any]:
@@ -393,12 +443,16 @@ def failover(cut: Cut, reps: int, lease: float) -> dict[str, Any]:
             runs.append(result)
     times = [r["s"] for r in runs]
     received = [r["received_s"] for r in runs]
+    claimed = [r["claimed_s"] for r in runs if r["claimed_s"] is not None]
     return {
         "p50_s": percentile(times, 50),
         "p99_s": percentile(times, 99),
         "max_s": max(times),
         "received_p50_s": percentile(received, 50),
         "received_p99_s": percentile(received, 99),
+        # The takeover itself: the task claimed by a survivor (then its stage starts again).
+        "claimed_p50_s": percentile(claimed, 50),
+        "claimed_p99_s": percentile(claimed, 99),
         "all_complete_in_order": all(r["complete_in_order"] for r in runs),
         "lease_s": lease,
         "transcribe_stub_s": FAILOVER_TRANSCRIBE_S,
@@ -533,14 +587,18 @@ def e2e_once(processes: int) -> dict[str, Any]:
             wait_processes(db, processes)
             before = cpu_seconds(proc.pid)
             started = time.perf_counter()
-            sender = threading.Thread(target=create_tasks, args=(url, bearer, E2E_TASKS, 16, FIELDS))
+            sender = threading.Thread(
+                target=create_tasks, args=(url, bearer, E2E_TASKS, 16, FIELDS)
+            )
             sender.start()
             samples: list[tuple[float, int]] = []
             done = 0
             while done < E2E_TASKS and time.perf_counter() - started < 600:
-                done = int(psql("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed')", db))
+                done = int(
+                    psql("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed')", db)
+                )
                 samples.append((time.perf_counter() - started, done))
-                time.sleep(0.1)
+                time.sleep(0.25)  # psql is a process: polled sparingly on 2 cores
             sender.join()
             after = cpu_seconds(proc.pid)
             failed = int(psql("SELECT count(*) FROM tasks WHERE status = 'failed'", db))
@@ -562,12 +620,16 @@ def throughput() -> dict[str, Any]:
     body_path = WORK / "body.bin"
     body_path.write_bytes(body)
     lua = post_lua(str(body_path), content_type, token(uuid.uuid4()))
-    runs: dict[int, dict[str, list[dict[str, Any]]]] = {1: {"adm": [], "e2e": []}, 2: {"adm": [], "e2e": []}}
+    runs: dict[int, dict[str, list[dict[str, Any]]]] = {
+        1: {"adm": [], "e2e": []},
+        2: {"adm": [], "e2e": []},
+    }
     for rep in range(THROUGHPUT_RUNS):  # interleaved: the machine's drift hits both alike
         for n in (1, 2):
             runs[n]["adm"].append(admission_once(n, lua))
             runs[n]["e2e"].append(e2e_once(n))
-            log(f"throughput run {rep + 1}, processes={n}: {runs[n]['adm'][-1]['rps']} req/s admitted, {runs[n]['e2e'][-1]['per_s']} tasks/s e2e")
+            adm, e2e = runs[n]["adm"][-1], runs[n]["e2e"][-1]
+            log(f"throughput {rep + 1}, processes={n}: admission {adm}; e2e {e2e}")
     out: dict[str, Any] = {}
     for n in (1, 2):
         out[f"processes_{n}"] = {
@@ -580,7 +642,8 @@ def throughput() -> dict[str, Any]:
         }
     one, two = out["processes_1"], out["processes_2"]
     out["ratio"] = {
-        key: round(two[key] / one[key], 2) for key in ("admission_per_s", "e2e_per_s", "e2e_steady_per_s")
+        key: round(two[key] / one[key], 2)
+        for key in ("admission_per_s", "e2e_per_s", "e2e_steady_per_s")
     }
     out["e2e_tasks"] = E2E_TASKS
     out["admission_seconds"] = ADMISSION_SECONDS
@@ -590,10 +653,19 @@ def throughput() -> dict[str, Any]:
 # -- 6: statements per task ----------------------------------------------------------------
 
 _STATS = """
-SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits,
-       (SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS rollbacks,
-       coalesce(json_object_agg(relname, json_build_array(n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd)), '{}') AS tables
-FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'live_tasks')
+SELECT d.xact_commit AS commits, d.xact_rollback AS rollbacks, coalesce((
+    SELECT json_object_agg(
+        relname, json_build_array(n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd)
+    )
+    FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'live_tasks')
+), '{}') AS tables
+FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+_OWNER = "SELECT owner FROM live_tasks WHERE task_id = $1"
+_ENDED = "SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')"
+_COUNTS = """
+SELECT (SELECT count(*) FROM task_events) AS events,
+       (SELECT count(*) FROM tasks WHERE status = 'completed') AS completed
 """
 
 
@@ -610,7 +682,11 @@ async def _stats(db: str) -> dict[str, Any]:
         row = await conn.fetchrow(_STATS)
     finally:
         await conn.close()  # a closing backend flushes its statistics
-    return {"commits": row["commits"], "rollbacks": row["rollbacks"], "tables": json.loads(row["tables"])}
+    return {
+        "commits": row["commits"],
+        "rollbacks": row["rollbacks"],
+        "tables": json.loads(row["tables"]),
+    }
 
 
 async def _statements(db: str, url: str, bearer: str) -> dict[str, Any]:
@@ -625,13 +701,15 @@ async def _statements(db: str, url: str, bearer: str) -> dict[str, Any]:
         s1 = await _stats(db)
         idle_notes = Counter(heard)
         t1 = time.monotonic()
-        sender = asyncio.create_task(asyncio.to_thread(create_tasks, url, bearer, STATEMENT_TASKS, 16, FIELDS))
+        sender = asyncio.create_task(
+            asyncio.to_thread(create_tasks, url, bearer, STATEMENT_TASKS, 16, FIELDS)
+        )
         polls = 0
         poller = await _connect(db)
         try:
             while True:
                 polls += 1
-                ended = await poller.fetchval("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')")
+                ended = await poller.fetchval(_ENDED)
                 if ended >= STATEMENT_TASKS:
                     break
                 await asyncio.sleep(0.25)
@@ -641,7 +719,7 @@ async def _statements(db: str, url: str, bearer: str) -> dict[str, Any]:
         await asyncio.sleep(STATS_SETTLE_S)
         t2 = time.monotonic()
         s2 = await _stats(db)
-        counts = await listener.fetchrow("SELECT (SELECT count(*) FROM task_events) AS events, (SELECT count(*) FROM tasks WHERE status = 'completed') AS completed")
+        counts = await listener.fetchrow(_COUNTS)
     finally:
         await listener.close()
     idle_rate = (s1["commits"] - s0["commits"] - 1) / STATS_SETTLE_S
@@ -659,7 +737,9 @@ async def _statements(db: str, url: str, bearer: str) -> dict[str, Any]:
         "completed": counts["completed"],
         "commits_per_task": round(task_commits / k, 2),
         "rollbacks": s2["rollbacks"] - s1["rollbacks"],
-        "live_tasks_writes_per_task": round(sum(v for key, v in tables["live_tasks"].items() if key != "hot_updates"), 2),
+        "live_tasks_writes_per_task": round(
+            sum(v for key, v in tables["live_tasks"].items() if key != "hot_updates"), 2
+        ),
         "notifications_per_task": {ch: round(n / k, 2) for ch, n in during.items()},
         "events_per_task": round(counts["events"] / k, 2),
         "row_writes_per_task": tables,
@@ -696,23 +776,29 @@ def statements_per_task() -> dict[str, Any]:
 
 def machine_info() -> dict[str, Any]:
     info = machine()
-    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     info.update(
         cpu_count=os.cpu_count(),
         load_avg_at_start=[round(x, 2) for x in os.getloadavg()],
         nofile=[soft, hard],
         postgres=psql("SHOW server_version"),
         max_connections=int(psql("SHOW max_connections")),
-        pg_stat_statements=bool(psql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'") != "0"),
+        pg_stat_statements=bool(
+            psql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'") != "0"
+        ),
     )
     return info
 
 
-def main() -> None:
-    raise_nofile()
+def _interrupted(_signum: int, _frame: object) -> None:
     # SIGTERM ends the run like Ctrl-C: the finally blocks stop every process and drop
     # every database.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    raise_nofile()
+    signal.signal(signal.SIGTERM, _interrupted)
     log(f"logs under {WORK}; quick={QUICK}")
     report: dict[str, Any] = {"machine": machine_info(), "quick": QUICK}
     if wanted("failover_lock"):

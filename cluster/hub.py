@@ -91,7 +91,10 @@ class EventHub:
                 if followed.notified is not None
             }
             if wanted:
-                await self._read(wanted)
+                try:
+                    await self._read(wanted)
+                except Exception:  # noqa: BLE001 - the hub must outlive one failed read
+                    log.exception("cluster events: a read failed; the next catch-up retries")
 
     async def catch_up(self) -> None:
         """Read what every followed task may have missed, and end the streams of

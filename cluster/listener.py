@@ -26,7 +26,6 @@ Tick = Callable[[], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-
 #: Seconds a dedicated connection may take to open.
 CONNECT_TIMEOUT = 10.0
 

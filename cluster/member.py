@@ -82,6 +82,8 @@ class ClusterMember:
         self._maybe_unowned = True
         self._group: TaskGroup | None = None
         self._scope = anyio.CancelScope()
+        #: The members as the last tick saw them: the watch looks again when they change.
+        self._members_seen = ""
         self._leaving = False
         door.supervisor.on_ended = self._ended
 
@@ -145,7 +147,9 @@ class ClusterMember:
                 await self._claim_while_room()
             except Expelled:
                 await self._rejoin()
-            except JournalUnavailable:
+            except Exception as error:  # noqa: BLE001 - the claimer must outlive any one claim
+                if not isinstance(error, JournalUnavailable):
+                    log.exception("cluster: a claim failed; trying again")
                 await anyio.sleep(0.5)
                 self.wake_claimer(unowned=True)
 
@@ -210,7 +214,7 @@ class ClusterMember:
                 outages = 0
             except Expelled:
                 await self._rejoin()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except Exception as error:  # noqa: BLE001 - an outage, or worse: try again
                 outages += 1
                 if outages == 1:
                     log.warning("cluster: cannot renew the lease (%s); retrying", error)
@@ -277,7 +281,10 @@ class ClusterMember:
 
     async def _tick(self) -> None:
         """Catch up on what notifications would have said (polling, or reconnected)."""
-        self._membership.retarget()
+        members = await self._store.members_signature()
+        if members != self._members_seen:
+            self._members_seen = members
+            self._membership.retarget()
         await self.hub.catch_up()
         await self._carry_pending_cancels()
         self.wake_claimer(unowned=True)

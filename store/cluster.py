@@ -99,6 +99,10 @@ _MISSING = _query(
 )
 _OWNER_OF = _query("SELECT owner FROM live_tasks WHERE task_id = $1", "task_id", idempotent=True)
 _MEMBERS = _query("SELECT count(*) FROM cluster_instances", idempotent=True)
+_MEMBERS_SIGNATURE = _query(
+    "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM cluster_instances",
+    idempotent=True,
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,11 @@ class ClusterStore:
     async def members(self) -> int:
         count: int = await self._database.value(_MEMBERS)
         return count
+
+    async def members_signature(self) -> str:
+        """Who the members are, as one string: it changes when they do."""
+        signature: str = await self._database.value(_MEMBERS_SIGNATURE)
+        return signature
 
     async def events_after(self, afters: dict[UUID, int]) -> list[Event]:
         ids = list(afters)

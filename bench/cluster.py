@@ -110,6 +110,18 @@ def log(message: str) -> None:
     print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def sql(text: str, db: str = "postgres") -> str:
+    """``psql``, tried again a few times: other work shares this PostgreSQL and its
+    ``max_connections``, so a connection may be refused now and then."""
+    for _ in range(4):
+        try:
+            return psql(text, db)
+        except subprocess.CalledProcessError as error:
+            log(f"psql failed ({error.stderr.strip()}); trying again")
+            time.sleep(0.5)
+    return psql(text, db)
+
+
 def wanted(name: str) -> bool:
     return not ONLY or name in ONLY
 
@@ -223,7 +235,7 @@ class Cluster:
         return {i.instance_id(): i for i in self.instances}
 
     def members(self) -> int:
-        return int(psql("SELECT count(*) FROM cluster_instances", self.db))
+        return int(sql("SELECT count(*) FROM cluster_instances", self.db))
 
     def wait_members(self, count: int, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
@@ -362,7 +374,7 @@ def owner_of(db: str, task_id: str, within: float = 10.0) -> str:
     """``live_tasks.owner`` of the task, once it has one."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        owner = psql(f"SELECT owner FROM live_tasks WHERE task_id = '{task_id}'", db)
+        owner = sql(f"SELECT owner FROM live_tasks WHERE task_id = '{task_id}'", db)
         if owner:
             return owner
         time.sleep(0.05)
@@ -463,31 +475,59 @@ def failover(cut: Cut, reps: int, lease: float) -> dict[str, Any]:
 # -- 3, 4: events across instances -----------------------------------------------------
 
 
+def wait_status(db: str, task_id: str, status: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while sql(f"SELECT status FROM tasks WHERE id = '{task_id}'", db) != status:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} not {status} within {within} s")
+        time.sleep(0.02)
+
+
+def warm_up(run: Cluster, url: str, bearer: str, count: int = 3) -> None:
+    """A few tasks end to end (connections, prepared statements), waited for: one still
+    running would hold a slot once the gate closes."""
+    ids = create_tasks(url, bearer, count, 1, FIELDS)
+    for task_id in ids:
+        wait_status(run.db, task_id, "completed", 30)
+
+
+def held_task(run: Cluster, url: str, bearer: str) -> str:
+    """A task created on ``url``, held in ``preprocessing`` at the stubs' gate: every
+    stream opened now sees the same live events once the gate opens."""
+    stub_control(run.ports, "close")
+    (task_id,) = create_tasks(url, bearer, 1, 1, FIELDS)
+    wait_status(run.db, task_id, "preprocessing")
+    return task_id
+
+
 def event_latency_idle() -> dict[str, Any]:
     """One task at a time, run on B; a stream on A (cross) and one on B (same)."""
     bearer = token(uuid.uuid4())
     cross, same = SseClients(1), SseClients(1)
-    lat: dict[str, list[float]] = {"cross": [], "same": []}
+    lat: dict[str, list[float]] = {"cross": [], "same": [], "difference": []}
     skipped = 0
     try:
         with cluster("evl", {"transcribing": 0.01}) as run:
             a, b = run.instances[0], run.instances[1]
             b_id = b.instance_id()
-            create_tasks(b.url, bearer, 3, 1, FIELDS)  # warm-up
+            warm_up(run, b.url, bearer)
             for _ in range(IDLE_TASKS):
-                stub_control(run.ports, "close")  # the task waits in preprocessing
-                (task_id,) = create_tasks(b.url, bearer, 1, 1, FIELDS)
+                task_id = held_task(run, b.url, bearer)
                 path = f"/tasks/{task_id}/events"
                 cross.open(a.url, bearer, 1, [path])
                 same.open(b.url, bearer, 1, [path])
                 ran_on_b = owner_of(run.db, task_id) == b_id
                 time.sleep(0.05)
                 stub_control(run.ports, "open")
-                for key, clients in (("cross", cross), ("same", same)):
-                    got = clients.wait(30)["latencies_ms"]
-                    if ran_on_b:
-                        lat[key] += got
-                skipped += not ran_on_b
+                on_a, on_b = cross.wait(30)["latencies_ms"], same.wait(30)["latencies_ms"]
+                if not ran_on_b or len(on_a) != len(on_b):
+                    skipped += 1
+                    continue
+                lat["cross"] += on_a
+                lat["same"] += on_b
+                # The same events, in order: what crossing instances adds to each one.
+                lat["difference"] += [x - y for x, y in zip(on_a, on_b, strict=True)]
+            baseline = asyncio.run(_pg_baseline(run.db, 5 * IDLE_TASKS))
     finally:
         cross.close()
         same.close()
@@ -495,14 +535,39 @@ def event_latency_idle() -> dict[str, Any]:
         "tasks": IDLE_TASKS,
         "cross_instance": latency_summary(lat["cross"]),
         "same_instance": latency_summary(lat["same"]),
-        "tasks_not_run_on_b": skipped,
+        "cross_minus_same": latency_summary(lat["difference"]),
+        "tasks_skipped": skipped,
+        "baseline_pg": baseline,
     }
+
+
+async def _pg_baseline(db: str, count: int) -> dict[str, Any]:
+    """What PostgreSQL alone takes, same database, same moment: a one-row INSERT whose
+    trigger notifies (as task_events' does), from the statement's start to its answer
+    (``commit``) and to the notification's arrival on another connection (``notify``)."""
+    writer, listener = await _connect(db), await _connect(db)
+    try:
+        await writer.execute(_NOTIFYING_TABLE)
+        heard: asyncio.Queue[float] = asyncio.Queue()
+        await listener.add_listener(
+            "bench_notify", lambda *_: heard.put_nowait(time.perf_counter())
+        )
+        commit, notify = [], []
+        for _ in range(count):
+            started = time.perf_counter()
+            await writer.execute("INSERT INTO bench_notify (v) VALUES (1)")
+            commit.append((time.perf_counter() - started) * 1000)
+            notify.append((await heard.get() - started) * 1000)
+            await asyncio.sleep(0.01)
+    finally:
+        await writer.close()
+        await listener.close()
+    return {"insert_commit": latency_summary(commit), "insert_to_notified": latency_summary(notify)}
 
 
 def fanout_once(run: Cluster, bearer: str, clients: list[SseClients]) -> dict[str, Any]:
     owner = run.instances[1]
-    stub_control(run.ports, "close")
-    (task_id,) = create_tasks(owner.url, bearer, 1, 1, FIELDS)
+    task_id = held_task(run, owner.url, bearer)
     path = f"/tasks/{task_id}/events"
     per = FANOUT_STREAMS // len(run.instances)
     opened = sum(
@@ -528,7 +593,7 @@ def fanout() -> dict[str, Any]:
     clients = [SseClients(1) for _ in range(3)]  # one client process per instance
     try:
         with cluster("fan", {"transcribing": 0.01}) as run:
-            create_tasks(run.instances[1].url, bearer, 3, 1, FIELDS)  # warm-up
+            warm_up(run, run.instances[1].url, bearer)
             runs = [fanout_once(run, bearer, clients) for _ in range(FANOUT_RUNS)]
     finally:
         for c in clients:
@@ -550,7 +615,7 @@ def fanout() -> dict[str, Any]:
 def wait_processes(db: str, count: int, within: float = 60.0) -> None:
     """Every service process has joined (``/healthz`` answers with the first)."""
     deadline = time.monotonic() + within
-    while int(psql("SELECT count(*) FROM cluster_instances", db)) < count:
+    while int(sql("SELECT count(*) FROM cluster_instances", db)) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} processes did not join within {within} s")
         time.sleep(0.1)
@@ -595,13 +660,13 @@ def e2e_once(processes: int) -> dict[str, Any]:
             done = 0
             while done < E2E_TASKS and time.perf_counter() - started < 600:
                 done = int(
-                    psql("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed')", db)
+                    sql("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed')", db)
                 )
                 samples.append((time.perf_counter() - started, done))
                 time.sleep(0.25)  # psql is a process: polled sparingly on 2 cores
             sender.join()
             after = cpu_seconds(proc.pid)
-            failed = int(psql("SELECT count(*) FROM tasks WHERE status = 'failed'", db))
+            failed = int(sql("SELECT count(*) FROM tasks WHERE status = 'failed'", db))
     elapsed = samples[-1][0]
     t10 = next(t for t, d in samples if d >= E2E_TASKS * 0.1)
     t90 = next(t for t, d in samples if d >= E2E_TASKS * 0.9)
@@ -660,6 +725,16 @@ SELECT d.xact_commit AS commits, d.xact_rollback AS rollbacks, coalesce((
     FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'live_tasks')
 ), '{}') AS tables
 FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+_NOTIFYING_TABLE = """
+CREATE TABLE bench_notify (id bigserial PRIMARY KEY, v int);
+CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bench_notify', NEW.id::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_notifies AFTER INSERT ON bench_notify
+    FOR EACH ROW EXECUTE FUNCTION bench_notify();
 """
 _OWNER = "SELECT owner FROM live_tasks WHERE task_id = $1"
 _ENDED = "SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')"
@@ -781,10 +856,10 @@ def machine_info() -> dict[str, Any]:
         cpu_count=os.cpu_count(),
         load_avg_at_start=[round(x, 2) for x in os.getloadavg()],
         nofile=[soft, hard],
-        postgres=psql("SHOW server_version"),
-        max_connections=int(psql("SHOW max_connections")),
+        postgres=sql("SHOW server_version"),
+        max_connections=int(sql("SHOW max_connections")),
         pg_stat_statements=bool(
-            psql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'") != "0"
+            sql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'") != "0"
         ),
     )
     return info

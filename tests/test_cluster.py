@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -37,6 +38,7 @@ from tests.cluster_helpers import (
 from tests.conftest import MACHINE_HOST, MACHINE_PORT, machine_pg_available
 from tests.fakes import assert_valid_history
 from tests.fault_helpers import ilps_stubs, seed_from_env
+from tests.ilps_helpers import RawStream, read_whole
 from tests.service_helpers import auth
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,9 @@ def _cluster(
 @pytest.fixture
 def cluster(database: str, tmp_path: Path) -> Iterator[Cluster]:
     """Three instances; the transcribing stub takes 1 s, so a task is caught mid-stage."""
-    with _cluster(database, tmp_path, 1.0, MANAGER_CAPACITY="4") as running:
+    with _cluster(
+        database, tmp_path, 1.0, MANAGER_CAPACITY="4", MANAGER_ILPS_COMPAT="true"
+    ) as running:
         yield running
 
 
@@ -109,6 +113,22 @@ def test_a_stream_on_one_instance_follows_a_task_through_the_death_of_its_owner(
     tasks, journal = journal_of(cluster.database)
     assert_valid_history(journal[uuid.UUID(task_id)])
     assert [f.id for f in frames] == [e.seq for e in journal[uuid.UUID(task_id)]]
+
+
+def test_the_legacy_stream_on_one_instance_follows_a_task_run_on_another(
+    cluster: Cluster,
+) -> None:
+    a, b, _ = cluster.instances
+    user = uuid.uuid4()
+    task_id = submit(b.url, auth(user))
+
+    async def follow() -> RawStream:
+        async with httpx.AsyncClient(base_url=a.url, timeout=60) as client:
+            return await read_whole(client, user, task_id)
+
+    stream = anyio.run(follow)
+    assert stream.statuses[-1] == "completed"  # the ILPS statuses, ended by the final one
+    assert stream.seqs == sorted(set(stream.seqs))  # no duplicate, in order
 
 
 def test_cancel_and_delete_sent_to_instances_that_do_not_run_the_task(

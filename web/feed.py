@@ -53,16 +53,21 @@ class TaskFeed:
         return not self.replay and self.live is None and self.ended
 
     @property
+    def follows_actor(self) -> bool:
+        """The live events come from the task's actor here (not from the cluster, whose
+        feed can start before the task's end)."""
+        return self.live is not None and self.live.seq is not None
+
+    @property
     def deleted(self) -> bool:
         """The live events ended because the task was deleted."""
         return self.live is not None and self.live.deleted
 
     async def events(self) -> AsyncGenerator[Event]:
         last = self.after
-        # Without an actor's feed (none, or the cluster's, which can start before the
-        # task's end), the replay's terminal event is the end.
-        follows_actor = self.live is not None and self.live.seq is not None
-        end = None if follows_actor else current_end(self.replay)
+        # Without an actor's feed (none, or the cluster's), the replay's terminal event
+        # is the end.
+        end = None if self.follows_actor else current_end(self.replay)
         for event in self.replay:
             yield event
             last = event.seq

@@ -153,8 +153,8 @@ async def task_stream(request: Request) -> ASGIApp:
     async def produce(sink: EventSink) -> None:
         for first in opening:
             await sink.write(_frame(task_id, first))
-        if opening and opening[-1].final and feed.live is None:
-            return  # the task's current status is final
+        if opening and opening[-1].final and not feed.follows_actor:
+            return  # the task's current status is final (it ended as the feed opened)
         # The replay already ran through the tracker: only live events follow.
         live = TaskFeed(replayed, [], feed.live)
         async with aclosing(live.events()) as events:

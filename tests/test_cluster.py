@@ -149,9 +149,9 @@ def test_cancel_and_delete_sent_to_instances_that_do_not_run_the_task(
     # Retry sent to B: the new attempt runs (on B, which has room) to its end.
     retried = httpx.post(f"{b.url}/tasks/{on_a}/retry", headers=headers, timeout=30)
     assert retried.status_code == 202, retried.text
-    frames = follow_to_the_end([a.url], on_a, headers)
-    assert frames[-1].data["status"] == "completed"
-    assert frames[-1].data["seq"] == max(_ids(frames))
+    rerun = follow_to_the_end([a.url], on_a, headers)
+    assert rerun[-1].data["status"] == "completed"
+    assert rerun[-1].data["seq"] == max(_ids(rerun))
     # Delete sent to B of a task run on C: C's stream says "deleted", C stops it.
     on_c = submit(c.url, headers)
     assert owner_of(cluster.database, on_c) == c.instance_id()

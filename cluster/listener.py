@@ -3,12 +3,15 @@
 Notifications wake the claimer, carry events and deletions to the hub, and cancels
 to their owner. A lost connection is reconnected with backoff; meanwhile (and in
 polling mode, where LISTEN is not available, as behind PgBouncer in transaction
-mode) ``tick`` runs at a fixed interval and catches up from the journal.
+mode) ``tick`` runs at a fixed interval and catches up from the journal. Each new
+connection first checks that a notification sent elsewhere reaches it; one that
+hears nothing falls back to polling for good.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -25,6 +28,10 @@ Handler = Callable[[str], None]
 Tick = Callable[[], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
 
+
+#: The channel of the check that LISTEN works, and how long its notification may take.
+_PROBE = "stm_probe"
+PROBE_SECONDS = 3.0
 
 #: Seconds a dedicated connection may take to open.
 CONNECT_TIMEOUT = 10.0
@@ -70,8 +77,12 @@ class Listener:
         poll_seconds: float,
         instance: str = "",
         sleep: Sleep = anyio.sleep,
+        probe_url: URL | str | None = None,
     ) -> None:
         self._url = url
+        #: Where the check that LISTEN works sends its notification (the same database;
+        #: tests point it elsewhere to see the fallback).
+        self._probe_url = probe_url or url
         self._instance = instance
         self._handlers = handlers
         self._tick = tick
@@ -104,6 +115,16 @@ class Listener:
                 continue
             try:
                 await self._listen(connection, lost)
+                if not await self._delivers(connection):
+                    log.warning(
+                        "cluster events: LISTEN delivers nothing here (PgBouncer in"
+                        " transaction mode?); polling every %.2f s instead",
+                        self._poll_seconds,
+                    )
+                    self.mode = EventsMode.POLL
+                    connection.terminate()
+                    await self._polling(anyio.Event())
+                    return
                 failures = 0
                 self.mode = EventsMode.LISTEN
                 self.listening.set()
@@ -125,6 +146,29 @@ class Listener:
         connection.add_termination_listener(lost_it)
         for channel, handler in self._handlers.items():
             await connection.add_listener(channel, _adapter(handler))
+
+    async def _delivers(self, listening: asyncpg.Connection) -> bool:
+        """Whether a notification sent on another connection reaches ``listening``:
+        through a pooler that switches server connections it never does."""
+        nonce = secrets.token_hex(8)
+        arrived = anyio.Event()
+
+        def heard(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+            if payload == nonce:
+                arrived.set()
+
+        await listening.add_listener(_PROBE, heard)
+        try:
+            sender = await dedicated_connection(self._probe_url, "probe", self._instance)
+            try:
+                await sender.execute("SELECT pg_notify($1, $2)", _PROBE, nonce)
+            finally:
+                sender.terminate()
+            with anyio.move_on_after(PROBE_SECONDS):
+                await arrived.wait()
+        finally:
+            await listening.remove_listener(_PROBE, heard)
+        return arrived.is_set()
 
     async def _poll_for(self, seconds: float) -> None:
         """Wait ``seconds`` between reconnections, catching up every poll interval."""

@@ -1,0 +1,108 @@
+"""The listener against a real PostgreSQL: notifications, a connection killed by the
+server, and the fallback to polling where LISTEN delivers nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import asyncpg
+import pytest
+from sqlalchemy import URL
+
+from cluster.listener import EventsMode, Listener
+from store.database import connect_arguments
+from tests.conftest import _fresh_database, machine_pg_available
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(not machine_pg_available(), reason="no PostgreSQL on the machine"),
+]
+
+
+async def _execute(url: URL, sql: str, *args: object) -> None:
+    connection = await asyncpg.connect(**connect_arguments(url))
+    try:
+        await connection.execute(sql, *args)
+    finally:
+        await connection.close()
+
+
+class _Heard:
+    def __init__(self) -> None:
+        self.payloads: list[str] = []
+        self.ticks = 0
+        self.arrived = anyio.Event()
+        self.ticked = anyio.Event()
+
+    def event(self, payload: str) -> None:
+        self.payloads.append(payload)
+        self.arrived.set()
+
+    async def tick(self) -> None:
+        self.ticks += 1
+        self.ticked.set()
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> URL:
+    return _fresh_database("machine", tmp_path / "listened")
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> URL:
+    return _fresh_database("machine", tmp_path / "elsewhere")
+
+
+async def test_notifications_arrive_and_a_killed_connection_comes_back_and_catches_up(
+    url: URL,
+) -> None:
+    heard = _Heard()
+    listener = Listener(
+        url, {"stm_events": heard.event}, heard.tick, poll=False, poll_seconds=0.05, instance="T"
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(listener.run)
+        with anyio.fail_after(20):
+            await listener.listening.wait()
+            assert listener.mode is EventsMode.LISTEN
+            await _execute(url, "SELECT pg_notify('stm_events', 'a:1')")
+            await heard.arrived.wait()
+            assert heard.payloads == ["a:1"]
+            ticks = heard.ticks
+            heard.ticked = anyio.Event()
+            await _execute(
+                url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'stm listener T'",
+            )
+            await heard.ticked.wait()  # caught up (polling, then after reconnecting)
+            while not listener.listening.is_set():
+                await anyio.sleep(0.01)
+            assert heard.ticks > ticks
+            assert listener.reconnections == 1
+            heard.arrived = anyio.Event()
+            await _execute(url, "SELECT pg_notify('stm_events', 'a:2')")
+            await heard.arrived.wait()
+            assert heard.payloads == ["a:1", "a:2"]
+        group.cancel_scope.cancel()
+
+
+async def test_where_listen_delivers_nothing_the_listener_polls_and_says_so(
+    url: URL, elsewhere: URL, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard = _Heard()
+    # The probe's notification goes to another database, as a transaction pooler would
+    # send it through another server connection: it never arrives.
+    listener = Listener(
+        url, {}, heard.tick, poll=False, poll_seconds=0.01, instance="P", probe_url=elsewhere
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(listener.run)
+        with anyio.fail_after(20):
+            while heard.ticks < 3:
+                heard.ticked = anyio.Event()
+                await heard.ticked.wait()
+        assert listener.mode is EventsMode.POLL
+        group.cancel_scope.cancel()
+    assert "LISTEN delivers nothing here" in caplog.text

@@ -58,7 +58,6 @@ from bench._common import (  # noqa: E402
     RUNS,
     SseClients,
     create_tasks,
-    database,
     free_port,
     latency_summary,
     machine,
@@ -111,15 +110,29 @@ def log(message: str) -> None:
 
 
 def sql(text: str, db: str = "postgres") -> str:
-    """``psql``, tried again a few times: other work shares this PostgreSQL and its
-    ``max_connections``, so a connection may be refused now and then."""
-    for _ in range(4):
+    """``psql``, tried again for up to a minute: other work shares this PostgreSQL and
+    its ``max_connections``, so a connection may be refused for a while."""
+    deadline = time.monotonic() + 60
+    while True:
         try:
             return psql(text, db)
         except subprocess.CalledProcessError as error:
+            if time.monotonic() > deadline:
+                raise
             log(f"psql failed ({error.stderr.strip()}); trying again")
-            time.sleep(0.5)
-    return psql(text, db)
+            time.sleep(1.0)
+
+
+@contextlib.contextmanager
+def database(prefix: str) -> Iterator[str]:
+    """A fresh, empty database, dropped afterwards: ``_common.database`` through ``sql``,
+    so that a moment without free connections does not leave it behind."""
+    name = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
+    sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def wanted(name: str) -> bool:
@@ -408,7 +421,7 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
         watch.start()
         watch.polling.wait(10)
         cut_at = owner.kill9() if cut == "kill" else owner.pause()
-        at = cut_at
+        at = cut_at  # a float, not optional, for the closures below
         # The first event persisted after the cut, whoever wrote it (it comes in order).
         received, first = follower.wait_for(lambda d: created(d) > at, 60)
         follower.wait_for(lambda d: d.get("status") in TERMINAL, 60)
@@ -643,6 +656,30 @@ def admission_once(processes: int, lua: str) -> dict[str, Any]:
     return result
 
 
+def create_spread(url: str, bearer: str, count: int, concurrency: int = 16) -> None:
+    """Like ``create_tasks``, but each of the ``concurrency`` senders has a connection of
+    its own, opened 25 ms after the previous one, as independent clients would.
+
+    Why: the processes share one listening socket, and an event loop that wakes for it
+    accepts every connection waiting; 16 connections opened at once (one httpx pool)
+    all land on one process, and each task runs where it was admitted."""
+    body, content_type = multipart(wav_bytes(1.0), FIELDS)
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": content_type}
+
+    async def sender(index: int, share: int) -> None:
+        await asyncio.sleep(index * 0.025)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            for _ in range(share):
+                answer = await client.post("/tasks", content=body, headers=headers)
+                answer.raise_for_status()
+
+    async def senders() -> None:
+        shares = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
+        await asyncio.gather(*(sender(i, n) for i, n in enumerate(shares) if n))
+
+    asyncio.run(senders())
+
+
 def e2e_once(processes: int) -> dict[str, Any]:
     """Submit E2E_TASKS at c=16 (transcribing 0.2 s, capacity 64 per process) until done."""
     bearer = token(uuid.uuid4())
@@ -652,9 +689,7 @@ def e2e_once(processes: int) -> dict[str, Any]:
             wait_processes(db, processes)
             before = cpu_seconds(proc.pid)
             started = time.perf_counter()
-            sender = threading.Thread(
-                target=create_tasks, args=(url, bearer, E2E_TASKS, 16, FIELDS)
-            )
+            sender = threading.Thread(target=create_spread, args=(url, bearer, E2E_TASKS))
             sender.start()
             samples: list[tuple[float, int]] = []
             done = 0
@@ -718,7 +753,9 @@ def throughput() -> dict[str, Any]:
 # -- 6: statements per task ----------------------------------------------------------------
 
 _STATS = """
-SELECT d.xact_commit AS commits, d.xact_rollback AS rollbacks, coalesce((
+SELECT d.xact_commit AS commits, d.xact_rollback AS rollbacks,
+(SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')) AS ended,
+coalesce((
     SELECT json_object_agg(
         relname, json_build_array(n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd)
     )
@@ -738,16 +775,20 @@ CREATE TRIGGER bench_notifies AFTER INSERT ON bench_notify
 """
 _OWNER = "SELECT owner FROM live_tasks WHERE task_id = $1"
 _ENDED = "SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')"
-_COUNTS = """
-SELECT (SELECT count(*) FROM task_events) AS events,
-       (SELECT count(*) FROM tasks WHERE status = 'completed') AS completed
-"""
 
 
 async def _connect(db: str) -> Any:
+    """An asyncpg connection, waiting (up to a minute) for a free slot on the server."""
     import asyncpg
 
-    return await asyncpg.connect(host=PG["host"], user="postgres", database=db)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await asyncpg.connect(host=PG["host"], user="postgres", database=db)
+        except asyncpg.TooManyConnectionsError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
 
 
 async def _stats(db: str) -> dict[str, Any]:
@@ -760,71 +801,86 @@ async def _stats(db: str) -> dict[str, Any]:
     return {
         "commits": row["commits"],
         "rollbacks": row["rollbacks"],
+        "ended": row["ended"],
         "tables": json.loads(row["tables"]),
     }
 
 
-async def _statements(db: str, url: str, bearer: str) -> dict[str, Any]:
+async def _wait_ended(db: str, count: int) -> int:
+    """Poll until ``count`` tasks have ended; how many statements that took."""
+    polls = 0
+    poller = await _connect(db)
+    try:
+        while True:
+            polls += 1
+            if await poller.fetchval(_ENDED) >= count:
+                return polls
+            await asyncio.sleep(0.25)
+    finally:
+        await poller.close()
+
+
+def _per_task(before: dict[str, Any], after: dict[str, Any], k: int) -> dict[str, Any]:
+    tables = {}
+    for name in ("tasks", "task_events", "live_tasks"):
+        was, now = before["tables"].get(name, [0] * 4), after["tables"].get(name, [0] * 4)
+        ins, upd, dele, hot = (round((b - a) / k, 2) for a, b in zip(was, now, strict=True))
+        tables[name] = {"inserts": ins, "updates": upd, "deletes": dele, "hot_updates": hot}
+    return tables
+
+
+async def _statements(db: str, url: str, bearer: str, k: int) -> dict[str, Any]:
+    """An idle window (the background rate), then ``k`` tasks end to end, each window
+    read after the statistics settled."""
     heard: Counter[str] = Counter()
     listener = await _connect(db)
     for channel in CHANNELS:
         await listener.add_listener(channel, lambda _c, _p, ch, _pl: heard.update([ch]))
     try:
         await asyncio.sleep(STATS_SETTLE_S)
-        s0 = await _stats(db)
-        await asyncio.sleep(STATS_SETTLE_S)  # the idle rate: lease renewals and the like
-        s1 = await _stats(db)
-        idle_notes = Counter(heard)
+        s0, heard0 = await _stats(db), Counter(heard)
+        await asyncio.sleep(STATS_SETTLE_S)  # idle: lease renewals and the like
+        s1, heard1 = await _stats(db), Counter(heard)
         t1 = time.monotonic()
-        sender = asyncio.create_task(
-            asyncio.to_thread(create_tasks, url, bearer, STATEMENT_TASKS, 16, FIELDS)
-        )
-        polls = 0
-        poller = await _connect(db)
-        try:
-            while True:
-                polls += 1
-                ended = await poller.fetchval(_ENDED)
-                if ended >= STATEMENT_TASKS:
-                    break
-                await asyncio.sleep(0.25)
-        finally:
-            await poller.close()
+        sender = asyncio.create_task(asyncio.to_thread(create_tasks, url, bearer, k, 16, FIELDS))
+        polls = await _wait_ended(db, s1["ended"] + k)  # after the warm-up's
         await sender
         await asyncio.sleep(STATS_SETTLE_S)
-        t2 = time.monotonic()
-        s2 = await _stats(db)
-        counts = await listener.fetchrow(_COUNTS)
+        s2, heard2, t2 = await _stats(db), Counter(heard), time.monotonic()
     finally:
         await listener.close()
+    # Each snapshot's own statement shows in the next one: the 1s below.
     idle_rate = (s1["commits"] - s0["commits"] - 1) / STATS_SETTLE_S
     background = idle_rate * (t2 - t1)
     task_commits = s2["commits"] - s1["commits"] - 1 - polls - background
-    k = STATEMENT_TASKS
-    tables = {}
-    for name in ("tasks", "task_events", "live_tasks"):
-        before, after = s1["tables"].get(name, [0] * 4), s2["tables"].get(name, [0] * 4)
-        ins, upd, dele, hot = (round((a - b) / k, 2) for a, b in zip(after, before, strict=True))
-        tables[name] = {"inserts": ins, "updates": upd, "deletes": dele, "hot_updates": hot}
-    during = {ch: heard[ch] - idle_notes[ch] for ch in CHANNELS}
+    tables = _per_task(s1, s2, k)
+    live = tables["live_tasks"]
     return {
         "tasks": k,
-        "completed": counts["completed"],
         "commits_per_task": round(task_commits / k, 2),
         "rollbacks": s2["rollbacks"] - s1["rollbacks"],
-        "live_tasks_writes_per_task": round(
-            sum(v for key, v in tables["live_tasks"].items() if key != "hot_updates"), 2
-        ),
-        "notifications_per_task": {ch: round(n / k, 2) for ch, n in during.items()},
-        "events_per_task": round(counts["events"] / k, 2),
+        "live_tasks_writes_per_task": round(live["inserts"] + live["updates"] + live["deletes"], 2),
+        "events_per_task": tables["task_events"]["inserts"],
+        # Heard on LISTEN; the idle window's rate taken off.
+        "notifications_per_task": {
+            ch: round((heard2[ch] - heard1[ch] - _rate(heard0, heard1, ch) * (t2 - t1)) / k, 2)
+            for ch in CHANNELS
+        },
+        "idle_notifications_per_s": {
+            ch: round(_rate(heard0, heard1, ch), 2) for ch in CHANNELS if heard1[ch] > heard0[ch]
+        },
         "row_writes_per_task": tables,
         "raw": {
             "commits_during": s2["commits"] - s1["commits"],
             "idle_commits_per_s": round(idle_rate, 2),
             "background_subtracted": round(background, 1),
-            "own_polls_subtracted": polls + 1,
+            "own_statements_subtracted": polls + 1,
         },
     }
+
+
+def _rate(before: Counter[str], after: Counter[str], channel: str) -> float:
+    return (after[channel] - before[channel]) / STATS_SETTLE_S
 
 
 def statements_per_task() -> dict[str, Any]:
@@ -836,7 +892,7 @@ def statements_per_task() -> dict[str, Any]:
         with service(db, **settings, **stub_env(ports)) as (url, _):
             wait_processes(db, 1)
             create_tasks(url, bearer, 3, 1, FIELDS)  # warm-up (before the first snapshot)
-            result = uvloop.run(_statements(db, url, bearer))
+            result = uvloop.run(_statements(db, url, bearer, STATEMENT_TASKS))
     result["source"] = "pg_stat_database, pg_stat_user_tables (pg_stat_statements is not loaded)"
     result["notes"] = (
         "measured with the cluster machinery only: there is no switch to run without it, so"

@@ -47,7 +47,7 @@ class EventsMode(StrEnum):
 
 
 async def dedicated_connection(
-    url: URL | str, purpose: str, instance: str = ""
+    url: URL | str, purpose: str, instance: str = "", **settings: str
 ) -> asyncpg.Connection:
     """A connection of the instance's own (not the pool's), with keepalives; its
     ``application_name`` says what for and whose (``pg_stat_activity`` shows it)."""
@@ -58,7 +58,7 @@ async def dedicated_connection(
         connection: asyncpg.Connection = await asyncpg.connect(
             **connect_arguments(url),
             timeout=CONNECT_TIMEOUT,
-            server_settings={"application_name": name, **KEEPALIVES},
+            server_settings={"application_name": name, **KEEPALIVES, **settings},
         )
     return connection
 

@@ -213,6 +213,8 @@ class ClusterMember:
                     self.wake_claimer(unowned=True)
                 outages = 0
             except Expelled:
+                if self._leaving:
+                    return
                 await self._rejoin()
             except Exception as error:  # noqa: BLE001 - an outage, or worse: try again
                 outages += 1

@@ -90,9 +90,15 @@ class Membership:
         #: The watch's connection while it waits on a lock.
         self._blocked: asyncpg.Connection | None = None
         self._watch_ends = False
+        #: The membership connection runs one statement at a time.
+        self._using = anyio.Lock()
 
     async def join(self, instance_id: UUID) -> None:
         """Take a new lock, then insert the row: nobody can find it dead in between."""
+        async with self._using:
+            await self._join(instance_id)
+
+    async def _join(self, instance_id: UUID) -> None:
         await self._drop_connection()
         connection = await dedicated_connection(self._url, "membership", self.name)
         try:
@@ -108,10 +114,15 @@ class Membership:
 
     async def renew(self) -> int:
         """Renew the lease; how many dead members it removed. Raises Expelled."""
-        member = self.member
-        assert member is not None, "join first"
-        connection = await self._live_connection(member)
-        row = await connection.fetchrow(_RENEW, member.id, self.lease_seconds)
+        # One operation at a time on the connection; a renewal slower than the lease
+        # is as good as none (TimeoutError: try again).
+        async with self._using:
+            member = self.member
+            if member is None:
+                raise Expelled("left")
+            with anyio.fail_after(self.lease_seconds):
+                connection = await self._live_connection(member)
+                row = await connection.fetchrow(_RENEW, member.id, self.lease_seconds)
         if not row["renewed"]:
             raise Expelled(str(member.id))
         expired: int = row["expired"]
@@ -121,14 +132,16 @@ class Membership:
 
     async def leave(self) -> None:
         """Delete the row (the tasks left are unowned at once), then drop the lock."""
-        member, self.member = self.member, None
         try:
-            if member is not None and self._connection is not None:
-                with anyio.fail_after(5):
-                    await self._connection.execute(_LEAVE, member.id)
+            with anyio.fail_after(5):
+                async with self._using:
+                    member, self.member = self.member, None
+                    if member is not None and self._connection is not None:
+                        await self._connection.execute(_LEAVE, member.id)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("cluster: could not leave cleanly (%s); the others will notice", error)
         finally:
+            self.member = None
             await self._drop_connection()
 
     async def _live_connection(self, member: Member) -> asyncpg.Connection:
@@ -182,7 +195,15 @@ class Membership:
         failures = 0
         while not self._watch_ends:
             try:
-                connection = await dedicated_connection(self._url, "watch", self.name)
+                connection = await dedicated_connection(
+                    self._url,
+                    "watch",
+                    self.name,
+                    # A backend waiting on a lock does not read from its client: without
+                    # this check, each dropped watch (a change of members) would wait on
+                    # as a connection of its own until the lock came free.
+                    client_connection_check_interval="500",
+                )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 failures += 1
                 await self._sleep(min(0.2 * 2**failures, 5.0))

@@ -42,11 +42,14 @@ async def _members(socket_dir: str) -> int:
 
 def _service_processes(launcher: int) -> list[psutil.Process]:
     """The launcher's forked service processes (not PostgreSQL, not engine workers)."""
-    return [
-        child
-        for child in psutil.Process(launcher).children()
-        if "run.py" in " ".join(child.cmdline())
-    ]
+    found = []
+    for child in psutil.Process(launcher).children():
+        try:
+            if "run.py" in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            pass  # killed, not yet reaped by the launcher
+    return found
 
 
 @pytest.mark.timeout(240)

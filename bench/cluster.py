@@ -337,41 +337,90 @@ class Follower(threading.Thread):
             return [int(d["seq"]) for _, d in self.frames if "seq" in d]
 
 
-class OwnerWatch(threading.Thread):
-    """Polls a task's live row every 5 ms from just before a cut: when its owner was
-    removed (owner NULL) and when another instance claimed it. The new owner writes no
-    event on taking a task over, so this is the only way to see the takeover itself."""
+class DbPoller(threading.Thread):
+    """Runs ``sample`` every ``interval`` s on a connection of its own, in a thread of
+    its own (the scenarios around it are synchronous), until ``stop`` or ``done``."""
 
-    def __init__(self, db: str, task_id: str, old_owner: str) -> None:
+    interval = 0.005
+
+    def __init__(self, db: str) -> None:
         super().__init__(daemon=True)
-        self._db = db
-        self._task_id = uuid.UUID(task_id)
-        self._old = old_owner
+        self.db = db
         self.polling = threading.Event()
         self.stop = threading.Event()
-        self.released: float | None = None
-        self.claimed: float | None = None
-        self.new_owner: str | None = None
+        self.done = False
 
     def run(self) -> None:
         asyncio.run(self._poll())
 
     async def _poll(self) -> None:
-        conn = await _connect(self._db)
+        conn = await _connect(self.db)
         try:
-            while not self.stop.is_set() and self.claimed is None:
-                row = await conn.fetchrow(_OWNER, self._task_id)
-                now = time.time()
+            while not self.stop.is_set() and not self.done:
+                await self.sample(conn)
                 self.polling.set()
-                owner = None if row is None or row["owner"] is None else str(row["owner"])
-                if owner is None and self.released is None:
-                    self.released = now
-                elif owner is not None and owner != self._old:
-                    self.released = self.released or now
-                    self.claimed, self.new_owner = now, owner
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(self.interval)
         finally:
             await conn.close()
+
+    async def sample(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> DbPoller:
+        self.start()
+        self.polling.wait(30)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.join(10)
+
+
+class OwnerWatch(DbPoller):
+    """A task's live row every 5 ms from just before a cut: when its owner was removed
+    (owner NULL) and when another instance claimed it. The new owner writes no event on
+    taking a task over, so this is the only way to see the takeover itself."""
+
+    def __init__(self, db: str, task_id: str, old_owner: str) -> None:
+        super().__init__(db)
+        self._task_id = uuid.UUID(task_id)
+        self._old = old_owner
+        self.released: float | None = None
+        self.claimed: float | None = None
+        self.new_owner: str | None = None
+
+    async def sample(self, conn: Any) -> None:
+        row = await conn.fetchrow(_OWNER, self._task_id)
+        now = time.time()
+        owner = None if row is None or row["owner"] is None else str(row["owner"])
+        if owner is None and self.released is None:
+            self.released = now
+        elif owner is not None and owner != self._old:
+            self.released = self.released or now
+            self.claimed, self.new_owner = now, owner
+            self.done = True
+
+
+class WaitSampler(DbPoller):
+    """What the database's busy backends wait on, sampled every 20 ms (the watch
+    connections, blocked on a lock by design, left out)."""
+
+    interval = 0.02
+
+    def __init__(self, db: str) -> None:
+        super().__init__(db)
+        self.seen: Counter[str] = Counter()
+        self.samples = 0
+
+    async def sample(self, conn: Any) -> None:
+        self.samples += 1
+        for row in await conn.fetch(_WAITS, self.db):
+            self.seen[row["wait"]] += 1
+
+    def summary(self) -> dict[str, float]:
+        """Mean busy backends per sample, by wait event (``-``: on the CPU)."""
+        top = self.seen.most_common(5)
+        return {wait: round(n / max(self.samples, 1), 2) for wait, n in top}
 
 
 def submit(url: str, bearer: str) -> str:
@@ -418,15 +467,13 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
     try:
         follower.wait_for(lambda d: d.get("status") == "transcribing", 30)
         last_seen = max(follower.seqs())
-        watch.start()
-        watch.polling.wait(10)
+        watch.__enter__()
         cut_at = owner.kill9() if cut == "kill" else owner.pause()
         at = cut_at  # a float, not optional, for the closures below
         # The first event persisted after the cut, whoever wrote it (it comes in order).
         received, first = follower.wait_for(lambda d: created(d) > at, 60)
         follower.wait_for(lambda d: d.get("status") in TERMINAL, 60)
     finally:
-        watch.stop.set()
         if cut_at is not None and cut == "kill":
             owner.start()
             owner.wait_ready()
@@ -434,7 +481,7 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
             owner.resume()
             owner.wait_ready(not_id=owner_id)  # it was expelled: it joins under a new id
         follower.join(10)
-        watch.join(10)
+        watch.__exit__()
     run.wait_members(len(run.instances))
     seqs = follower.seqs()
     final = follower.frames[-1][1]
@@ -772,6 +819,11 @@ BEGIN
 END $$;
 CREATE TRIGGER bench_notifies AFTER INSERT ON bench_notify
     FOR EACH ROW EXECUTE FUNCTION bench_notify();
+"""
+_WAITS = """
+SELECT coalesce(wait_event_type || ':' || wait_event, '-') AS wait FROM pg_stat_activity
+WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()
+  AND application_name NOT LIKE 'stm watch%'
 """
 _OWNER = "SELECT owner FROM live_tasks WHERE task_id = $1"
 _ENDED = "SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')"

@@ -44,12 +44,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
+import uvloop  # noqa: E402
 
 from bench._common import (  # noqa: E402
     PG,
@@ -105,6 +107,41 @@ CHANNELS = ("stm_events", "stm_claimable", "stm_members", "stm_cancel", "stm_del
 WORK = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
 
 
+# -- the statements this script runs ------------------------------------------------
+
+_STATS = """
+SELECT d.xact_commit AS commits, d.xact_rollback AS rollbacks,
+(SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')) AS ended,
+coalesce((
+    SELECT json_object_agg(
+        relname, json_build_array(n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd)
+    )
+    FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'live_tasks')
+), '{}') AS tables
+FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+_NOTIFYING_TABLE = """
+CREATE TABLE bench_notify (id bigserial PRIMARY KEY, v int);
+CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bench_notify', NEW.id::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_notifies AFTER INSERT ON bench_notify
+    FOR EACH ROW EXECUTE FUNCTION bench_notify();
+"""
+_WAITS = """
+SELECT coalesce(wait_event_type || ':' || wait_event, '-') AS wait FROM pg_stat_activity
+WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()
+  AND application_name NOT LIKE 'stm watch%'
+"""
+_OWNER = "SELECT owner FROM live_tasks WHERE task_id = $1"
+_ENDED = "SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')"
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
 def log(message: str) -> None:
     print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -121,6 +158,18 @@ def sql(text: str, db: str = "postgres") -> str:
                 raise
             log(f"psql failed ({error.stderr.strip()}); trying again")
             time.sleep(1.0)
+
+
+async def _connect(db: str) -> Any:
+    """An asyncpg connection, waiting (up to a minute) for a free slot on the server."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await asyncpg.connect(host=PG["host"], user="postgres", database=db)
+        except asyncpg.TooManyConnectionsError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
 
 
 @contextlib.contextmanager
@@ -280,7 +329,7 @@ def cluster(
                 instance.stop()
 
 
-# -- one stream, read in a thread ------------------------------------------------
+# -- watching from outside: a stream, the live row, the backends ---------------------
 
 
 Frame = tuple[float, dict[str, Any]]
@@ -366,7 +415,7 @@ class DbPoller(threading.Thread):
     async def sample(self, conn: Any) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> DbPoller:
+    def __enter__(self) -> Self:
         self.start()
         self.polling.wait(30)
         return self
@@ -462,41 +511,38 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
     watcher = next(i for i in run.instances if i is not owner)
     follower = Follower(watcher.url, task_id, bearer)
     follower.start()
-    watch = OwnerWatch(run.db, task_id, owner_id)
-    cut_at: float | None = None
     try:
         follower.wait_for(lambda d: d.get("status") == "transcribing", 30)
         last_seen = max(follower.seqs())
-        watch.__enter__()
-        cut_at = owner.kill9() if cut == "kill" else owner.pause()
-        at = cut_at  # a float, not optional, for the closures below
-        # The first event persisted after the cut, whoever wrote it (it comes in order).
-        received, first = follower.wait_for(lambda d: created(d) > at, 60)
-        follower.wait_for(lambda d: d.get("status") in TERMINAL, 60)
+        with OwnerWatch(run.db, task_id, owner_id) as watch:
+            cut_at = owner.kill9() if cut == "kill" else owner.pause()
+            try:
+                # The first event persisted after the cut, whoever wrote it (in order).
+                received, first = follower.wait_for(lambda d: created(d) > cut_at, 60)
+                follower.wait_for(lambda d: d.get("status") in TERMINAL, 60)
+            finally:
+                if cut == "kill":
+                    owner.start()
+                    owner.wait_ready()
+                else:
+                    owner.resume()
+                    owner.wait_ready(not_id=owner_id)  # expelled: it joins under a new id
     finally:
-        if cut_at is not None and cut == "kill":
-            owner.start()
-            owner.wait_ready()
-        elif cut_at is not None:
-            owner.resume()
-            owner.wait_ready(not_id=owner_id)  # it was expelled: it joins under a new id
         follower.join(10)
-        watch.__exit__()
     run.wait_members(len(run.instances))
     seqs = follower.seqs()
-    final = follower.frames[-1][1]
     return {
-        "s": round(created(first) - at, 3),
-        "received_s": round(received - at, 3),
-        "released_s": _since(watch.released, at),
-        "claimed_s": _since(watch.claimed, at),
+        "s": round(created(first) - cut_at, 3),
+        "received_s": round(received - cut_at, 3),
+        "released_s": _since(watch.released, cut_at),
+        "claimed_s": _since(watch.claimed, cut_at),
         "first_after": f"{first['type']}:{first['status']}",
         "seq_seen_at_cut": last_seen,
         "owner": owner.name,
         "stream_on": watcher.name,
         "new_owner": ids[watch.new_owner].name if watch.new_owner in ids else watch.new_owner,
         "complete_in_order": seqs == list(range(1, len(seqs) + 1))
-        and final.get("status") == "completed",
+        and follower.frames[-1][1].get("status") == "completed",
     }
 
 
@@ -629,9 +675,11 @@ def fanout_once(run: Cluster, bearer: str, clients: list[SseClients]) -> dict[st
     owner = run.instances[1]
     task_id = held_task(run, owner.url, bearer)
     path = f"/tasks/{task_id}/events"
-    per = FANOUT_STREAMS // len(run.instances)
+    count = len(run.instances)
+    shares = [FANOUT_STREAMS // count + (i < FANOUT_STREAMS % count) for i in range(count)]
     opened = sum(
-        c.open(i.url, bearer, per, [path]) for c, i in zip(clients, run.instances, strict=True)
+        c.open(i.url, bearer, n, [path])
+        for c, i, n in zip(clients, run.instances, shares, strict=True)
     )
     time.sleep(0.5)
     stub_control(run.ports, "open")
@@ -697,32 +745,34 @@ def admission_once(processes: int, lua: str) -> dict[str, Any]:
             wait_processes(db, processes)
             wrk(url + "/tasks", connections=16, seconds=1, lua=lua)  # warm-up
             before = cpu_seconds(proc.pid)
-            result = wrk(url + "/tasks", connections=16, seconds=ADMISSION_SECONDS, lua=lua)
+            with WaitSampler(db) as waits:
+                result = wrk(url + "/tasks", connections=16, seconds=ADMISSION_SECONDS, lua=lua)
             after = cpu_seconds(proc.pid)
     result["cpu_s_by_process"] = [round(after[p] - before.get(p, 0.0), 2) for p in after]
+    result["db_waits"] = waits.summary()
     return result
 
 
 def create_spread(url: str, bearer: str, count: int, concurrency: int = 16) -> None:
-    """Like ``create_tasks``, but each of the ``concurrency`` senders has a connection of
-    its own, opened 25 ms after the previous one, as independent clients would.
+    """Like ``create_tasks`` (c=16), but a new connection for each upload, as from many
+    independent clients.
 
-    Why: the processes share one listening socket, and an event loop that wakes for it
-    accepts every connection waiting; 16 connections opened at once (one httpx pool)
-    all land on one process, and each task runs where it was admitted."""
+    Why: the processes share one listening socket, and the event loop that wakes for
+    it accepts every connection waiting; a pool's 16 keep-alive connections, opened
+    together, mostly land on one process, and each task runs where it was admitted."""
     body, content_type = multipart(wav_bytes(1.0), FIELDS)
     headers = {"Authorization": f"Bearer {bearer}", "Content-Type": content_type}
+    limits = httpx.Limits(max_keepalive_connections=0)
 
-    async def sender(index: int, share: int) -> None:
-        await asyncio.sleep(index * 0.025)
-        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            for _ in range(share):
-                answer = await client.post("/tasks", content=body, headers=headers)
-                answer.raise_for_status()
+    async def sender(client: httpx.AsyncClient, share: int) -> None:
+        for _ in range(share):
+            answer = await client.post("/tasks", content=body, headers=headers)
+            answer.raise_for_status()
 
     async def senders() -> None:
         shares = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
-        await asyncio.gather(*(sender(i, n) for i, n in enumerate(shares) if n))
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+            await asyncio.gather(*(sender(client, n) for n in shares if n))
 
     asyncio.run(senders())
 
@@ -740,12 +790,11 @@ def e2e_once(processes: int) -> dict[str, Any]:
             sender.start()
             samples: list[tuple[float, int]] = []
             done = 0
-            while done < E2E_TASKS and time.perf_counter() - started < 600:
-                done = int(
-                    sql("SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed')", db)
-                )
-                samples.append((time.perf_counter() - started, done))
-                time.sleep(0.25)  # psql is a process: polled sparingly on 2 cores
+            with WaitSampler(db) as waits:
+                while done < E2E_TASKS and time.perf_counter() - started < 600:
+                    done = int(sql(_ENDED, db))
+                    samples.append((time.perf_counter() - started, done))
+                    time.sleep(0.25)  # psql is a process: polled sparingly on 2 cores
             sender.join()
             after = cpu_seconds(proc.pid)
             failed = int(sql("SELECT count(*) FROM tasks WHERE status = 'failed'", db))
@@ -759,7 +808,45 @@ def e2e_once(processes: int) -> dict[str, Any]:
         "completed": done - failed,
         "failed": failed,
         "cpu_s_by_process": [round(after[p] - before.get(p, 0.0), 2) for p in after],
+        "db_waits": waits.summary(),
     }
+
+
+async def _commit_rate(db: str, table: str, connections: int, seconds: float) -> float:
+    """One-row INSERT+COMMITs per second on ``connections`` connections at once."""
+    conns = [await _connect(db) for _ in range(connections)]
+    count = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop(conn: Any) -> None:
+        nonlocal count
+        while time.perf_counter() < deadline:
+            await conn.execute(f"INSERT INTO {table} (v) VALUES (1)")
+            count += 1
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(loop(c) for c in conns))
+    finally:
+        for c in conns:
+            await c.close()
+    return round(count / (time.perf_counter() - started), 1)
+
+
+def commit_rates() -> dict[str, float]:
+    """PostgreSQL alone: commits/s of a plain one-row INSERT and of one whose trigger
+    notifies (as task_events' does). A notifying commit holds the server-wide lock of
+    the notification queue until its WAL is flushed, so those commits go one by one."""
+    seconds = 2.0 if QUICK else 3.0
+    with database("commits") as db:
+        sql(_NOTIFYING_TABLE + "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, v int);", db)
+        return {
+            f"{table.removeprefix('bench_')}_{n}_conn": asyncio.run(
+                _commit_rate(db, table, n, seconds)
+            )
+            for table in ("bench_plain", "bench_notify")
+            for n in (1, 16)
+        }
 
 
 def throughput() -> dict[str, Any]:
@@ -794,53 +881,11 @@ def throughput() -> dict[str, Any]:
     }
     out["e2e_tasks"] = E2E_TASKS
     out["admission_seconds"] = ADMISSION_SECONDS
+    out["baseline_pg_commits_per_s"] = commit_rates()
     return out
 
 
 # -- 6: statements per task ----------------------------------------------------------------
-
-_STATS = """
-SELECT d.xact_commit AS commits, d.xact_rollback AS rollbacks,
-(SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')) AS ended,
-coalesce((
-    SELECT json_object_agg(
-        relname, json_build_array(n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd)
-    )
-    FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'live_tasks')
-), '{}') AS tables
-FROM pg_stat_database d WHERE d.datname = current_database()
-"""
-_NOTIFYING_TABLE = """
-CREATE TABLE bench_notify (id bigserial PRIMARY KEY, v int);
-CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('bench_notify', NEW.id::text);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER bench_notifies AFTER INSERT ON bench_notify
-    FOR EACH ROW EXECUTE FUNCTION bench_notify();
-"""
-_WAITS = """
-SELECT coalesce(wait_event_type || ':' || wait_event, '-') AS wait FROM pg_stat_activity
-WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()
-  AND application_name NOT LIKE 'stm watch%'
-"""
-_OWNER = "SELECT owner FROM live_tasks WHERE task_id = $1"
-_ENDED = "SELECT count(*) FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')"
-
-
-async def _connect(db: str) -> Any:
-    """An asyncpg connection, waiting (up to a minute) for a free slot on the server."""
-    import asyncpg
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return await asyncpg.connect(host=PG["host"], user="postgres", database=db)
-        except asyncpg.TooManyConnectionsError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(1.0)
 
 
 async def _stats(db: str) -> dict[str, Any]:
@@ -936,8 +981,6 @@ def _rate(before: Counter[str], after: Counter[str], channel: str) -> float:
 
 
 def statements_per_task() -> dict[str, Any]:
-    import uvloop
-
     bearer = token(uuid.uuid4())
     with stubs(transcribing=0.01) as ports, database("stm") as db:
         settings = {"capacity": 64, "data_dir": WORK / db, "instance_name": "A"}
@@ -960,15 +1003,15 @@ def statements_per_task() -> dict[str, Any]:
 def machine_info() -> dict[str, Any]:
     info = machine()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     info.update(
+        commit=head.stdout.strip(),
         cpu_count=os.cpu_count(),
         load_avg_at_start=[round(x, 2) for x in os.getloadavg()],
         nofile=[soft, hard],
         postgres=sql("SHOW server_version"),
         max_connections=int(sql("SHOW max_connections")),
-        pg_stat_statements=bool(
-            sql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'") != "0"
-        ),
+        pg_stat_statements="pg_stat_statements" in sql("SHOW shared_preload_libraries"),
     )
     return info
 

@@ -7,6 +7,11 @@ figure is measured for the forced-alignment scorer ("gop") and, in the same run,
 previous method ("previous": the phone loop's IPA against the dictionary's).
 A word is "flagged" when its verdict is not ``correct``. Prints JSON.
 
+The headline figures are on the held-out split (the odd clauses; the espeak-ng voices of
+``corpus.VOICES``), which the calibration (speech/gop_calibration.py, from
+bench/pron_calibrate.py on the even clauses and other voices) never saw; the same
+figures on the calibration split are under ``calibration_split``, to show overfitting.
+
     python bench/pronunciation.py            # BENCH_QUICK=1: fewer espeak renderings
 """
 
@@ -65,14 +70,19 @@ def _share(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 
-def native(cost: list[float]) -> dict[str, Any]:
+def _human(clauses: tuple[int, ...]) -> list[corpus.Recording]:
+    recordings = corpus.human_sentences()
+    return [recordings[i] for i in clauses]
+
+
+def native(cost: list[float], clauses: tuple[int, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     seconds = 0.0
     for method in ("gop", "previous"):
         flagged = words = 0
         accuracies: list[float] = []
         confusions: Counter[str] = Counter()
-        for rec in corpus.human_sentences():
+        for rec in _human(clauses):
             if method == "gop":
                 flags, accuracy, result = gop_flags(rec.pcm, rec.text, cost)
                 seconds += len(rec.pcm) / 2 / SAMPLE_RATE
@@ -96,13 +106,13 @@ def native(cost: list[float]) -> dict[str, Any]:
     return out
 
 
-def replacements(cost: list[float]) -> dict[str, Any]:
+def replacements(clauses: tuple[int, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for method in ("gop", "previous"):
         per_k: dict[str, Any] = {}
         for k in (1, 2, 3):
             hits = replaced_total = flagged_total = 0
-            for i, rec in enumerate(corpus.human_sentences()):
+            for i, rec in zip(clauses, _human(clauses), strict=True):
                 for seed in (1, 2) if not QUICK else (1,):
                     text, positions = corpus.replaced(rec.text, k, seed * 100 + i)
                     if method == "gop":
@@ -122,10 +132,12 @@ def replacements(cost: list[float]) -> dict[str, Any]:
     return out
 
 
-def substitutions(cost: list[float]) -> dict[str, Any]:
+def substitutions(
+    cost: list[float], clauses: tuple[int, ...], voices: tuple[str, ...]
+) -> dict[str, Any]:
     if not corpus.espeak_available():
         return {"skipped": "espeak-ng is not installed"}
-    renderings = corpus.espeak_renderings(sentences=3 if QUICK else len(corpus.CLAUSES))
+    renderings = corpus.espeak_renderings(clauses[:2] if QUICK else clauses, voices)
     out: dict[str, Any] = {"renderings": len(renderings)}
     for method in ("gop", "previous"):
         false_alarms = correct_words = 0
@@ -158,7 +170,7 @@ def substitutions(cost: list[float]) -> dict[str, Any]:
 
 
 def codecs(cost: list[float]) -> dict[str, Any]:
-    rec = corpus.human_sentences()[0]
+    rec = corpus.human_sentences()[corpus.HELD_OUT_CLAUSES[0]]
     samples = corpus.samples(rec.pcm)
     files = {
         "wav": ("audio/wav", encode(samples, SAMPLE_RATE, "wav", "pcm_s16le")),
@@ -185,12 +197,19 @@ def codecs(cost: list[float]) -> dict[str, Any]:
 
 def main() -> None:
     cost: list[float] = []
-    report: dict[str, Any] = {"native": native(cost)}
+    held = corpus.HELD_OUT_CLAUSES
+    report: dict[str, Any] = {"split": "held-out", "native": native(cost, held)}
     seconds = report["native"]["audio_seconds"]
     report["cost_seconds_per_audio_second"] = round(sum(cost) / seconds, 3)
-    report["replaced_words"] = replacements(cost)
-    report["substituted_sounds"] = substitutions(cost)
+    report["replaced_words"] = replacements(held)
+    report["substituted_sounds"] = substitutions(cost, held, corpus.VOICES)
     report["codecs"] = codecs(cost)
+    calibration = corpus.CALIBRATION_CLAUSES
+    report["calibration_split"] = {
+        "native": native([], calibration),
+        "replaced_words": replacements(calibration),
+        "substituted_sounds": substitutions([], calibration, corpus.CALIBRATION_VOICES),
+    }
     report["alignment_failures"] = len(FAILURES)
     print(json.dumps(report, indent=2, ensure_ascii=False))
 

@@ -39,8 +39,9 @@ PHONES = (
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG "
     "OW OY P R S SH T TH UH UW V W Y Z ZH"
 ).split()
-#: A word may be left out of the path, at this probability: a missed word is skipped.
-SKIP_PROBABILITY = 1e-4
+#: The rest of the text may be left unread from any word on, at this probability per
+#: word left (at most three counted): a reading that stops early.
+UNREAD_PROBABILITY = 1e-4
 #: A silence between words costs this (each 10 ms frame of it costs nothing more).
 SILENCE_PROBABILITY = 0.1
 #: (beam, word beam) of each search. The alignment's are wide (a narrow one loses the
@@ -99,7 +100,7 @@ class Alignment:
 
 def _decoder(beams: tuple[float, float]) -> Any:
     decoder = Decoder(
-        samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", compallsen=True,
+        samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", compallsen=True, dither=True,
         beam=beams[0], pbeam=beams[0], wbeam=beams[1], fsgusefiller=False,
     )  # fmt: skip
     for phone in PHONES:
@@ -122,14 +123,17 @@ def _load() -> tuple[Any, Any]:
     return _decoders
 
 
-def _grammar(variants: Sequence[Sequence[tuple[str, ...]]]) -> tuple[list[Any], int]:
-    """Transitions of the reference's grammar: word after word, each a choice of variants."""
+def _grammar(
+    variants: Sequence[Sequence[tuple[str, ...]]], unread: bool = True
+) -> tuple[list[Any], int]:
+    """Transitions of the reference's grammar: word after word, each a choice of variants;
+    with ``unread``, the rest of the text may be left unread from any word on."""
     transitions: list[Any] = [(0, 0, SILENCE_PROBABILITY, "<sil>")]
     state, fresh = 0, 1
+    ends: list[int] = []
     for choices in variants:
         end = fresh
         fresh += 1
-        transitions.append((state, end, SKIP_PROBABILITY))  # epsilon: the word not said
         usable = [c for c in choices if c] or [("AH",)]
         for phones in usable:
             here = state
@@ -137,17 +141,20 @@ def _grammar(variants: Sequence[Sequence[tuple[str, ...]]]) -> tuple[list[Any], 
                 to = end if k == len(phones) - 1 else fresh
                 if to != end:
                     fresh += 1
-                weight = (1 - SKIP_PROBABILITY) / len(usable) if k == 0 else 1.0
+                weight = 1 / len(usable) if k == 0 else 1.0
                 transitions.append((here, to, weight, f"p_{phone}"))
                 here = to
         # Silence or noise between words, never inside one (fillers are off).
         transitions.append((end, end, SILENCE_PROBABILITY, "<sil>"))
+        ends.append(end)
         state = end
-    # The rest of the text unread, in one hop: the decoder follows one epsilon at a time,
-    # and a chain of skips to the end is not always reached in the last frame.
-    ends = sorted({t[1] for t in transitions if len(t) == 3})
-    for k, here in enumerate(ends[:-2]):
-        transitions.append((here, state, SKIP_PROBABILITY ** min(len(ends) - 1 - k, 3)))
+    # No word is skipped inside the text: pocketsphinx's search takes such an epsilon far
+    # below its price (a skip at 1e-30 beat a well-said "spring" by 3.6 nats of acoustic
+    # score), so short words and whole words vanished from native readings. A word not
+    # said gets its few frames and a low GOP, or silence there: mispronounced or missed.
+    # The rest of the text unread, in one hop (a reading that stops early).
+    for k, here in enumerate(ends[:-1] if unread else []):
+        transitions.append((here, state, UNREAD_PROBABILITY ** min(len(ends) - 1 - k, 3)))
     return transitions, state
 
 
@@ -241,22 +248,24 @@ def _is_phone(word: str) -> bool:
     return word.startswith("p_")
 
 
-def align(pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]]) -> Alignment | None:
-    """Align the words (each a list of ARPAbet variants) to 16 kHz mono audio and score it.
-
-    None when the audio cannot be aligned to the text at all.
-    """
+def _aligned(
+    pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]], unread: bool
+) -> list[tuple[str, int, int, float]] | None:
     global _wide
-    aligner, looper = _load()
-    transitions, final = _grammar(variants)
+    aligner, _ = _load()
+    transitions, final = _grammar(variants, unread)
     aligned = _force(aligner, pcm, transitions, final)
     if aligned is None:
         # A fresh decoder with wider beams: a used one has been seen to fail where a
         # fresh one aligns the same audio.
         _wide = _decoder(WIDE_BEAMS)
         aligned = _force(_wide, pcm, transitions, final)
-    if aligned is None:
-        return None
+    return aligned
+
+
+def _loop_frames(pcm: bytes) -> tuple[list[float], list[str]]:
+    """Per frame: the phone loop's log-likelihood and its phone ("" for silence or noise)."""
+    _, looper = _load()
     loop = _decode(looper, pcm)
     frames = max((s + f for _, s, f, _ in loop), default=0)
     frame_score = [0.0] * (frames + 1)
@@ -265,6 +274,47 @@ def align(pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]]) -> Alignmen
         for k in range(start, min(start + length, frames + 1)):
             frame_score[k] = score / length
             frame_label[k] = word[2:] if _is_phone(word) else ""
+    return frame_score, frame_label
+
+
+def _spoken_tail(alignment: Alignment) -> bool:
+    """The path left the end of the text unread where the loop heard speech."""
+    if not alignment.skipped or not alignment.phones:
+        return bool(alignment.skipped) and bool(alignment.gaps)
+    last = alignment.phones[-1]
+    after = last.start + last.frames
+    return any(g.start >= after for g in alignment.gaps)
+
+
+def align(pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]]) -> Alignment | None:
+    """Align the words (each a list of ARPAbet variants) to 16 kHz mono audio and score it.
+
+    None when the audio cannot be aligned to the text at all.
+    """
+    loop = _loop_frames(pcm)
+    aligned = _aligned(pcm, variants, unread=True)
+    alignment = None if aligned is None else _score(variants, aligned, *loop)
+    if alignment is not None and _spoken_tail(alignment):
+        # Speech the model explains poorly (a strong accent, synthetic speech) can cost
+        # more than leaving the rest unread; where the loop heard speech there, the whole
+        # text is aligned instead.
+        # The search can still stop short (it then returns its best partial path): the
+        # second path is kept only when it reads more of the text.
+        aligned = _aligned(pcm, variants, unread=False)
+        whole = None if aligned is None else _score(variants, aligned, *loop)
+        if whole is not None and len(whole.skipped) < len(alignment.skipped):
+            alignment = whole
+    return alignment
+
+
+def _score(
+    variants: Sequence[Sequence[tuple[str, ...]]],
+    aligned: Sequence[tuple[str, int, int, float]],
+    frame_score: Sequence[float],
+    frame_label: Sequence[str],
+) -> Alignment | None:
+    """Each aligned phone's GOP against the loop's frames; the gaps heard as speech."""
+    frames = len(frame_score) - 1
     path = [w[2:] for w, *_ in aligned if _is_phone(w)]
     owner = _parse(variants, path)
     if owner is None:

@@ -4,7 +4,9 @@
   phone loop put another phone on most of its frames.
 * A word is ``missed`` when the path skipped it or the loop heard silence or noise
   on most of its frames; ``mispronounced`` when its GOP (frame-weighted over its
-  phones) is below ``WORD_BAD``; else ``correct``.
+  phones, each phone's GOP taken relative to its mean on correct speech) is below a
+  threshold that is more lenient for short words; else ``correct``
+  (``gop_calibration.py``, computed on a calibration split of the corpus).
 * A stretch between words that the loop heard as speech, at least ``INSERTED_FRAMES``
   long, is an ``inserted`` word: its text is the recogniser's words there, and when
   the recogniser's words are known, a stretch where it heard none is not one.
@@ -12,16 +14,18 @@
   score of the words read, so a half-read text is not a bad one: completeness says
   how much was read. Silence is never scored.
 
-The thresholds were set by looking at the GOP distributions of the corpus's native
-words and replaced words (bench/README.md has the figures they give).
+The phone thresholds were set by looking at the corpus's GOP distributions; the word
+threshold is calibrated (bench/pron_calibrate.py; bench/README.md has held-out figures).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import gop_calibration as calibration
 from .base import Word
 from .forced import AlignedPhone, Alignment, Gap
 from .ipa import to_ipa
@@ -29,7 +33,6 @@ from .ipa import to_ipa
 #: Nats per frame (the expected phone against the best competitor, see forced.py).
 GOOD = -1.0
 FLOOR = -6.0
-WORD_BAD = -3.0
 PHONE_BAD = -8.0
 #: The loop heard silence or noise on at least this share of a word's frames: missed.
 MISSED_SILENT = 0.7
@@ -78,6 +81,28 @@ def _phoneme(phone: AlignedPhone) -> dict[str, Any]:
     return entry
 
 
+def _normalised(phones: Sequence[AlignedPhone]) -> float:
+    """Frame-weighted GOP with each phone's mean on correct speech taken out: some phones
+    (short stops, reduced vowels) score low in this model however well they are said."""
+    overall = calibration.OVERALL_MEAN
+    means = calibration.PHONE_MEAN
+    frames = sum(p.frames for p in phones)
+    return sum((p.gop - means.get(p.phone, overall) + overall) * p.frames for p in phones) / frames
+
+
+def word_threshold(frames: int) -> float:
+    """Below this normalised GOP a word of ``frames`` is mispronounced: a short word's GOP
+    is the mean of few frames, so it varies more when said well."""
+    return calibration.WORD_BAD - calibration.WORD_BAD_LENGTH / math.sqrt(max(frames, 1))
+
+
+def _worst_phone(phones: Sequence[AlignedPhone]) -> float:
+    """The lowest phone GOP with its phone's mean taken out: one sound replaced by another
+    barely moves a long word's mean."""
+    overall = calibration.OVERALL_MEAN
+    return min(p.gop - calibration.PHONE_MEAN.get(p.phone, overall) + overall for p in phones)
+
+
 def _word(index: int, ref: ReferenceWord, phones: Sequence[AlignedPhone]) -> dict[str, Any]:
     entry: dict[str, Any] = {"word": ref.text, "written": ref.written, "index": index}
     frames = sum(p.frames for p in phones)
@@ -91,9 +116,11 @@ def _word(index: int, ref: ReferenceWord, phones: Sequence[AlignedPhone]) -> dic
             "expected": " ".join(expected), "heard": "", "known": ref.known, "phonemes": [],
         }  # fmt: skip
     gop = sum(p.gop * p.frames for p in phones) / frames
-    # One phone's GOP alone is too noisy for a verdict (native readings have a phone
-    # below PHONE_BAD in one word of five): the word's decides, its phones explain.
-    verdict = "mispronounced" if gop < WORD_BAD else "correct"
+    # The word's GOP decides; one phone alone only when far below its usual (a phone's
+    # GOP is noisy: native readings have one below PHONE_BAD in one word of five).
+    worst = _worst_phone(phones)
+    bad = _normalised(phones) < word_threshold(frames) or worst < calibration.SOUND_BAD
+    verdict = "mispronounced" if bad else "correct"
     # What the loop heard on each phone's frames: the learner's sounds, as best it can tell.
     heard = [_ipa(p.heard or p.phone) for p in phones]
     return {

@@ -54,6 +54,11 @@ OTHER_WORDS = (
     "market", "pencil", "dragon", "orange", "button", "castle", "jungle", "pocket",
 )  # fmt: skip
 VOICES = ("en-us", "en-gb", "en-gb-x-rp")
+#: The calibration split (speech/gop_calibration.py is computed on it): the even clauses,
+#: and espeak-ng voices that the held-out split (the odd clauses, ``VOICES``) never uses.
+CALIBRATION_CLAUSES = (0, 2, 4, 6, 8)
+HELD_OUT_CLAUSES = (1, 3, 5, 7, 9)
+CALIBRATION_VOICES = ("en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 
 
 @dataclass(frozen=True)
@@ -167,13 +172,16 @@ class Rendering:
     substitution: str | None
 
 
-def espeak_renderings(sentences: int = len(CLAUSES), seed: int = 11) -> list[Rendering]:
+def espeak_renderings(
+    clauses: tuple[int, ...] = HELD_OUT_CLAUSES, voices: tuple[str, ...] = VOICES, seed: int = 11
+) -> list[Rendering]:
     """Each clause in each voice, correct and with each substitution once (on a random
     word that has the sound)."""
     rng = random.Random(seed)
     out: list[Rendering] = []
-    for voice in VOICES:
-        for i, clause in enumerate(CLAUSES[:sentences]):
+    for voice in voices:
+        for i in clauses:
+            clause = CLAUSES[i]
             words = _words(clause)
             phonemes = [word_phonemes(w, voice) for w in words]
             out.append(Rendering(f"{voice}_{i}", speak(phonemes, voice), clause, None, None))

@@ -32,8 +32,15 @@ class _Followed:
     fanout: Fanout
     #: The newest seq published here; -1 before the first.
     last: int = -1
-    #: The lowest seq notified and not yet read.
-    notified: int | None = None
+    #: The first seq notified (where reading starts before anything was published).
+    first_notified: int | None = None
+    #: The highest seq notified: there is something to read while it is above ``last``.
+    #: Never cleared by a read, so a notification that arrives during one is not lost.
+    highest: int = -1
+
+    @property
+    def behind(self) -> bool:
+        return self.highest > self.last
 
 
 @dataclass
@@ -62,8 +69,9 @@ class EventHub:
         followed = self._followed.get(task_id)
         if followed is None or seq <= followed.last:
             return
-        if followed.notified is None or seq < followed.notified:
-            followed.notified = seq
+        if followed.first_notified is None:
+            followed.first_notified = seq
+        followed.highest = max(followed.highest, seq)
         self._wake.set()
 
     def deleted(self, task_id: UUID) -> None:
@@ -88,13 +96,15 @@ class EventHub:
             wanted = {
                 task_id: _read_after(followed)
                 for task_id, followed in self._followed.items()
-                if followed.notified is not None
+                if followed.behind
             }
             if wanted:
                 try:
                     await self._read(wanted)
                 except Exception:  # noqa: BLE001 - the hub must outlive one failed read
-                    log.exception("cluster events: a read failed; the next catch-up retries")
+                    log.exception("cluster events: a read failed; trying again")
+                    await self.sleep(0.5)
+                    self._wake.set()
 
     async def catch_up(self) -> None:
         """Read what every followed task may have missed, and end the streams of
@@ -125,10 +135,7 @@ class EventHub:
                 if outages == 1:
                     log.warning("cluster events: the journal is unavailable; retrying")
                 await self.sleep(min(0.1 * 2**outages, 2.0))
-        for task_id in wanted:
-            followed = self._followed.get(task_id)
-            if followed is not None:
-                followed.notified = None
+        # Whatever was notified during the read is still ``behind``: the loop reads it.
         for event in events:
             self._publish(event)
 
@@ -148,6 +155,6 @@ class EventHub:
 
 def _read_after(followed: _Followed) -> int:
     """Read after what was published; before the first, from the first notified."""
-    if followed.last >= 0 or followed.notified is None:
+    if followed.last >= 0 or followed.first_notified is None:
         return max(followed.last, 0)
-    return followed.notified - 1
+    return followed.first_notified - 1

@@ -98,6 +98,10 @@ class Worker:
                 return
             if stages and status.value != stages[0].value:
                 await self._post(StageEntered(stages[0]))
+            elif stages:
+                # Resumed inside this stage (after a crash, or on another instance after
+                # a failover): it starts over, and its streams hear so at once.
+                await self._post(StageProgress(stages[0], 0.0))
             for stage in stages:
                 try:
                     output = await self._attempt(stage)

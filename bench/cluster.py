@@ -519,7 +519,7 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
             try:
                 # The first event persisted after the cut, whoever wrote it (in order).
                 received, first = follower.wait_for(lambda d: created(d) > cut_at, 60)
-                follower.wait_for(lambda d: d.get("status") in TERMINAL, 60)
+                stalled = _stalled(run.db, task_id, follower)
             finally:
                 if cut == "kill":
                     owner.start()
@@ -543,7 +543,23 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
         "new_owner": ids[watch.new_owner].name if watch.new_owner in ids else watch.new_owner,
         "complete_in_order": seqs == list(range(1, len(seqs) + 1))
         and follower.frames[-1][1].get("status") == "completed",
+        "stalled": stalled,
     }
+
+
+def _stalled(db: str, task_id: str, follower: Follower) -> dict[str, Any] | None:
+    """None once the stream has the terminal event; if it has not within 20 s, what
+    the database holds against what the stream got (a stream that stopped short)."""
+    try:
+        follower.wait_for(lambda d: d.get("status") in TERMINAL, 20)
+        return None
+    except TimeoutError:
+        status, last_seq = sql(
+            f"SELECT status, last_seq FROM tasks WHERE id = '{task_id}'", db
+        ).split("|")
+        seen = max(follower.seqs())
+        log(f"task {task_id}: the stream stopped at seq {seen}; stored: {last_seq} ({status})")
+        return {"db_status": status, "db_last_seq": int(last_seq), "stream_last_seq": seen}
 
 
 def _since(moment: float | None, start: float) -> float | None:
@@ -572,6 +588,7 @@ def failover(cut: Cut, reps: int, lease: float) -> dict[str, Any]:
         "claimed_p50_s": percentile(claimed, 50),
         "claimed_p99_s": percentile(claimed, 99),
         "all_complete_in_order": all(r["complete_in_order"] for r in runs),
+        "stalled_streams": sum(1 for r in runs if r["stalled"]),
         "lease_s": lease,
         "transcribe_stub_s": FAILOVER_TRANSCRIBE_S,
         "runs": runs,
@@ -611,7 +628,7 @@ def event_latency_idle() -> dict[str, Any]:
     bearer = token(uuid.uuid4())
     cross, same = SseClients(1), SseClients(1)
     lat: dict[str, list[float]] = {"cross": [], "same": [], "difference": []}
-    skipped = 0
+    skipped: list[dict[str, Any]] = []  # why: [stream on A, stream on B]
     try:
         with cluster("evl", {"transcribing": 0.01}) as run:
             a, b = run.instances[0], run.instances[1]
@@ -625,9 +642,16 @@ def event_latency_idle() -> dict[str, Any]:
                 ran_on_b = owner_of(run.db, task_id) == b_id
                 time.sleep(0.05)
                 stub_control(run.ports, "open")
-                on_a, on_b = cross.wait(30)["latencies_ms"], same.wait(30)["latencies_ms"]
+                got_a, got_b = cross.wait(30), same.wait(30)
+                on_a, on_b = got_a["latencies_ms"], got_b["latencies_ms"]
                 if not ran_on_b or len(on_a) != len(on_b):
-                    skipped += 1
+                    skipped.append(
+                        {
+                            "ran_on_b": ran_on_b,
+                            "events": [got_a["events"], got_b["events"]],
+                            "complete": [got_a["complete_in_order"], got_b["complete_in_order"]],
+                        }
+                    )
                     continue
                 lat["cross"] += on_a
                 lat["same"] += on_b
@@ -642,7 +666,8 @@ def event_latency_idle() -> dict[str, Any]:
         "cross_instance": latency_summary(lat["cross"]),
         "same_instance": latency_summary(lat["same"]),
         "cross_minus_same": latency_summary(lat["difference"]),
-        "tasks_skipped": skipped,
+        "tasks_skipped": len(skipped),
+        "skipped": skipped,
         "baseline_pg": baseline,
     }
 

@@ -249,6 +249,12 @@ class Instance:
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not ready within {within} s")
 
+    def last_error(self) -> str | None:
+        """The last line of its log that names an error (a traceback's last line)."""
+        lines = (self.data_dir / "service.log").read_text(errors="replace").splitlines()
+        errors = [line.strip(" |") for line in lines if "Error" in line]
+        return errors[-1] if errors else None
+
     def instance_id(self) -> str:
         return self.wait_ready(10)
 
@@ -298,6 +304,22 @@ class Cluster:
 
     def members(self) -> int:
         return int(sql("SELECT count(*) FROM cluster_instances", self.db))
+
+    def heal(self) -> list[dict[str, Any]]:
+        """Start again every instance that ended by itself (a crash: every cut of this
+        script restarts its instance at once); what ended, and why."""
+        crashed = []
+        for instance in self.instances:
+            proc = instance.proc
+            if proc is not None and proc.poll() is not None:
+                crash = {"instance": instance.name, "exit": proc.returncode}
+                crash["error"] = instance.last_error()
+                log(f"instance {instance.name} ended by itself: {crash}; starting it again")
+                crashed.append(crash)
+                instance.start()
+                instance.wait_ready()
+        self.wait_members(len(self.instances))
+        return crashed
 
     def wait_members(self, count: int, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
@@ -529,7 +551,6 @@ def failover_once(run: Cluster, bearer: str, rep: int, cut: Cut) -> dict[str, An
                     owner.wait_ready(not_id=owner_id)  # expelled: it joins under a new id
     finally:
         follower.join(10)
-    run.wait_members(len(run.instances))
     seqs = follower.seqs()
     return {
         "s": round(created(first) - cut_at, 3),
@@ -572,12 +593,19 @@ def failover(cut: Cut, reps: int, lease: float) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     with cluster(f"fo{cut}", delays, lease_seconds=lease) as run:
         for rep in range(reps):
-            result = failover_once(run, bearer, rep, cut)
+            try:
+                result = failover_once(run, bearer, rep, cut)
+            except (TimeoutError, RuntimeError, httpx.HTTPError) as error:
+                result = {"error": repr(error)}  # reported; the run goes on
+            crashed = run.heal()
+            if crashed:
+                result["crashed"] = crashed
             log(f"failover {cut} {rep + 1}/{reps}: {result}")
             runs.append(result)
-    times = [r["s"] for r in runs]
-    received = [r["received_s"] for r in runs]
-    claimed = [r["claimed_s"] for r in runs if r["claimed_s"] is not None]
+    done = [r for r in runs if "error" not in r]
+    times = [r["s"] for r in done]
+    received = [r["received_s"] for r in done]
+    claimed = [r["claimed_s"] for r in done if r["claimed_s"] is not None]
     return {
         "p50_s": percentile(times, 50),
         "p99_s": percentile(times, 99),
@@ -587,8 +615,10 @@ def failover(cut: Cut, reps: int, lease: float) -> dict[str, Any]:
         # The takeover itself: the task claimed by a survivor (then its stage starts again).
         "claimed_p50_s": percentile(claimed, 50),
         "claimed_p99_s": percentile(claimed, 99),
-        "all_complete_in_order": all(r["complete_in_order"] for r in runs),
-        "stalled_streams": sum(1 for r in runs if r["stalled"]),
+        "all_complete_in_order": all(r["complete_in_order"] for r in done),
+        "stalled_streams": sum(1 for r in done if r["stalled"]),
+        "failed_runs": len(runs) - len(done),
+        "instance_crashes": sum(len(r.get("crashed", [])) for r in runs),
         "lease_s": lease,
         "transcribe_stub_s": FAILOVER_TRANSCRIBE_S,
         "runs": runs,
@@ -1025,12 +1055,18 @@ def statements_per_task() -> dict[str, Any]:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def git_head() -> str:
+    """The checkout's commit: read at the start and at the end, since instances started
+    (or restarted) in between run whatever the working tree holds then."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return head.stdout.strip()
+
+
 def machine_info() -> dict[str, Any]:
     info = machine()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     info.update(
-        commit=head.stdout.strip(),
+        commit=git_head(),
         cpu_count=os.cpu_count(),
         load_avg_at_start=[round(x, 2) for x in os.getloadavg()],
         nofile=[soft, hard],
@@ -1052,21 +1088,26 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupted)
     log(f"logs under {WORK}; quick={QUICK}")
     report: dict[str, Any] = {"machine": machine_info(), "quick": QUICK}
-    if wanted("failover_lock"):
-        report["failover_lock"] = failover("kill", KILLS, LOCK_LEASE_S) | {"target_p99_s": 3.0}
-    if wanted("failover_lease"):
-        report["failover_lease"] = failover("stop", PAUSES, PAUSE_LEASE_S) | {
-            "target_max_s": PAUSE_LEASE_S + 1
-        }
-    if wanted("event_latency_idle"):
-        report["event_latency_idle"] = event_latency_idle() | {"target_p99_ms": 10.0}
-    if wanted("fanout"):
-        report["fanout"] = fanout() | {"target_p99_ms": 150.0}
-    if wanted("throughput"):
-        report["throughput"] = throughput()
-    if wanted("statements_per_task"):
-        report["statements_per_task"] = statements_per_task()
+    scenarios: dict[str, Callable[[], dict[str, Any]]] = {
+        "failover_lock": lambda: failover("kill", KILLS, LOCK_LEASE_S) | {"target_p99_s": 3.0},
+        "failover_lease": lambda: (
+            failover("stop", PAUSES, PAUSE_LEASE_S) | {"target_max_s": PAUSE_LEASE_S + 1}
+        ),
+        "event_latency_idle": lambda: event_latency_idle() | {"target_p99_ms": 10.0},
+        "fanout": lambda: fanout() | {"target_p99_ms": 150.0},
+        "throughput": throughput,
+        "statements_per_task": statements_per_task,
+    }
+    for name, scenario in scenarios.items():
+        if not wanted(name):
+            continue
+        try:
+            report[name] = scenario()
+        except Exception as error:  # noqa: BLE001 - one scenario's failure is reported
+            log(f"{name} failed: {error!r}; the logs are under {WORK}")
+            report[name] = {"error": repr(error)}
     report["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["commit_at_end"] = git_head()
     print(json.dumps(report))
 
 

@@ -211,7 +211,10 @@ class Membership:
             try:
                 failures = 0
                 await self._watching(connection, presumed_dead)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except Exception as error:  # noqa: BLE001 - the watch must outlive its connection
+                # A retarget drops the connection wherever its statement is, and asyncpg
+                # then raises what it happens to (even AttributeError between prepare and
+                # execute): whatever it is, a new connection follows.
                 if not self._changed.is_set():
                     log.warning("cluster: the watch connection failed (%s); reconnecting", error)
                     await self._sleep(0.5)

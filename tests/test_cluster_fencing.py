@@ -179,3 +179,19 @@ async def test_an_instance_presumed_dead_cannot_claim(
     await _presumed_dead(database_url, a)
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await ClusterStore(database).claim(a.instance_id, 5)
+
+
+async def test_only_a_change_of_members_tells_the_others(database_url: URL) -> None:
+    """A lease renewal that removes nobody must not make every watch look again."""
+    heard: list[str] = []
+    listening = await asyncpg.connect(**connect_arguments(database_url))
+    try:
+        await listening.add_listener("stm_members", lambda *args: heard.append(args[3]))
+        await _sql(database_url, "DELETE FROM cluster_instances WHERE lease_until < now()")
+        claims = await _member(database_url)  # one joins
+        await _presumed_dead(database_url, claims)  # and leaves
+        await _sql(database_url, "SELECT 1")  # a round trip: the notifications are in
+        await listening.execute("SELECT 1")
+    finally:
+        await listening.close()
+    assert len(heard) == 2

@@ -98,3 +98,28 @@ def test_two_processes_share_the_port_and_the_work_and_one_is_restarted(
             if service.process is not None and service.process.poll() is None:
                 service.process.kill()
                 service.process.wait(10)
+
+
+@pytest.mark.timeout(180)
+def test_a_killed_launcher_takes_its_service_processes_with_it(data_dir: Path) -> None:
+    service = ServiceProcess(data_dir, free_port(), service_env(MANAGER_PROCESSES="2"))
+    try:
+        service.start(ready_within=90)
+        assert service.process is not None
+        launcher = service.process.pid
+        children = wait_until(
+            lambda: (found := _service_processes(launcher)) and len(found) == 2 and found,
+            60,
+            "both processes started",
+        )
+        service.kill9()
+        # The kernel tells each of them (PR_SET_PDEATHSIG): none is left orphaned.
+        wait_until(
+            lambda: not [c for c in children if c.is_running() and c.status() != "zombie"],
+            30,
+            "the service processes ended with their launcher",
+        )
+    finally:
+        if service.process is not None and service.process.poll() is None:
+            service.process.kill()
+            service.process.wait(10)

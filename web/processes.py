@@ -10,6 +10,7 @@ the others.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ def serve_processes(
     process stopped cleanly after SIGTERM/SIGINT, 1 otherwise.
     """
     stopping = False
+    launcher = os.getpid()
     children: dict[int, int] = {}
     started: dict[int, float] = {}
 
@@ -52,6 +54,7 @@ def serve_processes(
         if pid == 0:  # the service process: never returns into the launcher's code
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _stop_with(launcher)
             code = 1
             try:
                 code = serve_one(index, index in started)
@@ -90,3 +93,19 @@ def serve_processes(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 1 if failed else 0
+
+
+#: prctl(PR_SET_PDEATHSIG): the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with(launcher: int) -> None:
+    """Have the kernel send SIGTERM to this process when the launcher dies (a
+    ``kill -9`` of it must not leave the service processes running, orphaned)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: nothing to ask the kernel for
+        return
+    if os.getppid() != launcher:  # it died before the request: too late to be told
+        os.kill(os.getpid(), signal.SIGTERM)

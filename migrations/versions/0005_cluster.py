@@ -65,7 +65,7 @@ CREATE TRIGGER stm_unowned_update_notifies AFTER UPDATE OF owner ON live_tasks
 CREATE TRIGGER stm_cancel_notifies AFTER UPDATE OF cancel_reason ON live_tasks
     FOR EACH ROW WHEN (NEW.cancel_reason IS NOT NULL) EXECUTE FUNCTION stm_notify_cancel();
 CREATE TRIGGER stm_membership_notifies AFTER INSERT OR DELETE ON cluster_instances
-    FOR EACH STATEMENT EXECUTE FUNCTION stm_notify_members();
+    FOR EACH ROW EXECUTE FUNCTION stm_notify_members();
 """
 
 

@@ -141,7 +141,7 @@ def _serve() -> int:
 
     try:
         # First, so that a port in use stops the start before any database work.
-        sock = bind(settings.http_host, settings.http_port)
+        sock = bind(settings.http_host, settings.http_port, reuse_port=settings.processes > 1)
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
         where = f"{settings.http_host}:{settings.http_port}"
@@ -155,12 +155,18 @@ def _serve() -> int:
         # One banner for the lot: the first process prints it when it first starts.
         first = index == 0 and not restarted
         on_ready = functools.partial(_print_banner, settings) if first else None
+        listening = sock
+        if settings.processes > 1:
+            # A socket of its own in the port's SO_REUSEPORT group: on one shared
+            # socket the first process to wake would accept nearly every connection.
+            sock.close()
+            listening = bind(settings.http_host, settings.http_port, reuse_port=True)
         anyio.run(
             serve_forever,
             settings,
             speech,
             url,
-            sock,
+            listening,
             on_ready,
             backend_options={"use_uvloop": True},
         )
@@ -171,7 +177,9 @@ def _serve() -> int:
 
         if settings.migrate_on_start:
             _migrate_once(url)
-        return serve_processes(settings.processes, serve_one, multiprocess.process_ended)
+        return serve_processes(
+            settings.processes, serve_one, multiprocess.process_ended, all_started=sock.close
+        )
     try:
         return serve_one(0)
     finally:

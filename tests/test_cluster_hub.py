@@ -68,3 +68,4 @@ async def test_a_notification_during_a_read_is_not_lost(database: Database) -> N
         assert [(e.seq, e.status) for e in received] == [(2, Status.QUEUED), (3, Status.FAILED)]
         group.cancel_scope.cancel()
     await live.events.aclose()
+    hub.close()  # its fan-outs' send ends too

@@ -1,8 +1,9 @@
 """``MANAGER_PROCESSES=N``: N service processes on one listening socket, one cluster.
 
-The launcher binds the port and starts the database once, then forks the service
-processes before any event loop exists; each inherits the socket (the kernel spreads
-the connections over them) and joins the cluster like any other instance. The
+The launcher binds the port (checking it is free) and starts the database once, then
+forks the service processes before any event loop exists; each listens on a socket of
+its own in the port's ``SO_REUSEPORT`` group (the kernel spreads the connections over
+them) and joins the cluster like any other instance. The
 launcher only supervises: SIGTERM or SIGINT is passed on to every process, and one
 that dies unasked (``kill -9``, a crash) is started again; its tasks meanwhile go to
 the others.
@@ -25,11 +26,16 @@ RESTART_SPACING = 1.0
 
 
 def serve_processes(
-    count: int, serve_one: Callable[[int, bool], int], ended: Callable[[int], None]
+    count: int,
+    serve_one: Callable[[int, bool], int],
+    ended: Callable[[int], None],
+    *,
+    all_started: Callable[[], None] = lambda: None,
 ) -> int:
     """Run ``serve_one(index, restarted)`` in ``count`` forked processes until asked to stop.
 
-    ``ended(pid)`` is called for each process that has exited. Returns 0 when every
+    ``ended(pid)`` is called for each process that has exited; ``all_started()`` once all
+    have been started. Returns 0 when every
     process stopped cleanly after SIGTERM/SIGINT, 1 otherwise.
     """
     stopping = False
@@ -74,6 +80,7 @@ def serve_processes(
     try:
         for index in range(count):
             spawn(index)
+        all_started()  # each has a socket of its own now: the launcher lets go of its own
         while children:
             try:
                 pid, status = os.wait()

@@ -89,12 +89,18 @@ class RunningService:
         self._server.should_exit = True
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening, non-blocking TCP socket on ``host:port`` (OSError when that is refused)."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (OSError when that is refused).
+
+    ``reuse_port``: one of several processes' sockets on the port (``SO_REUSEPORT``):
+    the kernel spreads new connections over them evenly.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(4096)
         sock.setblocking(False)

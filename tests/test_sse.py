@@ -12,8 +12,11 @@ import pytest
 from trio.testing import MockClock
 
 from supervisor.events import Event, EventType
+from supervisor.fanout import Fanout
 from supervisor.lifecycle import Status
+from supervisor.messages import Subscription
 from tests.fakes import anyio_backend  # noqa: F401
+from web.feed import TaskFeed
 from web.sse import EventSink, SharedFrames
 
 
@@ -63,3 +66,16 @@ async def test_pings_come_only_after_silence() -> None:
         group.cancel_scope.cancel()
     pings = [at - began for at, body in sent if body == b": ping\n\n"]
     assert pings == [pytest.approx(0.4), pytest.approx(0.6)]
+
+
+@pytest.mark.anyio
+async def test_a_feed_past_the_end_ends_at_the_terminal_event_it_skips() -> None:
+    """Last-Event-ID beyond the task's end, followed through the cluster's feed (which,
+    unlike an actor's, does not end when the task does): the terminal event ends it."""
+    fanout = Fanout(8)
+    live = Subscription(None, fanout.add(), fanout)
+    feed = TaskFeed(99, [], live)
+    fanout.publish(Event(uuid.uuid4(), 5, EventType.STATUS, Status.FAILED, {}, datetime.now(UTC)))
+    with anyio.fail_after(5):
+        assert [event async for event in feed.events()] == []
+    fanout.close()

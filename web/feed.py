@@ -78,6 +78,8 @@ class TaskFeed:
         async with self.live.events as live:
             async for event in live:
                 if event.seq <= last:
+                    if is_terminal_event(event):
+                        return  # the client is past the end (a Last-Event-ID beyond it)
                     continue
                 yield event
                 last = event.seq

@@ -100,7 +100,7 @@ class Listener:
                 "cluster events: polling every %.2f s (MANAGER_CLUSTER_EVENTS=poll)",
                 self._poll_seconds,
             )
-            await self._polling(anyio.Event())
+            await self._polling()
             return
         failures = 0
         while True:
@@ -123,7 +123,7 @@ class Listener:
                     )
                     self.mode = EventsMode.POLL
                     connection.terminate()
-                    await self._polling(anyio.Event())
+                    await self._polling()
                     return
                 failures = 0
                 self.mode = EventsMode.LISTEN
@@ -173,10 +173,10 @@ class Listener:
     async def _poll_for(self, seconds: float) -> None:
         """Wait ``seconds`` between reconnections, catching up every poll interval."""
         with anyio.move_on_after(seconds):
-            await self._polling(anyio.Event())
+            await self._polling()
 
-    async def _polling(self, stop: anyio.Event) -> None:
-        while not stop.is_set():
+    async def _polling(self) -> None:
+        while True:
             await self._safe_tick()
             await self._sleep(self._poll_seconds)
 

@@ -97,9 +97,6 @@ class ClusterMember:
     def events_mode(self) -> EventsMode:
         return self.listener.mode
 
-    async def members(self) -> int:
-        return await self._store.members()
-
     async def unowned_position(self, task_id: UUID) -> int | None:
         """The place of an unowned task in the cluster's queue; None once it is owned."""
         try:

@@ -97,8 +97,6 @@ _MISSING = _query(
     "task_ids",
     idempotent=True,
 )
-_OWNER_OF = _query("SELECT owner FROM live_tasks WHERE task_id = $1", "task_id", idempotent=True)
-_MEMBERS = _query("SELECT count(*) FROM cluster_instances", idempotent=True)
 _MEMBERS_SIGNATURE = _query(
     "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM cluster_instances",
     idempotent=True,
@@ -145,19 +143,10 @@ class ClusterStore:
         rows = await self._database.rows(_PENDING_CANCELS, owner=owner)
         return [(row.task_id, row.cancel_reason) for row in rows]
 
-    async def owner_of(self, task_id: UUID) -> tuple[bool, UUID | None]:
-        """Whether the task is live, and its owner."""
-        row = await self._database.row(_OWNER_OF, task_id=task_id)
-        return (False, None) if row is None else (True, row.owner)
-
     async def unowned_position(self, task_id: UUID) -> int | None:
         """The place of an unowned live task in the cluster's queue (1 = next claimed)."""
         count: int = await self._database.value(_UNOWNED_POSITION, task_id=task_id)
         return count or None
-
-    async def members(self) -> int:
-        count: int = await self._database.value(_MEMBERS)
-        return count
 
     async def members_signature(self) -> str:
         """Who the members are, as one string: it changes when they do."""

@@ -52,7 +52,6 @@ class TaskDoor:
 
     def __init__(self, supervisor: Supervisor, elsewhere: Elsewhere | None = None) -> None:
         self.supervisor = supervisor
-        self._supervisor = supervisor
         self._ownership = supervisor.ownership
         self._journal = supervisor.journal
         #: With a cluster: follow and cancel the tasks run by other instances.
@@ -61,7 +60,7 @@ class TaskDoor:
     @property
     def accepting(self) -> bool:
         """Whether new work is taken (false before start and while shutting down)."""
-        return self._supervisor.accepting
+        return self.supervisor.accepting
 
     def __len__(self) -> int:
         """How many tasks are owned (have an actor, or one restarting) here."""
@@ -73,16 +72,16 @@ class TaskDoor:
     @property
     def queue_depth(self) -> int:
         """How many tasks wait for an engine slot now."""
-        return self._supervisor.slots.waiting
+        return self.supervisor.slots.waiting
 
     @property
     def actor_restarts(self) -> int:
         """How many times an actor was restarted after a crash since the service started."""
-        return self._supervisor.restarts
+        return self.supervisor.restarts
 
     def queue_position(self, task_id: UUID) -> int | None:
         """The task's place in the engine queue now (1 = next), or None when not waiting."""
-        return self._supervisor.slots.position(task_id)
+        return self.supervisor.slots.position(task_id)
 
     async def create(self, admit: Callable[[], Awaitable[tuple[A, bool]]]) -> tuple[A, bool]:
         """Persist a task with ``admit`` and give it its actor.
@@ -100,7 +99,7 @@ class TaskDoor:
 
     async def start(self, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
         """Give an already persisted task its actor (nothing happens if it has one)."""
-        await self._supervisor.start(task_id, snapshot)
+        await self.supervisor.start(task_id, snapshot)
 
     async def follow(self, task_id: UUID, *, anywhere: bool = False) -> Subscription | None:
         """Live events after the returned seq; None when nobody here runs the task.
@@ -138,7 +137,7 @@ class TaskDoor:
                 await anyio.sleep(0.01)
                 continue
             if owned is None:
-                outcome = await self._supervisor.cancel_offline(task_id, reason)
+                outcome = await self.supervisor.cancel_offline(task_id, reason)
                 if outcome is CancelOutcome.ENDED and self.owns(task_id):
                     continue  # it was retried meanwhile: its new owner answers
                 return outcome
@@ -209,6 +208,6 @@ class TaskDoor:
 
     async def _start(self, task_id: UUID, snapshot: TaskSnapshot | None) -> None:
         try:
-            await self._supervisor.start(task_id, snapshot)
+            await self.supervisor.start(task_id, snapshot)
         except NotAccepting:
             pass  # persisted: the next start resumes it

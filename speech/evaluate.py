@@ -19,8 +19,8 @@ from uuid import UUID
 from anyio import CapacityLimiter
 
 from .base import Evaluation, NormalisedAudio, PermanentStageError, Transcription, Word
-from .forced import align
 from .ipa import to_ipa
+from .long_reading import align_in_pieces, plan
 from .normalise import spoken_words
 from .pronounce import pronounce, variants_of
 from .scoring import per_word, score
@@ -52,16 +52,25 @@ def evaluate_text(reference_text: str, actual: list[str]) -> Evaluation | None:
     )
 
 
+#: The longest stretch aligned at once. A longer recording is aligned in pieces cut where
+#: the recogniser's words meet the text's (long_reading.py); one with a stretch this long
+#: that cannot be cut (the recogniser heard little of the text) is scored by the phone
+#: comparison.
+MAX_ALIGNED_SECONDS = 45.0
+
+
 def evaluate_reading(
     pcm: bytes,
     reference_text: str,
     recognised: Sequence[Word] = (),
     phonemes: Sequence[str] | None = None,
+    longest_seconds: float = MAX_ALIGNED_SECONDS,
 ) -> Evaluation | None:
     """Align the text to 16 kHz mono audio and score every sound; None when the text has
-    no words (in a worker). ``recognised`` names inserted words; ``phonemes`` (the
-    recogniser's IPA) are scored by the previous method if the audio cannot be aligned
-    to the text at all."""
+    no words (in a worker). ``recognised`` (the recogniser's words, with times) cuts a
+    long reading into pieces and names inserted words; ``phonemes`` (the recogniser's
+    IPA) are scored by the previous method if the audio cannot be aligned to the text
+    (or has a stretch longer than ``longest_seconds`` that cannot be cut)."""
     spoken = spoken_words(reference_text)
     if not spoken:
         return None
@@ -71,7 +80,10 @@ def evaluate_reading(
         variants.append(pronunciations)
         ipa = tuple(t for p in pronunciations[0] if (t := to_ipa(p)))
         references.append(ReferenceWord(word.text, word.written, ipa, known))
-    alignment = align(pcm, variants)
+    pieces = plan(
+        [w.text for w in spoken], recognised, len(pcm) // 2, longest_seconds=longest_seconds
+    )
+    alignment = None if pieces is None else align_in_pieces(pcm, variants, pieces)
     if alignment is None:
         if phonemes is None:
             raise PermanentStageError("the recording could not be aligned to the reference text")
@@ -89,13 +101,6 @@ def evaluate_reading(
         word_mistakes=verdicts.mistakes,
         method="gop",
     )
-
-
-#: Recordings up to this long are aligned to their text and scored per sound; longer
-#: ones, by the phone-loop comparison. Alignment's cost grows faster than the length
-#: (a whole 44 s passage: 0.28 s per audio second; 266 s: over 350 CPU seconds), and
-#: it is not yet done in pieces.
-MAX_ALIGNED_SECONDS = 60.0
 
 
 class EmbeddedEvaluator:
@@ -126,13 +131,12 @@ class EmbeddedEvaluator:
         text = reference_text or ""
         if not text.strip() and self._texts is not None and text_id is not None:
             text = await self._texts.text(text_id)
-        if audio is None or audio.duration > MAX_ALIGNED_SECONDS:
-            actual = [p.ipa for p in transcription.phonemes]
+        actual = [p.ipa for p in transcription.phonemes]
+        if audio is None:
             return await run_in_worker(
                 evaluate_text, text, actual, limiter=self._limiter, what="evaluator"
             )
-        actual = [p.ipa for p in transcription.phonemes]
         return await run_in_worker(
             evaluate_reading, audio.pcm, text, list(transcription.words), actual,
-            limiter=self._limiter, what="evaluator",
+            MAX_ALIGNED_SECONDS, limiter=self._limiter, what="evaluator",
         )  # fmt: skip

@@ -1,0 +1,158 @@
+"""Long readings aligned in pieces (speech/long_reading.py): the plan, pure and on the
+real 44 s reading; the evaluation of a reading longer than one piece may be."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from speech.base import SAMPLE_RATE, Word
+from speech.evaluate import evaluate_reading
+from speech.long_reading import Piece, align_in_pieces, plan
+from speech.normalise import spoken_words
+from speech.pronounce import variants_of
+from speech.recognise import recognise_segment, split_points
+from speech.verdicts import ReferenceWord, judge
+from tests import pron_corpus as corpus
+
+
+def _said(texts: list[str], pause: float = 0.3, length: float = 0.4) -> list[Word]:
+    """Recognised words said one after another, ``pause`` seconds apart."""
+    words, t = [], 0.5
+    for text in texts:
+        words.append(Word(text, round(t, 3), round(t + length, 3), 1.0))
+        t += length + pause
+    return words
+
+
+def _check_cover(pieces: list[Piece], words: int, samples: int, longest: float) -> None:
+    assert pieces[0].first == 0
+    assert pieces[0].start == 0
+    assert pieces[-1].end == samples
+    for a, b in zip(pieces, pieces[1:], strict=False):
+        assert a.last == b.first
+        assert a.end == b.start
+    for piece in pieces:
+        assert piece.first < piece.last <= words
+        assert piece.start < piece.end
+        assert piece.end - piece.start <= longest * SAMPLE_RATE
+
+
+def test_a_reading_is_cut_between_words_the_recogniser_heard_in_order() -> None:
+    text = [f"w{i}" for i in range(100)]
+    heard = _said(text)  # 0.7 s a word: 70 s
+    samples = int(heard[-1].end * SAMPLE_RATE) + SAMPLE_RATE
+    pieces = plan(text, heard, samples, piece_seconds=10, longest_seconds=20)
+    assert pieces is not None
+    assert len(pieces) >= 5
+    _check_cover(pieces, 100, samples, 20)
+    for piece in pieces[1:]:
+        # At the middle of the pause before the piece's first word.
+        first = heard[piece.first]
+        assert first.start - 0.3 < piece.start / SAMPLE_RATE < first.start
+
+
+def test_the_cut_prefers_the_longest_pause_near_the_end_of_a_piece() -> None:
+    text = [f"w{i}" for i in range(40)]
+    heard = _said(text)
+    # A long pause before word 12 (about 8.9 s in): the cut lands there.
+    heard = heard[:12] + [
+        dataclasses.replace(w, start=w.start + 1, end=w.end + 1) for w in heard[12:]
+    ]
+    samples = int(heard[-1].end * SAMPLE_RATE)
+    pieces = plan(text, heard, samples, piece_seconds=10, longest_seconds=20)
+    assert pieces is not None
+    assert pieces[1].first == 12
+
+
+def test_a_stretch_with_nothing_recognised_is_not_cut_blindly() -> None:
+    text = [f"w{i}" for i in range(100)]
+    heard = _said(text[:10])  # the recogniser heard nothing of the other 60 s
+    samples = 70 * SAMPLE_RATE
+    assert plan(text, heard, samples, piece_seconds=10, longest_seconds=20) is None
+    assert plan(text, [], samples, piece_seconds=10, longest_seconds=20) is None
+    # Short enough to align at once: one piece, whatever was recognised.
+    assert plan(text, [], 12 * SAMPLE_RATE, piece_seconds=10, longest_seconds=20) == [
+        Piece(0, 100, 0, 12 * SAMPLE_RATE)
+    ]
+
+
+def test_the_text_after_the_last_word_heard_is_left_out_of_the_last_piece() -> None:
+    text = [f"w{i}" for i in range(1000)]
+    heard = _said(text[:50])
+    samples = int(heard[-1].end * SAMPLE_RATE) + SAMPLE_RATE
+    pieces = plan(text, heard, samples, piece_seconds=10, longest_seconds=20)
+    assert pieces is not None
+    assert 50 <= pieces[-1].last <= 60
+
+
+@given(
+    st.lists(st.booleans(), min_size=1, max_size=300),
+    st.lists(st.floats(0.0, 1.5), min_size=300, max_size=300),
+)
+def test_pieces_cover_the_reading_in_order(heard_mask: list[bool], pauses: list[float]) -> None:
+    text = [f"w{i % 7}" for i in range(len(heard_mask))]  # repeated words, like "the"
+    heard, t = [], 0.2
+    for i, (said, pause) in enumerate(zip(heard_mask, pauses, strict=False)):
+        if said:
+            heard.append(Word(text[i], t, t + 0.3, 1.0))
+        t += 0.3 + pause
+    samples = int((t + 0.5) * SAMPLE_RATE)
+    pieces = plan(text, heard, samples, piece_seconds=8, longest_seconds=16)
+    if pieces is not None:
+        _check_cover(pieces, len(text), samples, 16)
+
+
+@functools.cache
+def _passage_words() -> tuple[Word, ...]:
+    pcm = corpus.passage_pcm()
+    samples = np.frombuffer(pcm, dtype="<i2")
+    words: list[Word] = []
+    for a, b in split_points(samples, 30 * SAMPLE_RATE):
+        words += recognise_segment(pcm[2 * a : 2 * b], a / SAMPLE_RATE)[0]
+    return tuple(words)
+
+
+def test_the_44_second_reading_aligned_in_pieces_scores_as_its_clauses_do() -> None:
+    pcm = corpus.passage_pcm()
+    spoken = [w.text for w in spoken_words(corpus.PASSAGE)]
+    pieces = plan(spoken, _passage_words(), len(pcm) // 2, piece_seconds=10, longest_seconds=20)
+    assert pieces is not None
+    assert len(pieces) >= 3
+    alignment = align_in_pieces(pcm, [variants_of(w)[0] for w in spoken], pieces)
+    assert alignment is not None
+    verdicts = judge([ReferenceWord(w, w, (), True) for w in spoken], alignment)
+    correct = [w for w in verdicts.words if w["verdict"] == "correct"]
+    assert len(correct) >= 0.9 * len(spoken)
+    starts = [w["start"] for w in verdicts.words]
+    assert starts == sorted(starts)
+    assert 0 <= starts[0]
+    assert verdicts.words[-1]["end"] <= 44.4
+    for piece in pieces:  # every word inside its piece's audio
+        for w in verdicts.words[piece.first : piece.last]:
+            assert piece.start / SAMPLE_RATE <= w["start"] <= w["end"] <= piece.end / SAMPLE_RATE
+
+
+def test_a_reading_longer_than_one_piece_may_be_is_scored_per_sound() -> None:
+    pcm = corpus.passage_pcm()
+    passage = [w.text for w in spoken_words(corpus.PASSAGE)]
+    # Read twice (89 s), against the text three times: the third was not read.
+    offset = len(pcm) / 2 / SAMPLE_RATE
+    recognised = [*_passage_words()]
+    recognised += [
+        dataclasses.replace(w, start=w.start + offset, end=w.end + offset) for w in recognised
+    ]
+    result = evaluate_reading(pcm * 2, " ".join([corpus.PASSAGE] * 3), recognised, [])
+    assert result is not None
+    assert result.method == "gop"
+    assert len(result.words) == 3 * len(passage)
+    assert result.completeness is not None
+    assert 60 <= result.completeness <= 70
+    assert result.accuracy >= 85
+    second = result.words[len(passage)]
+    assert second["verdict"] == "correct"
+    assert second["start"] > offset

@@ -1,0 +1,112 @@
+"""Cost and memory of scoring a long reading: aligned in pieces against aligned whole.
+
+The human reading of tests/data (44 s) and the same audio seven times over (310 s),
+recognised for real (the words that cut the pieces), then evaluated against their
+text and against the text repeated until it is over 10,000 characters (a reading that
+stops before the text ends). Each evaluation runs in a fresh process: CPU seconds of
+``evaluate_reading`` per audio second, and the process's peak resident memory, after
+loading the models (on a second of the audio) and at the end. The baseline, in the same run, is the whole
+recording aligned at once (``longest_seconds`` above its length, no recognised words),
+which is only affordable on the 44 s reading. Prints JSON; ``main`` is also called by
+bench/pronunciation.py.
+
+    python bench/long_reading.py
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from speech.base import SAMPLE_RATE, Word  # noqa: E402
+from speech.evaluate import MAX_ALIGNED_SECONDS, evaluate_reading  # noqa: E402
+from speech.recognise import recognise_segment, split_points  # noqa: E402
+from tests import pron_corpus as corpus  # noqa: E402
+
+REPEATS = 7
+LONG_TEXT_CHARACTERS = 10_000
+
+
+def _recognised(pcm: bytes) -> tuple[list[Word], float]:
+    """The recogniser's words (as the service gets them: 30 s pieces) and its CPU seconds."""
+    started = time.process_time()
+    samples = np.frombuffer(pcm, dtype="<i2")
+    words: list[Word] = []
+    for a, b in split_points(samples, 30 * SAMPLE_RATE):
+        words += recognise_segment(pcm[2 * a : 2 * b], a / SAMPLE_RATE)[0]
+    return words, time.process_time() - started
+
+
+def _peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _evaluate(pcm: bytes, text: str, words: list[Word], longest: float) -> dict[str, Any]:
+    """In a fresh process: load the models on a second of the audio, then evaluate."""
+    evaluate_reading(pcm[: 2 * SAMPLE_RATE], "it was", [], None)
+    loaded = _peak_kib()
+    started = time.process_time()
+    result = evaluate_reading(pcm, text, words, None, longest)
+    cpu = time.process_time() - started
+    assert result is not None
+    seconds = len(pcm) / 2 / SAMPLE_RATE
+    return {
+        "audio_seconds": round(seconds, 1),
+        "text_characters": len(text),
+        "method": result.method,
+        "cpu_seconds": round(cpu, 2),
+        "cpu_per_audio_second": round(cpu / seconds, 3),
+        "peak_rss_mib": round(_peak_kib() / 1024, 1),
+        "peak_rss_after_loading_mib": round(loaded / 1024, 1),
+        "accuracy": result.accuracy,
+        "completeness": result.completeness,
+        "words_correct": sum(w["verdict"] == "correct" for w in result.words),
+        "words": len(result.words),
+    }
+
+
+def _fresh(pcm: bytes, text: str, words: list[Word], longest: float) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(_evaluate, pcm, text, words, longest).result()
+
+
+def _long_text() -> str:
+    repeats = -(-LONG_TEXT_CHARACTERS // (len(corpus.PASSAGE) + 1))
+    return " ".join([corpus.PASSAGE] * repeats)
+
+
+def main() -> dict[str, Any]:
+    short = corpus.passage_pcm()
+    long = short * REPEATS
+    short_words, short_cpu = _recognised(short)
+    long_words, long_cpu = _recognised(long)
+    seconds = len(long) / 2 / SAMPLE_RATE
+    return {
+        "recogniser_cpu_per_audio_second": round(long_cpu / seconds, 3),
+        "in_pieces": {
+            "44s_its_text": _fresh(short, corpus.PASSAGE, short_words, MAX_ALIGNED_SECONDS),
+            "310s_its_text": _fresh(
+                long, " ".join([corpus.PASSAGE] * REPEATS), long_words, MAX_ALIGNED_SECONDS
+            ),
+            "310s_10000_characters": _fresh(long, _long_text(), long_words, MAX_ALIGNED_SECONDS),
+        },
+        "whole_baseline": {
+            "44s_its_text": _fresh(short, corpus.PASSAGE, [], 1e9),
+            "310s": "not run: aligning 266 s whole had used 351 CPU s when it was stopped",
+        },
+        "short_recogniser_cpu_seconds": round(short_cpu, 2),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

@@ -5,10 +5,10 @@ recognised for real (the words that cut the pieces), then evaluated against thei
 text and against the text repeated until it is over 10,000 characters (a reading that
 stops before the text ends). Each evaluation runs in a fresh process: CPU seconds of
 ``evaluate_reading`` per audio second, and the process's peak resident memory, after
-loading the models (on a second of the audio) and at the end. The baseline, in the same run, is the whole
-recording aligned at once (``longest_seconds`` above its length, no recognised words),
-which is only affordable on the 44 s reading. Prints JSON; ``main`` is also called by
-bench/pronunciation.py.
+loading the models (on a second of the audio) and at the end. The baseline, in the
+same run, is the whole recording aligned at once (``longest_seconds`` above its
+length, no recognised words), which is only affordable on the 44 s reading. Prints
+JSON; ``main`` is also called by bench/pronunciation.py.
 
     python bench/long_reading.py
 """

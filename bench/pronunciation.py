@@ -28,6 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import long_reading  # noqa: E402  (bench/long_reading.py, beside this script)
+
 from speech.base import SAMPLE_RATE, AudioInput, PermanentStageError  # noqa: E402
 from speech.decode import decode_audio  # noqa: E402
 from speech.evaluate import evaluate_reading, evaluate_text  # noqa: E402
@@ -211,6 +213,8 @@ def main() -> None:
         "substituted_sounds": substitutions([], calibration, corpus.CALIBRATION_VOICES),
     }
     report["alignment_failures"] = len(FAILURES)
+    if not QUICK:  # about 3 minutes: recognising 355 s of audio, evaluating 1,020 s
+        report["long_readings"] = long_reading.main()
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 

@@ -17,8 +17,14 @@ phone explains its frames as well as anything else, strongly negative when
 another sound explains them better (Witt & Young, 2000).
 
 Phones are dictionary words of one phone each (``p_AA``...), so the dictionary
-stays at 39 extra words whatever the text; the word a phone belongs to is read
-back from the grammar's order (``_parse``).
+stays at 39 extra words whatever the text; the word a phone belongs to, and which of
+its variants the path took, are read back from the grammar's order (``_parse``).
+
+**Error variants** (an extended recognition network): beside its dictionary
+pronunciations, each word may be said as its canonical pronunciation with one common
+learner substitution (``confusions.py``), at ``ERROR_PRIOR`` times a dictionary
+variant's weight. The path takes one only where the substitute explains the frames
+clearly better than the expected phone; ``Alignment.errors`` says which.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pocketsphinx import Decoder, get_model_path
 
+from . import gop_calibration
 from .base import SAMPLE_RATE
+from .confusions import ErrorVariant, error_variants
 
 #: The en-US model's phones (ARPAbet, no stress).
 PHONES = (
@@ -52,6 +60,14 @@ LOOP_BEAMS = (1e-10, 1e-5)
 #: A silence or noise stretch of the path is heard as speech when the loop puts phones
 #: on at least this share of its frames.
 GAP_SPEECH = 0.5
+#: An error variant's weight relative to a dictionary variant's (0: none offered),
+#: calibrated with the verdicts' thresholds (bench/pron_calibrate.py). The search weighs
+#: grammar probabilities lightly against acoustic scores: on espeak-ng voices, 1e-10 and
+#: 1e-15 took the same error variants, 1e-20 fewer, 1e-40 none.
+ERROR_PRIOR = gop_calibration.ERROR_PRIOR
+#: At most this many error variants per word: the grammar, and the search's cost, grow
+#: with them.
+MAX_ERROR_VARIANTS = 6
 #: Per-frame log-likelihood given to a segment whose score underflowed to 0.
 _FLOOR = -50.0
 
@@ -96,6 +112,8 @@ class Alignment:
     skipped: frozenset[int]
     gaps: tuple[Gap, ...]
     frames: int
+    #: Words whose path took an error variant (their phones are the variant's).
+    errors: dict[int, ErrorVariant] = field(default_factory=dict, hash=False)
 
 
 def _decoder(beams: tuple[float, float]) -> Any:
@@ -123,25 +141,34 @@ def _load() -> tuple[Any, Any]:
     return _decoders
 
 
+def _usable(choices: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """A word's non-empty variants (a word spelled to nothing is said as a schwa)."""
+    return [c for c in choices if c] or [("AH",)]
+
+
 def _grammar(
-    variants: Sequence[Sequence[tuple[str, ...]]], unread: bool = True
+    variants: Sequence[Sequence[tuple[str, ...]]],
+    unread: bool = True,
+    weights: Sequence[Sequence[float]] | None = None,
 ) -> tuple[list[Any], int]:
-    """Transitions of the reference's grammar: word after word, each a choice of variants;
-    with ``unread``, the rest of the text may be left unread from any word on."""
+    """Transitions of the reference's grammar: word after word, each a choice of variants
+    (each at its ``weights`` entry, else all alike); with ``unread``, the rest of the text
+    may be left unread from any word on."""
     transitions: list[Any] = [(0, 0, SILENCE_PROBABILITY, "<sil>")]
     state, fresh = 0, 1
     ends: list[int] = []
-    for choices in variants:
+    for w, choices in enumerate(variants):
         end = fresh
         fresh += 1
-        usable = [c for c in choices if c] or [("AH",)]
-        for phones in usable:
+        usable = _usable(choices)
+        for v, phones in enumerate(usable):
             here = state
             for k, phone in enumerate(phones):
                 to = end if k == len(phones) - 1 else fresh
                 if to != end:
                     fresh += 1
-                weight = 1 / len(usable) if k == 0 else 1.0
+                prior = weights[w][v] if weights is not None else 1 / len(usable)
+                weight = prior if k == 0 else 1.0
                 transitions.append((here, to, weight, f"p_{phone}"))
                 here = to
         # Silence or noise between words, never inside one (fillers are off).
@@ -161,26 +188,49 @@ def _grammar(
 def _parse(
     variants: Sequence[Sequence[tuple[str, ...]]], path: Sequence[str]
 ) -> list[int | None] | None:
-    """The word each phone of ``path`` belongs to, consistent with the grammar.
+    """The word each phone of ``path`` belongs to, consistent with the grammar (None
+    when no parse exists; it always does for the decoder's own path)."""
+    parsed = _parse_taken(variants, path)
+    return None if parsed is None else parsed[0]
 
-    A dynamic programme over (word, position): each word takes one of its variants
-    or nothing. None when no parse exists (it always does for the decoder's own path).
+
+#: (words skipped, error variants taken, previous position, variant or None).
+_Step = tuple[int, int, int, int | None]
+
+
+def _offer(here: dict[int, _Step], end: int, step: _Step) -> None:
+    if end not in here or step[:2] < here[end][:2]:
+        here[end] = step
+
+
+def _parse_taken(
+    variants: Sequence[Sequence[tuple[str, ...]]],
+    path: Sequence[str],
+    plain: Sequence[int] | None = None,
+) -> tuple[list[int | None], list[int | None]] | None:
+    """The word each phone of ``path`` belongs to, and the variant each word took (None:
+    skipped, or cut short).
+
+    A dynamic programme over (word, position): each word takes one of its variants or
+    nothing. Variants from ``plain[w]`` on are error variants: where the path parses
+    more than one way, the parse with the fewest skips, then fewest errors, is kept.
     """
     n = len(path)
-    # reach[w] = {position: (previous position, variant or None)}
-    reach: list[dict[int, tuple[int, int | None]]] = [{0: (0, None)}]
-    for choices in variants:
-        usable = [c for c in choices if c] or [("AH",)]
-        here: dict[int, tuple[int, int | None]] = {}
-        for position in reach[-1]:
-            here.setdefault(position, (position, None))
+    reach: list[dict[int, _Step]] = [{0: (0, 0, 0, None)}]
+    for w, choices in enumerate(variants):
+        usable = _usable(choices)
+        first_error = plain[w] if plain is not None else len(usable)
+        here: dict[int, _Step] = {}
+        for position, (skips, errors, _, _) in reach[-1].items():
+            _offer(here, position, (skips + 1, errors, position, None))
             for v, phones in enumerate(usable):
                 end = position + len(phones)
                 if end <= n and tuple(path[position:end]) == phones:
-                    here.setdefault(end, (position, v))
+                    _offer(here, end, (skips, errors + (v >= first_error), position, v))
         reach.append(here)
     last, position = len(variants), n
     owner: list[int | None] = [None] * n
+    taken: list[int | None] = [None] * len(variants)
     if n not in reach[-1]:
         # The search ran out of audio inside a word (a recording cut short): the path
         # is a parse of the words before it and a beginning of that word.
@@ -191,22 +241,23 @@ def _parse(
         for k in range(position, n):
             owner[k] = last
     for w in reversed(range(last)):
-        previous, variant = reach[w + 1][position]
+        _, _, previous, variant = reach[w + 1][position]
+        taken[w] = variant
         for k in range(previous, position):
             owner[k] = w if variant is not None else None
         position = previous
-    return owner
+    return owner, taken
 
 
 def _partial(
     variants: Sequence[Sequence[tuple[str, ...]]],
     path: Sequence[str],
-    reach: list[dict[int, tuple[int, int | None]]],
+    reach: Sequence[dict[int, Any]],
 ) -> tuple[int, int] | None:
     """(word, position): the last word whose variant ``path[position:]`` begins."""
     tail_of = {position: tuple(path[position:]) for r in reach for position in r}
     for w in reversed(range(len(variants))):
-        usable = [c for c in variants[w] if c] or [("AH",)]
+        usable = _usable(variants[w])
         for position in reach[w]:
             tail = tail_of[position]
             if any(len(tail) < len(v) and v[: len(tail)] == tail for v in usable):
@@ -249,11 +300,11 @@ def _is_phone(word: str) -> bool:
 
 
 def _aligned(
-    pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]], unread: bool
+    pcm: bytes, network: _Network, unread: bool
 ) -> list[tuple[str, int, int, float]] | None:
     global _wide
     aligner, _ = _load()
-    transitions, final = _grammar(variants, unread)
+    transitions, final = _grammar(network.variants, unread, network.weights)
     aligned = _force(aligner, pcm, transitions, final)
     if aligned is None:
         # A fresh decoder with wider beams: a used one has been seen to fail where a
@@ -286,29 +337,60 @@ def _spoken_tail(alignment: Alignment) -> bool:
     return any(g.start >= after for g in alignment.gaps)
 
 
-def align(pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]]) -> Alignment | None:
-    """Align the words (each a list of ARPAbet variants) to 16 kHz mono audio and score it.
+@dataclass(frozen=True)
+class _Network:
+    """Each word's variants (its dictionary ones, then its error variants) and weights."""
+
+    variants: list[list[tuple[str, ...]]]
+    weights: list[list[float]]
+    #: How many of each word's variants are the dictionary's.
+    plain: list[int]
+    errors: list[list[ErrorVariant]]
+
+
+def _network(variants: Sequence[Sequence[tuple[str, ...]]], error_prior: float) -> _Network:
+    words = [_usable(choices) for choices in variants]
+    errors = [error_variants(w, MAX_ERROR_VARIANTS) if error_prior > 0 else [] for w in words]
+    return _Network(
+        variants=[[*w, *(e.phones for e in errs)] for w, errs in zip(words, errors, strict=True)],
+        weights=[
+            [1 / len(w)] * len(w) + [error_prior / len(w)] * len(errs)
+            for w, errs in zip(words, errors, strict=True)
+        ],
+        plain=[len(w) for w in words],
+        errors=errors,
+    )
+
+
+def align(
+    pcm: bytes,
+    variants: Sequence[Sequence[tuple[str, ...]]],
+    error_prior: float | None = None,
+) -> Alignment | None:
+    """Align the words (each a list of ARPAbet variants) to 16 kHz mono audio and score it;
+    each word may also take an error variant at ``error_prior`` (default ``ERROR_PRIOR``).
 
     None when the audio cannot be aligned to the text at all.
     """
+    network = _network(variants, ERROR_PRIOR if error_prior is None else error_prior)
     loop = _loop_frames(pcm)
-    aligned = _aligned(pcm, variants, unread=True)
-    alignment = None if aligned is None else _score(variants, aligned, *loop)
+    aligned = _aligned(pcm, network, unread=True)
+    alignment = None if aligned is None else _score(network, aligned, *loop)
     if alignment is not None and _spoken_tail(alignment):
         # Speech the model explains poorly (a strong accent, synthetic speech) can cost
         # more than leaving the rest unread; where the loop heard speech there, the whole
         # text is aligned instead.
         # The search can still stop short (it then returns its best partial path): the
         # second path is kept only when it reads more of the text.
-        aligned = _aligned(pcm, variants, unread=False)
-        whole = None if aligned is None else _score(variants, aligned, *loop)
+        aligned = _aligned(pcm, network, unread=False)
+        whole = None if aligned is None else _score(network, aligned, *loop)
         if whole is not None and len(whole.skipped) < len(alignment.skipped):
             alignment = whole
     return alignment
 
 
 def _score(
-    variants: Sequence[Sequence[tuple[str, ...]]],
+    network: _Network,
     aligned: Sequence[tuple[str, int, int, float]],
     frame_score: Sequence[float],
     frame_label: Sequence[str],
@@ -316,9 +398,10 @@ def _score(
     """Each aligned phone's GOP against the loop's frames; the gaps heard as speech."""
     frames = len(frame_score) - 1
     path = [w[2:] for w, *_ in aligned if _is_phone(w)]
-    owner = _parse(variants, path)
-    if owner is None:
+    parsed = _parse_taken(network.variants, path, network.plain)
+    if parsed is None:
         return None
+    owner, taken = parsed
     phones: list[AlignedPhone] = []
     gaps: list[Gap] = []
     said: set[int] = set()
@@ -342,8 +425,13 @@ def _score(
         silent = 1 - sum(voiced.values()) / max(len(labels), 1)
         gop = (score - loop_score) / max(length, 1)
         phones.append(AlignedPhone(w, word[2:], start, length, gop, heard_phone, silent))
-    skipped = frozenset(range(len(variants))) - said
-    return Alignment(tuple(phones), skipped, tuple(gaps), frames)
+    skipped = frozenset(range(len(network.variants))) - said
+    errors = {
+        w: network.errors[w][v - network.plain[w]]
+        for w, v in enumerate(taken)
+        if v is not None and v >= network.plain[w] and w in said
+    }
+    return Alignment(tuple(phones), skipped, tuple(gaps), frames, errors)
 
 
 def model_dictionary_path() -> str:

@@ -3,7 +3,10 @@
 * A phone is **heard differently** when its GOP is below ``PHONE_BAD`` and the
   phone loop put another phone on most of its frames.
 * A word is ``missed`` when the path skipped it or the loop heard silence or noise
-  on most of its frames; ``mispronounced`` when its GOP (frame-weighted over its
+  on most of its frames; ``mispronounced`` when the path took one of its error
+  variants (a learner substitution, ``confusions.py``: ``heard`` is the variant, the
+  replaced sound's entry carries what was said instead, "" for a dropped one), or when
+  its GOP (frame-weighted over its
   phones, each phone's GOP taken relative to its mean on correct speech) is below a
   threshold that is more lenient for short words; else ``correct``
   (``gop_calibration.py``, computed on a calibration split of the corpus).
@@ -27,6 +30,7 @@ from typing import Any
 
 from . import gop_calibration as calibration
 from .base import Word
+from .confusions import ErrorVariant
 from .forced import AlignedPhone, Alignment, Gap
 from .ipa import to_ipa
 
@@ -103,10 +107,57 @@ def _worst_phone(phones: Sequence[AlignedPhone]) -> float:
     return min(p.gop - calibration.PHONE_MEAN.get(p.phone, overall) + overall for p in phones)
 
 
-def _word(index: int, ref: ReferenceWord, phones: Sequence[AlignedPhone]) -> dict[str, Any]:
+def _substituted(
+    entry: dict[str, Any], ref: ReferenceWord, phones: Sequence[AlignedPhone], error: ErrorVariant
+) -> dict[str, Any]:
+    """A word whose path took an error variant: mispronounced, each expected phone on its
+    frames; the replaced one scores 0 and carries what was heard ("" when dropped, on no
+    frames, where it would have been)."""
+    phonemes: list[dict[str, Any]] = []
+    weighted: list[tuple[float, int]] = []
+    typical = max(round(sum(p.frames for p in phones) / len(phones)), 1)
+    for k, expected in enumerate(error.expected):
+        # The variant's phones are the expected ones, one on past a dropped sound.
+        if k == error.position and not error.heard:
+            at = phones[k].start if k < len(phones) else phones[-1].start + phones[-1].frames
+            phonemes.append(
+                {"ipa": _ipa(expected), "start": _seconds(at), "end": _seconds(at),
+                 "score": 0.0, "heard": ""}
+            )  # fmt: skip
+            weighted.append((0.0, typical))
+            continue
+        p = phones[k if error.heard or k < error.position else k - 1]
+        phoneme = _phoneme(p)
+        if k == error.position:
+            phoneme = {**phoneme, "ipa": _ipa(expected), "score": 0.0, "heard": _ipa(p.phone)}
+        phonemes.append(phoneme)
+        weighted.append((phoneme["score"], p.frames))
+    score = sum(s * f for s, f in weighted) / sum(f for _, f in weighted)
+    return {
+        **entry,
+        "start": _seconds(phones[0].start),
+        "end": _seconds(phones[-1].start + phones[-1].frames),
+        "score": round(score, 1),
+        "verdict": "mispronounced",
+        "expected": " ".join(_ipa(p) for p in error.expected),
+        "heard": " ".join(_ipa(p) for p in error.phones),
+        "known": ref.known,
+        "phonemes": phonemes,
+    }
+
+
+def _word(
+    index: int,
+    ref: ReferenceWord,
+    phones: Sequence[AlignedPhone],
+    error: ErrorVariant | None = None,
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"word": ref.text, "written": ref.written, "index": index}
     frames = sum(p.frames for p in phones)
     silent = sum(p.silent * p.frames for p in phones) / frames if frames else 1.0
+    if phones and silent < MISSED_SILENT and error is not None:
+        if len(phones) == len(error.phones):  # else not the variant's phones: by GOP
+            return _substituted(entry, ref, phones, error)
     if not phones or silent >= MISSED_SILENT:
         expected = [_ipa(p.phone) for p in phones] or list(ref.ipa)
         start = _seconds(phones[0].start) if phones else None
@@ -171,7 +222,10 @@ def judge(
     by_word: list[list[AlignedPhone]] = [[] for _ in references]
     for phone in alignment.phones:
         by_word[phone.word].append(phone)
-    words = [_compatible(_word(i, ref, by_word[i])) for i, ref in enumerate(references)]
+    words = [
+        _compatible(_word(i, ref, by_word[i], alignment.errors.get(i)))
+        for i, ref in enumerate(references)
+    ]
     inserted = [
         entry
         for g in alignment.gaps
@@ -215,7 +269,8 @@ def judge(
 def ilps_mistakes(words: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The same verdicts in the ILPS shape (phoneme tokens with positions), and the
     reference IPA they index: a phone heard differently is a Replacement, a missed
-    word's phones are Deletions; inserted speech has no reference and stays out."""
+    word's phones and a dropped sound are Deletions; inserted speech has no reference
+    and stays out."""
     mistakes: list[dict[str, Any]] = []
     reference: list[str] = []
     actual = 0
@@ -224,7 +279,7 @@ def ilps_mistakes(words: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]]
         for phoneme in phonemes:
             token = {"position": len(reference), "value": phoneme["ipa"]}
             reference.append(phoneme["ipa"])
-            if word["verdict"] == "missed":
+            if word["verdict"] == "missed" or phoneme.get("heard") == "":
                 mistakes.append({"reference": token, "actual": None, "type": "Deletion"})
                 continue
             if "heard" in phoneme:

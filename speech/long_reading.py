@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from .base import SAMPLE_RATE, Word
+from .confusions import ErrorVariant
 from .forced import AlignedPhone, Alignment, Gap, align
 
 #: A piece's length aimed at, and the longest one accepted: a stretch with no usable cut
@@ -135,6 +136,7 @@ def _shifted(alignment: Alignment, piece: Piece) -> Alignment:
         frozenset(w + piece.first for w in alignment.skipped),
         tuple(dataclasses.replace(g, start=g.start + offset) for g in alignment.gaps),
         alignment.frames + offset,
+        {w + piece.first: error for w, error in alignment.errors.items()},
     )
 
 
@@ -145,6 +147,7 @@ def align_in_pieces(
     indices absolute); None when a piece cannot be aligned to its words."""
     phones: list[AlignedPhone] = []
     gaps: list[Gap] = []
+    errors: dict[int, ErrorVariant] = {}
     skipped: set[int] = set(range(pieces[-1].last, len(variants)))
     frames = 0
     for piece in pieces:
@@ -155,5 +158,6 @@ def align_in_pieces(
         phones += part.phones
         gaps += part.gaps
         skipped |= part.skipped
+        errors |= part.errors
         frames = part.frames
-    return Alignment(tuple(phones), frozenset(skipped), tuple(gaps), frames)
+    return Alignment(tuple(phones), frozenset(skipped), tuple(gaps), frames, errors)

@@ -40,7 +40,7 @@ from tests import pron_corpus as corpus  # noqa: E402
 
 PRIOR = 5.0
 NATIVE_FLAGS = 0.05
-THRESHOLDS = [-2.0 - 0.25 * k for k in range(9)]  # -2.0 .. -4.0 nats per frame
+THRESHOLDS = [-1.0 - 0.25 * k for k in range(13)]  # -1.0 .. -4.0 nats per frame
 LENGTH_TERMS = [0.0, 2.5, 5.0, 7.5, 10.0]
 SOUND_THRESHOLDS = [-6.0, -8.0, -10.0, -12.0, -1e9]  # -1e9: no sound rule
 PRIORS = [0.0, 1e-25, 1e-20, 1e-15, 1e-10, 1e-5]

@@ -111,6 +111,19 @@ def test_a_dropped_final_consonant_is_flagged() -> None:
     assert mistake["start"] is not None
 
 
+def test_a_clause_said_to_its_end_is_aligned_to_its_end() -> None:
+    # Regression: the search's lattice rescoring returned a partial path here (the path
+    # ended after "in", silence to the end), and the last five words were `missed`.
+    clause = corpus.CLAUSES[9]
+    words = corpus._words(clause)
+    pcm = corpus.speak([corpus.word_phonemes(w, "en-us") for w in words], "en-us")
+    result = _evaluate(pcm, clause)
+    assert [w["word"] for w in result.words if w["verdict"] == "missed"] == []
+    assert result.completeness == 100.0
+    assert result.words[-1]["start"] is not None
+    assert result.words[-1]["start"] > 3.5  # "only" is the last word of the 4.65 s
+
+
 @pytest.mark.anyio
 async def test_the_evaluator_aligns_when_it_has_the_audio() -> None:
     rec = first_sentence()

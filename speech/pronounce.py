@@ -57,11 +57,32 @@ def cmu_variants() -> dict[str, tuple[tuple[str, ...], ...]]:
     return {word: tuple(variants) for word, variants in entries.items()}
 
 
+#: The model's vowels (ER, the r-coloured one, included: an R after it is the same sound).
+_VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+
+
+def non_rhotic(phones: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The pronunciation in a non-rhotic accent (England, Wales, Australia...), where an R
+    after a vowel and not before one is not said ("short" SH AO T, "or" AO); None when
+    the word has no such R. The CMU dictionary is General American only."""
+
+    def silent(k: int) -> bool:
+        after = phones[k + 1] if k + 1 < len(phones) else None
+        return phones[k] == "R" and k > 0 and phones[k - 1] in _VOWELS and after not in _VOWELS
+
+    kept = tuple(p for k, p in enumerate(phones) if not silent(k))
+    return kept if len(kept) < len(phones) else None
+
+
 def variants_of(word: str) -> tuple[tuple[tuple[str, ...], ...], bool]:
     """The ARPAbet pronunciations of one spoken word, and whether the dictionary had it
-    (else the letter rules spell the one variant)."""
+    (else the letter rules spell the one variant). Beside the dictionary's, each one's
+    non-rhotic form: not saying such an R is an accent, not a mistake."""
     known = cmu_variants().get(word)
-    return (known, True) if known else ((spell(word),), False)
+    if not known:
+        return (spell(word),), False
+    accents = [v for p in known if (v := non_rhotic(p)) is not None]
+    return tuple(dict.fromkeys([*known, *accents])), True
 
 
 @functools.cache

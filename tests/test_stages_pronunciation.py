@@ -21,6 +21,7 @@ from speech.base import Evaluation, NormalisedAudio, PermanentStageError, Transc
 from speech.evaluate import EmbeddedEvaluator, evaluate_reading
 from speech.forced import AlignedPhone, Alignment, Gap, _parse
 from speech.normalise import number_words, spoken_words
+from speech.pronounce import non_rhotic, variants_of
 from speech.texts import IlpsTexts
 from speech.verdicts import INSERTED_FRAMES, ReferenceWord, ilps_mistakes, judge
 from tests import pron_corpus as corpus
@@ -246,6 +247,17 @@ def test_the_parse_gives_each_phone_its_word() -> None:
 
 
 # Text normalisation.
+
+
+def test_an_r_not_before_a_vowel_may_go_unsaid() -> None:
+    assert non_rhotic(("SH", "AO", "R", "T")) == ("SH", "AO", "T")
+    assert non_rhotic(("F", "AO", "R")) == ("F", "AO")
+    assert non_rhotic(("D", "IH", "R", "EH", "K", "T")) is None  # before a vowel: said
+    assert non_rhotic(("R", "EH", "D")) is None
+    pronunciations, known = variants_of("short")
+    assert known
+    assert pronunciations[0] == ("SH", "AO", "R", "T")  # the dictionary's stays first
+    assert ("SH", "AO", "T") in pronunciations
 
 
 def test_numbers_and_abbreviations_are_read_as_words() -> None:

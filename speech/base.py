@@ -67,15 +67,30 @@ class Phoneme:
     ipa: str
     start: float
     end: float
+    #: The index in the transcription's ``words`` of the word it falls in (None: between).
+    word: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the transcript as the transcriber wrote it (a phrase, a sentence)."""
+
+    text: str
+    start: float
+    end: float
 
 
 @dataclass(frozen=True)
 class Transcription:
-    """What was said: words with times, and phonemes (IPA) with times."""
+    """What was said: words with times, phonemes (IPA) with times, segments with times."""
 
     transcript: str
     words: tuple[Word, ...] = ()
     phonemes: tuple[Phoneme, ...] = ()
+    #: Empty from engines that give none (the remote ones may not).
+    segments: tuple[Segment, ...] = ()
+    #: The language the transcriber detected, when the task asked it to (``auto``).
+    detected_language: str | None = None
 
     @property
     def ipa(self) -> str:
@@ -104,6 +119,8 @@ class Evaluation:
     word_mistakes: list[dict[str, Any]] = field(default_factory=list)
     #: How it was scored: ``"gop"`` (forced alignment), ``"phonemes"``, ``"remote"``.
     method: str = ""
+    #: The recording is a reading of another text: every word missed, completeness 0.
+    other_text: bool = False
 
 
 class Preprocessor(Protocol):

@@ -84,7 +84,9 @@ def build_pipeline(settings: SpeechSettings) -> Pipeline:
         url = settings.service_url("preprocessing")
         preprocessor = IlpsPreprocessor(client(url), settings.max_audio_seconds)
 
-    transcriber: Transcriber = EmbeddedTranscriber(limiter, settings.segment_seconds)
+    transcriber: Transcriber = EmbeddedTranscriber(
+        limiter, settings.segment_seconds, settings.whisper
+    )
     if settings.transcriber == "ilps":
         transcriber = IlpsTranscriber(client(settings.service_url("transcribing")))
     elif settings.transcriber == "openai":
@@ -113,4 +115,4 @@ def languages_of(settings: SpeechSettings) -> Languages:
         return ilps_remote.SUPPORTED
     if settings.transcriber == "openai":
         return openai_remote.SUPPORTED
-    return recognise.SUPPORTED
+    return recognise.languages_of(settings.whisper)

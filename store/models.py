@@ -60,6 +60,8 @@ class TaskRow(Base):
     result: Mapped[str | None] = mapped_column(Text)
     words: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     phonemes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    #: The transcript's segments with times: ``[{"text", "start", "end"}]`` (0006).
+    segments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     accuracy: Mapped[float | None] = mapped_column(Float)
     mistakes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -53,6 +53,7 @@ class TaskRecord:
     result: str | None
     words: list[dict[str, Any]] | None
     phonemes: list[dict[str, Any]] | None
+    segments: list[dict[str, Any]] | None
     accuracy: float | None
     mistakes: list[dict[str, Any]] | None
     evaluation: dict[str, Any] | None

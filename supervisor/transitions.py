@@ -77,6 +77,7 @@ _CLEARED: dict[str, Any] = {
     "result": None,
     "words": None,
     "phonemes": None,
+    "segments": None,
     "accuracy": None,
     "mistakes": None,
     "evaluation": None,
@@ -91,6 +92,9 @@ def _fields(output: NormalisedAudio | Transcription | Evaluation | None) -> dict
                 "result": output.ipa,
                 "words": [asdict(w) for w in output.words],
                 "phonemes": [asdict(p) for p in output.phonemes],
+                "segments": [asdict(s) for s in output.segments],
+                # A task that asked for detection (``auto``) shows what was found.
+                **({"language": output.detected_language} if output.detected_language else {}),
             }
         case Evaluation():
             return {
@@ -107,8 +111,10 @@ def _fields(output: NormalisedAudio | Transcription | Evaluation | None) -> dict
                             "inserted": output.inserted,
                             "mistakes": output.word_mistakes,
                             "method": output.method,
+                            "other_text": output.other_text,
                         }
-                        if output.method == "gop"
+                        # "gop": pocketsphinx's alignment; "ctc-gop": the phoneme model's.
+                        if output.method in ("gop", "ctc-gop")
                         else {}
                     ),
                 },

@@ -41,10 +41,13 @@ async def test_speech_goes_through_every_status_and_replays_exactly(
 
         detail = (await svc.client.get(f"/tasks/{task['id']}", headers=auth(user))).json()
         assert detail["status"] == "completed"
-        assert "best of times" in detail["transcript"]
+        # Whisper's writing: capitals and punctuation kept.
+        assert detail["transcript"].startswith("It was the best of times,")
         assert detail["result"]
-        assert detail["words"]
+        assert [w["text"] for w in detail["words"]][:3] == ["It", "was", "the"]
         assert detail["phonemes"]
+        assert {"ipa", "start", "end", "word"} == set(detail["phonemes"][0])
+        assert [s["text"] for s in detail["segments"]] == [detail["transcript"]]
         assert detail["duration"] == pytest.approx(5.0, abs=0.05)
         assert detail["last_event_id"] == len(events)
 

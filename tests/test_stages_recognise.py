@@ -1,16 +1,20 @@
-"""Embedded transcribing: pocketsphinx in worker processes, on a real human recording."""
+"""Embedded transcribing: Whisper and hama's phoneme model in worker processes, on a real
+human recording."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+from pathlib import Path
 
 import anyio
-import numpy as np
 import psutil
 import pytest
+from pydantic import ValidationError
 
-from speech import recognise
+from speech import whisper_engine
 from speech.base import (
     AudioInput,
     NormalisedAudio,
@@ -19,10 +23,18 @@ from speech.base import (
     TransientStageError,
 )
 from speech.decode import decode_audio
-from speech.ipa import ARPABET_TO_IPA
-from speech.recognise import EmbeddedTranscriber, recognise_segment, split_points
+from speech.recognise import (
+    SUPPORTED,
+    EmbeddedTranscriber,
+    default_config,
+    languages_of,
+    whisper_language,
+)
+from speech.settings import SpeechSettings
+from speech.whisper_model import MULTILINGUAL_VOCABULARY, WhisperConfig, bundled_model
 from speech.workers import run_in_worker
-from tests.stages_helpers import HUMAN_CLIP
+from tests.pron_corpus import PASSAGE, passage_pcm
+from tests.stages_helpers import HUMAN_CLIP, HUMAN_TEXT
 
 
 @pytest.fixture
@@ -43,11 +55,38 @@ class Progress:
         self.fractions.append(fraction)
 
 
-def _check_times(result: Transcription, duration: float) -> None:
-    for items in (result.words, result.phonemes):
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def word_errors(reference: list[str], heard: list[str]) -> int:
+    """The edit distance between two word sequences (substitutions, insertions, deletions)."""
+    row = list(range(len(heard) + 1))
+    for i, said in enumerate(reference, 1):
+        diagonal, row[0] = row[0], i
+        for j, word in enumerate(heard, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (said != word))
+    return row[-1]
+
+
+def _check(result: Transcription, duration: float) -> None:
+    """Times in order and inside the audio; each phoneme under the word it falls in."""
+    for items in (result.words, result.phonemes, result.segments):
         starts = [item.start for item in items]
         assert starts == sorted(starts)
         assert all(0 <= item.start < item.end <= duration + 0.01 for item in items)
+    assert result.transcript == " ".join(s.text for s in result.segments)
+    assert _words(result.transcript) == _words(" ".join(w.text for w in result.words))
+    assert all(0 <= w.confidence <= 1 for w in result.words)
+    for phoneme in result.phonemes:
+        if phoneme.word is not None:
+            word = result.words[phoneme.word]
+            assert word.start <= (phoneme.start + phoneme.end) / 2 < word.end
+    grouped = [p.word for p in result.phonemes if p.word is not None]
+    assert grouped == sorted(grouped)
+    # Nearly every sound is heard inside a word (the rest: breaths, edges of words).
+    assert len(grouped) >= 0.8 * len(result.phonemes)
+    assert result.ipa == " ".join(p.ipa for p in result.phonemes)
 
 
 @pytest.mark.anyio
@@ -57,68 +96,104 @@ async def test_human_clip(clip: NormalisedAudio) -> None:
         result = await EmbeddedTranscriber(anyio.CapacityLimiter(1)).transcribe(
             clip, "en-US", progress
         )
-    assert "best of times" in result.transcript
-    assert "worst of times" in result.transcript
-    assert result.transcript == " ".join(w.text for w in result.words)
-    assert all(0 <= w.confidence <= 1 and w.text.isalpha() for w in result.words)
-    assert result.ipa
-    assert len(result.phonemes) > 10
-    assert set(result.ipa.split()) <= set(ARPABET_TO_IPA.values())
+    assert _words(result.transcript) == _words(HUMAN_TEXT)
+    # As Whisper writes it: capitalised and punctuated.
+    assert result.transcript.startswith("It was the best of times,")
+    assert len(result.phonemes) > 20
     assert progress.fractions == [1.0]
-    _check_times(result, clip.duration)
+    assert result.detected_language is None
+    _check(result, clip.duration)
 
 
-def _probe() -> tuple[int, bool]:
-    return os.getpid(), recognise._decoders is not None
+def _probe() -> tuple[int, int]:
+    return os.getpid(), whisper_engine.load.cache_info().currsize
 
 
 @pytest.mark.anyio
-async def test_long_audio_in_pieces_with_progress_and_absolute_times(
-    clip: NormalisedAudio,
-) -> None:
+async def test_the_whole_reading_in_pieces_with_progress_and_absolute_times() -> None:
+    """The 44 s reading: every word of the passage, a progress report per piece."""
+    audio = NormalisedAudio(passage_pcm(), len(passage_pcm()) / 32_000)
     limiter = anyio.CapacityLimiter(1)
     progress = Progress()
-    with anyio.fail_after(60):
-        result = await EmbeddedTranscriber(limiter, segment_seconds=2).transcribe(
-            clip, "english", progress
-        )
+    with anyio.fail_after(120):
+        result = await EmbeddedTranscriber(limiter).transcribe(audio, "english", progress)
         pid, loaded = await run_in_worker(_probe, limiter=limiter, what="probe")
         again, still = await run_in_worker(_probe, limiter=limiter, what="probe")
-    assert len(progress.fractions) == 3
+    # The issue's target: a word error rate of at most 2 % (tiny.en hears "a season" for
+    # "the season" in some windowings: 1 word of 119).
+    assert word_errors(_words(PASSAGE), _words(result.transcript)) <= 2
+    assert len(progress.fractions) == 2
     assert progress.fractions == sorted(progress.fractions)
     assert progress.fractions[-1] == 1.0
-    assert "times" in result.transcript
-    assert result.words[-1].end > 4
-    _check_times(result, clip.duration)
-    assert loaded
-    assert still
+    assert result.words[-1].end > 40
+    assert len(result.segments) > 2
+    _check(result, audio.duration)
+    assert (loaded, still) == (1, 1)  # loaded once, and kept
     assert pid == again
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("language", ["fr", "de-DE", "en-GB"])
-async def test_other_languages_are_refused(clip: NormalisedAudio, language: str) -> None:
+@pytest.mark.parametrize("language", ["fr", "de-DE", "auto", "xx"])
+async def test_an_english_model_refuses_other_languages(
+    clip: NormalisedAudio, language: str
+) -> None:
     transcriber = EmbeddedTranscriber(anyio.CapacityLimiter(1))
     message = f"language {language} is not supported by the embedded recogniser"
     with pytest.raises(PermanentStageError, match=message):
         await transcriber.transcribe(clip, language, Progress())
+    assert not SUPPORTED.accepts(language)
 
 
-def test_results_do_not_depend_on_earlier_audio(clip: NormalisedAudio) -> None:
-    piece = clip.pcm[: 2 * 16_000 * 3]
-    first = recognise_segment(piece, 0.0)
-    recognise_segment(np.random.default_rng(1).normal(0, 3000, 32_000).astype("<i2").tobytes(), 0)
-    assert recognise_segment(piece, 0.0) == first
+@pytest.mark.parametrize("language", ["en-US", "en", "english", "EN_us", "en-GB"])
+def test_an_english_model_takes_english_with_any_region(language: str) -> None:
+    assert SUPPORTED.accepts(language)
+    assert whisper_language(language, default_config()) == "en"
+    assert "en-US" in SUPPORTED.names
 
 
-def test_split_points_cut_at_quiet_points() -> None:
-    samples = np.full(100_000, 1000, np.int16)
-    samples[34_880:35_040] = 0  # the 19th 10 ms frame of the last fifth
-    bounds = split_points(samples, 40_000)
-    assert bounds[0] == (0, 34_960)
-    assert bounds[-1][1] == samples.size
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
-    assert split_points(samples[:100], 40_000) == [(0, 100)]
+def _multilingual(directory: Path) -> str:
+    """A directory read as a multilingual model's (its model.bin is never loaded here)."""
+    bundled = Path(bundled_model())
+    (directory / "model.bin").write_bytes(b"")
+    vocabulary = (bundled / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
+    extra = MULTILINGUAL_VOCABULARY - len(vocabulary)
+    lines = vocabulary + [f"<|extra{i}|>" for i in range(extra)]
+    (directory / "vocabulary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = json.loads((bundled / "config.json").read_text(encoding="utf-8"))
+    config["lang_ids"] = [vocabulary.index(f"<|{c}|>") for c in ("en", "de", "fr")]
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return str(directory)
+
+
+def test_a_multilingual_model_takes_its_languages_and_auto(tmp_path: Path) -> None:
+    config = WhisperConfig(_multilingual(tmp_path))
+    languages = languages_of(config)
+    assert whisper_language("de-DE", config) == "de"
+    assert whisper_language("auto", config) is None  # detected, and reported
+    assert languages.accepts("fr")
+    assert languages.accepts("en-GB")
+    assert not languages.accepts("ja")
+    assert "auto" in languages.names
+
+
+def test_whisper_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in os.environ:
+        if name.startswith("MANAGER_"):
+            monkeypatch.delenv(name)
+    assert SpeechSettings().whisper == WhisperConfig(bundled_model(), "cpu", "int8", 1)
+    named = SpeechSettings(whisper_model="small", whisper_device="auto", whisper_beam_size=5)
+    assert named.whisper == WhisperConfig("small", "auto", "int8", 5)
+    assert languages_of(named.whisper).accepts("de")  # a name without .en: multilingual
+    assert not languages_of(SpeechSettings(whisper_model="base.en").whisper).accepts("de")
+    with pytest.raises(ValidationError, match="is not a CTranslate2 model directory"):
+        SpeechSettings(whisper_model=str(tmp_path))
+    for bad in (
+        {"whisper_device": "tpu"},
+        {"whisper_compute_type": "int4"},
+        {"whisper_beam_size": 0},
+    ):
+        with pytest.raises(ValidationError):
+            SpeechSettings.model_validate(bad)
 
 
 def _workers(me: psutil.Process, before: set[int]) -> list[psutil.Process]:
@@ -132,7 +207,7 @@ def test_a_killed_worker_is_transient_and_leaves_no_orphans(clip: NormalisedAudi
     errors: list[TransientStageError] = []
 
     async def kill_when_busy() -> None:
-        # Wait until a worker has imported and loaded the models (about 0.7 s of CPU)
+        # Wait until a worker has imported and loaded the models (about 1 s of CPU)
         # and is recognising; polling, because a foreign process sends no event.
         for _ in range(1_000):
             workers = _workers(me, before)
@@ -143,7 +218,7 @@ def test_a_killed_worker_is_transient_and_leaves_no_orphans(clip: NormalisedAudi
             os.kill(worker.pid, signal.SIGKILL)
 
     async def main() -> None:
-        transcriber = EmbeddedTranscriber(anyio.CapacityLimiter(1), segment_seconds=60)
+        transcriber = EmbeddedTranscriber(anyio.CapacityLimiter(1))
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(kill_when_busy)

@@ -29,6 +29,15 @@ class PhonemeOut(BaseModel):
     ipa: str
     start: float
     end: float
+    word: int | None = Field(
+        None, description="Index in `words` of the word it was heard in (null: between words)"
+    )
+
+
+class SegmentOut(BaseModel):
+    text: str
+    start: float
+    end: float
 
 
 class TaskSummaryOut(BaseModel):
@@ -46,7 +55,9 @@ class TaskOut(BaseModel):
     title: str
     status: Status
     attempt: int = Field(description="How many times the task has run (retry adds one)")
-    language: str
+    language: str = Field(
+        description="As asked; for `auto`, the language detected once transcribed"
+    )
     text_id: UUID | None
     reference_text: str | None
     duration: float | None = Field(description="Seconds of audio, once decoded")
@@ -54,6 +65,10 @@ class TaskOut(BaseModel):
     result: str | None = Field(description="IPA phonemes separated by spaces")
     words: list[WordOut] | None
     phonemes: list[PhonemeOut] | None
+    segments: list[SegmentOut] = Field(
+        description="The transcript in stretches with times, as the transcriber wrote it "
+        "(empty when it gives none)"
+    )
     accuracy: float | None = Field(description="0..100 against the reference, when scored")
     mistakes: list[dict[str, Any]] | None = Field(description="ILPS-shaped phoneme mistakes")
     evaluation: dict[str, Any] | None = Field(
@@ -62,9 +77,11 @@ class TaskOut(BaseModel):
             "verdict correct|mispronounced|missed, expected and heard IPA, known, "
             "phonemes with ipa, heard where it differs, start, end, score), "
             "`unknown_words`, `reference_ipa`, and when the text was aligned to the audio "
-            "(`method` = gop): `completeness` (0-100, share of the text read), `inserted` "
-            "(word, start, end, heard) and `mistakes` (word, index, start, end, type, "
-            "expected, heard)"
+            "(`method` = gop or ctc-gop): `completeness` (0-100, share of the text read), "
+            "`inserted` (word, start, end, heard), `mistakes` (word, index, start, end, type, "
+            "expected, heard) and `other_text` (true: the recording is a reading of another "
+            "text, every word missed); a word replaced by another may carry `heard_word`, "
+            "what the transcriber heard in its place"
         )
     )
     failure_reason: str | None
@@ -87,6 +104,7 @@ class TaskOut(BaseModel):
         fields = dict(vars(record))
         fields["last_event_id"] = fields.pop("last_seq")
         fields["queue_position"] = queue_position
+        fields["segments"] = fields["segments"] or []
         return cls.model_validate(fields)
 
 

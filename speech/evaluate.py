@@ -1,14 +1,18 @@
-"""Embedded evaluating: the reference text aligned to the audio, each expected sound scored.
+"""Embedded evaluating: the reference text aligned to the phoneme model's frames, each
+expected sound scored.
 
 The reference is normalised as a person reads it (``normalise.py``), each word given
-its dictionary pronunciations (``pronounce.py``), aligned to the recording and scored
-by goodness of pronunciation (``forced.py``); ``verdicts.py`` turns that into what a
-learner sees. Without the audio (a task whose decoded audio was lost) the previous
-method runs: the recognised phonemes against the dictionary IPA (``evaluate_text``).
+its expected sounds in the model's symbols (``lexicon.py``), force-aligned to the CTC
+phoneme model's posteriors (``phone_model.py``, ``ctc_align.py``; a long reading in
+pieces, ``long_reading.py``), each sound measured by its goodness of pronunciation
+(``gop.py``), the transcriber's words set against the text (``transcript_match.py``),
+and ``verdicts.py`` turns that into what a learner sees. Without the audio (a task whose
+decoded audio was lost) the previous method runs: the recognised phonemes against the
+dictionary IPA (``evaluate_text``).
 
 Runs in the engine worker processes, beside decoding and recognition: the work is
 seconds of CPU for a long recording, which a cancelled task must be able to stop
-(the worker is killed), and the models and dictionary stay loaded in each worker.
+(the worker is killed), and the model and dictionary stay loaded in each worker.
 """
 
 from __future__ import annotations
@@ -19,17 +23,27 @@ from uuid import UUID
 from anyio import CapacityLimiter
 
 from .base import Evaluation, NormalisedAudio, PermanentStageError, Transcription, Word
-from .ipa import to_ipa
-from .long_reading import align_in_pieces, plan
+from .ctc_align import CtcAlignment, Emissions, align
+from .lexicon import Entry, entry
+from .long_reading import Piece, align_in_pieces, plan
 from .normalise import spoken_words
-from .pronounce import pronounce, variants_of
+from .phone_model import FRAME_SAMPLES, FRAME_SECONDS, phone_model, samples_of
+from .pronounce import pronounce
 from .scoring import per_word, score
 from .texts import TextSource
+from .transcript_match import Match, match
 from .verdicts import ReferenceWord, ilps_mistakes, judge
 from .workers import run_in_worker
 
 #: Alignment cells (reference tokens x recognised tokens) beyond which scoring is refused.
 MAX_CELLS = 25_000_000
+#: Viterbi cells (frames x sounds of the text) aligned at once; past this a reading is
+#: aligned in pieces (long_reading.py), and without a usable plan, only as much of the
+#: text as the recording could hold is aligned.
+MAX_VITERBI_CELLS = 8_000_000
+#: A reader says at most this many words a second.
+WORDS_PER_SECOND = 5.0
+METHOD = "ctc-gop"
 
 
 def evaluate_text(reference_text: str, actual: list[str]) -> Evaluation | None:
@@ -52,11 +66,25 @@ def evaluate_text(reference_text: str, actual: list[str]) -> Evaluation | None:
     )
 
 
-#: The longest stretch aligned at once. A longer recording is aligned in pieces cut where
-#: the recogniser's words meet the text's (long_reading.py); one with a stretch this long
-#: that cannot be cut (the recogniser heard little of the text) is scored by the phone
-#: comparison.
-MAX_ALIGNED_SECONDS = 45.0
+def _cells(words: Sequence[Entry], frames: int) -> int:
+    return frames * sum(2 * len(v) + 2 for w in words for v in w.variants)
+
+
+def _aligned(words: list[Entry], emissions: Emissions, found: Match) -> CtcAlignment:
+    """The whole reading aligned at once, or in pieces when that would be too big."""
+    frames = len(emissions.blank)
+    if _cells(words, frames) <= MAX_VITERBI_CELLS:
+        return align(words, emissions)
+    samples = frames * FRAME_SAMPLES
+    pieces = plan([w.word for w in words], found.heard, samples)
+    if pieces is None or any(
+        _cells(words[p.first : p.last], (p.end - p.start) // FRAME_SAMPLES) > 4 * MAX_VITERBI_CELLS
+        for p in pieces
+    ):
+        # No usable cut: the words the recording could hold, the rest unread.
+        readable = max(int(frames * FRAME_SECONDS * WORDS_PER_SECOND), 1)
+        pieces = [Piece(0, min(readable, len(words)), 0, samples)]
+    return align_in_pieces(words, emissions, pieces)
 
 
 def evaluate_reading(
@@ -64,42 +92,39 @@ def evaluate_reading(
     reference_text: str,
     recognised: Sequence[Word] = (),
     phonemes: Sequence[str] | None = None,
-    longest_seconds: float = MAX_ALIGNED_SECONDS,
 ) -> Evaluation | None:
     """Align the text to 16 kHz mono audio and score every sound; None when the text has
-    no words (in a worker). ``recognised`` (the recogniser's words, with times) cuts a
-    long reading into pieces and names inserted words; ``phonemes`` (the recogniser's
-    IPA) are scored by the previous method if the audio cannot be aligned to the text
-    (or has a stretch longer than ``longest_seconds`` that cannot be cut)."""
+    no words (in a worker). ``recognised`` (the transcriber's words, with times) names
+    replaced and inserted words, tells a reading of another text, and cuts a long
+    reading into pieces; ``phonemes`` (the recognised IPA) are scored by the previous
+    method when the recording is too short to align."""
     spoken = spoken_words(reference_text)
     if not spoken:
         return None
-    variants, references = [], []
-    for word in spoken:
-        pronunciations, known = variants_of(word.text)
-        variants.append(pronunciations)
-        ipa = tuple(t for p in pronunciations[0] if (t := to_ipa(p)))
-        references.append(ReferenceWord(word.text, word.written, ipa, known))
-    pieces = plan(
-        [w.text for w in spoken], recognised, len(pcm) // 2, longest_seconds=longest_seconds
-    )
-    alignment = None if pieces is None else align_in_pieces(pcm, variants, pieces)
-    if alignment is None:
+    references = [ReferenceWord(w.text, w.written, entry(w.text)) for w in spoken]
+    model = phone_model()
+    log_probs = model.posteriors(samples_of(pcm))
+    if len(log_probs) < 2:
         if phonemes is None:
-            raise PermanentStageError("the recording could not be aligned to the reference text")
+            raise PermanentStageError("the recording is too short to be scored")
         return evaluate_text(reference_text, list(phonemes))
-    verdicts = judge(references, alignment, recognised)
+    emissions = Emissions(log_probs, model.vocabulary)
+    heard = model.decode(log_probs)
+    found = match([w.text for w in spoken], recognised)
+    alignment = _aligned([r.entry for r in references], emissions, found)
+    said = {i: [entry(found.heard[j].text) for j in js] for i, js in found.replaced.items()}
+    verdicts = judge(references, alignment, emissions, heard, found, said, bool(recognised))
     mistakes, reference_ipa = ilps_mistakes(verdicts.words)
     return Evaluation(
         accuracy=verdicts.accuracy,
         mistakes=mistakes,
         words=verdicts.words,
-        unknown_words=list(dict.fromkeys(r.text for r in references if not r.known)),
+        unknown_words=list(dict.fromkeys(r.text for r in references if not r.entry.known)),
         reference_ipa=reference_ipa,
         completeness=verdicts.completeness,
         inserted=verdicts.inserted,
         word_mistakes=verdicts.mistakes,
-        method="gop",
+        method=METHOD,
     )
 
 
@@ -138,5 +163,5 @@ class EmbeddedEvaluator:
             )
         return await run_in_worker(
             evaluate_reading, audio.pcm, text, list(transcription.words), actual,
-            MAX_ALIGNED_SECONDS, limiter=self._limiter, what="evaluator",
+            limiter=self._limiter, what="evaluator",
         )  # fmt: skip

@@ -1,37 +1,33 @@
-"""Long readings aligned in pieces: the recording and its text cut at the same places.
+"""Long readings aligned in pieces: the frames and the text cut at the same places.
 
-Aligning a whole long recording to its whole text costs more than linearly (the
-search keeps every competing path of a long grammar alive: 44 s cost 0.28 CPU s per
-audio second, 266 s over 350 CPU s) and its memory grows with both. The recogniser's
-words say where in the text each stretch of audio is: where two consecutive words
-of the text were recognised as two consecutive words, both the audio (at the middle
-of the pause between them) and the text (between them) can be cut, and each piece
-aligned alone. Pieces are about ``PIECE_SECONDS`` long, each cut at the longest
-pause near its end, so the cost per audio second and the memory stay those of a
-short recording however long the reading is.
+The Viterbi's memory is frames x states (a state per sound of the text): a 300 s reading
+of a 10,000-character text would need gigabytes aligned whole. The transcriber's words
+say where in the text each stretch of audio is: where two consecutive words of the text
+were heard as two consecutive words, both the frames (at the middle of the pause between
+them) and the text (between them) can be cut, and each piece aligned alone. Pieces are
+about ``PIECE_SECONDS`` long, cut at the longest pause near their end, so the cost per
+audio second and the memory stay a short recording's however long the reading is.
 
-Words of the text after the last one recognised, beyond what the rest of the audio
-could hold, are left out of the last piece: they were not read (a text longer than
-its reading), and aligning them would only make that piece's grammar long.
+Words of the text after the last one heard, beyond what the rest of the audio could
+hold, are left out of the last piece: they were not read.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from .base import SAMPLE_RATE, Word
-from .confusions import ErrorVariant
-from .forced import AlignedPhone, Alignment, Gap, align
+from .base import SAMPLE_RATE
+from .ctc_align import AlignedSlot, AlignedWord, CtcAlignment, Emissions, align
+from .lexicon import Entry
+from .phone_model import FRAME_SAMPLES
+from .transcript_match import HeardWord
 
 #: A piece's length aimed at, and the longest one accepted: a stretch with no usable cut
 #: for this long (the recogniser heard little of the text) is not aligned in pieces.
 PIECE_SECONDS = 20.0
 LONGEST_PIECE_SECONDS = 45.0
-#: Samples per 10 ms frame (the aligner's frame).
-FRAME_SAMPLES = SAMPLE_RATE // 100
 #: Words of the text allowed to the last piece beyond those the recogniser heard there.
 UNREAD_SLACK = 5
 
@@ -54,17 +50,19 @@ class _Cut:
     pause: float
 
 
-def _matches(reference: Sequence[str], recognised: Sequence[Word]) -> list[tuple[int, int, int]]:
+def _matches(
+    reference: Sequence[str], recognised: Sequence[HeardWord]
+) -> list[tuple[int, int, int]]:
     """Runs of consecutive words the text and the recogniser share: (text index,
     recognised index, length), in order."""
-    heard = [w.text.lower() for w in recognised]
+    heard = [w.text for w in recognised]
     # Without the junk heuristic: a long text repeats "the" and "of" far more than 1 %,
     # and those are the very words that anchor short clauses.
     matcher = SequenceMatcher(None, list(reference), heard, autojunk=False)
     return [(i, j, size) for i, j, size in matcher.get_matching_blocks() if size]
 
 
-def _cuts(matches: Sequence[tuple[int, int, int]], recognised: Sequence[Word]) -> list[_Cut]:
+def _cuts(matches: Sequence[tuple[int, int, int]], recognised: Sequence[HeardWord]) -> list[_Cut]:
     """Places where the text and the recording can be cut together, in order: between
     two words of a run, at the middle of the pause between them."""
     cuts: list[_Cut] = []
@@ -78,7 +76,7 @@ def _cuts(matches: Sequence[tuple[int, int, int]], recognised: Sequence[Word]) -
 
 
 def _last_read(
-    matches: Sequence[tuple[int, int, int]], words: int, recognised: Sequence[Word]
+    matches: Sequence[tuple[int, int, int]], words: int, recognised: Sequence[HeardWord]
 ) -> int:
     """How many words of the text the recording may hold: up to the last one recognised,
     and a few more for the words recognised after it."""
@@ -91,7 +89,7 @@ def _last_read(
 
 def plan(
     reference: Sequence[str],
-    recognised: Sequence[Word],
+    recognised: Sequence[HeardWord],
     samples: int,
     piece_seconds: float = PIECE_SECONDS,
     longest_seconds: float = LONGEST_PIECE_SECONDS,
@@ -126,38 +124,32 @@ def plan(
     return pieces
 
 
-def _shifted(alignment: Alignment, piece: Piece) -> Alignment:
+def _shifted(part: CtcAlignment, piece: Piece) -> tuple[list[AlignedWord], list[tuple[int, int]]]:
     offset = piece.start // FRAME_SAMPLES
-    return Alignment(
-        tuple(
-            dataclasses.replace(p, word=p.word + piece.first, start=p.start + offset)
-            for p in alignment.phones
-        ),
-        frozenset(w + piece.first for w in alignment.skipped),
-        tuple(dataclasses.replace(g, start=g.start + offset) for g in alignment.gaps),
-        alignment.frames + offset,
-        {w + piece.first: error for w, error in alignment.errors.items()},
-    )
+    words = [
+        AlignedWord(
+            w.index + piece.first,
+            w.variant,
+            tuple(AlignedSlot(s.slot, s.start + offset, s.end + offset) for s in w.slots),
+        )
+        for w in part.words
+    ]
+    return words, [(a + offset, b + offset) for a, b in part.garbage]
 
 
 def align_in_pieces(
-    pcm: bytes, variants: Sequence[Sequence[tuple[str, ...]]], pieces: Sequence[Piece]
-) -> Alignment | None:
+    words: Sequence[Entry], emissions: Emissions, pieces: Sequence[Piece]
+) -> CtcAlignment:
     """Each piece aligned alone, as one alignment of the whole reading (frames and word
-    indices absolute); None when a piece cannot be aligned to its words."""
-    phones: list[AlignedPhone] = []
-    gaps: list[Gap] = []
-    errors: dict[int, ErrorVariant] = {}
-    skipped: set[int] = set(range(pieces[-1].last, len(variants)))
-    frames = 0
+    indices absolute); the words after the last piece's are unread."""
+    aligned: list[AlignedWord] = []
+    garbage: list[tuple[int, int]] = []
+    frames = len(emissions.blank)
     for piece in pieces:
-        part = align(pcm[2 * piece.start : 2 * piece.end], variants[piece.first : piece.last])
-        if part is None:
-            return None
-        part = _shifted(part, piece)
-        phones += part.phones
-        gaps += part.gaps
-        skipped |= part.skipped
-        errors |= part.errors
-        frames = part.frames
-    return Alignment(tuple(phones), frozenset(skipped), tuple(gaps), frames, errors)
+        a, b = piece.start // FRAME_SAMPLES, min(-(-piece.end // FRAME_SAMPLES), frames)
+        part = align(words[piece.first : piece.last], emissions.window(a, b))
+        shifted, stretches = _shifted(part, piece)
+        aligned += shifted
+        garbage += stretches
+    aligned += [AlignedWord(w, None, ()) for w in range(pieces[-1].last, len(words))]
+    return CtcAlignment(tuple(aligned), tuple(garbage), frames)

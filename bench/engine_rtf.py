@@ -56,7 +56,7 @@ async def main(path: Path, data: bytes) -> None:
     one, one_runs = await _rtf(audio, 1)
     many, many_runs = await _rtf(audio, n)
     report = {
-        "engine": "pocketsphinx (words + phone loop)",
+        "engine": "Whisper tiny.en (int8, beam 1) + hama phonemes",
         "audio": path.name,
         "audio_seconds": audio.duration,
         "cpu_count": n,

@@ -28,6 +28,7 @@ import httpx
 import psutil
 import pytest
 
+from speech.whisper_model import bundled_model
 from tests.conftest import DATA, free_port
 from tests.fault_helpers import service_env, worker_processes
 from tests.process_helpers import ServiceProcess, stop_leftovers
@@ -201,10 +202,15 @@ def test_a_hung_worker_past_the_stage_timeout(data_dir: Path, ten_seconds: bytes
 
 @pytest.mark.timeout(180)
 def test_an_engine_exception(data_dir: Path, ten_seconds: bytes, tmp_path: Path) -> None:
-    # The recogniser's models are missing: pocketsphinx raises in the worker process.
-    empty = tmp_path / "no-models"
-    empty.mkdir()
-    with engine_service(data_dir, POCKETSPHINX_PATH=str(empty)) as (service, client):
+    # The Whisper model is broken: its directory reads (so the service starts) but its
+    # weights do not load, and CTranslate2 raises in the worker process.
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    bundled = Path(bundled_model())
+    for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
+        (broken / name).write_bytes((bundled / name).read_bytes())
+    (broken / "model.bin").write_bytes(b"not a model")
+    with engine_service(data_dir, MANAGER_WHISPER_MODEL=str(broken)) as (service, client):
         task = create(client, ten_seconds)
         events = list(follow(client, task))
         retries = [e["payload"] for e in events if e["type"] == "retry"]

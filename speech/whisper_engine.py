@@ -10,8 +10,8 @@ beam 5 that skipped a whole clause (6 of 119 words). Here the text is decoded wi
 the timestamp tokens alone, then each window's fixed tokens are aligned to the
 window's own encoder output with CTranslate2's cross-attention DTW
 (``Whisper.align``, what faster-whisper does inside): the alignment cannot move a
-window, so it cannot cost a word. Measured on the 44 s reading (bench/transcription.py):
-the same words as plain decoding, for the price of one ``align`` call per window.
+window, so it cannot cost a word. These DTW times are coarse; ``word_times.py``
+replaces them with the phoneme model's and keeps them only where that fails.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _windows(segments: list[tuple[Any, Any]]) -> list[tuple[list[Any], Any]]:
     return windows
 
 
-def _tidy(words: list[Word], offset: float, end: float) -> tuple[Word, ...]:
+def tidy(words: list[Word], offset: float, end: float) -> tuple[Word, ...]:
     """Times inside the window, in order, each word at least 10 ms long (DTW may give a
     word no frame of its own), rounded to milliseconds."""
     tidy: list[Word] = []
@@ -209,4 +209,4 @@ def transcribe_window(
     )
     reset = any(s.temperature > PROMPT_RESET_TEMPERATURE for s, _ in with_encodings)
     tokens = () if reset else tuple(t for s, _ in with_encodings for t in s.tokens)
-    return WindowText(segments, _tidy(words, offset, end), consumed, tokens, info.language)
+    return WindowText(segments, tidy(words, offset, end), consumed, tokens, info.language)

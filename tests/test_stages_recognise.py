@@ -81,7 +81,7 @@ def _check(result: Transcription, duration: float) -> None:
     for phoneme in result.phonemes:
         if phoneme.word is not None:
             word = result.words[phoneme.word]
-            assert word.start <= (phoneme.start + phoneme.end) / 2 < word.end
+            assert word.start <= phoneme.start < word.end
     grouped = [p.word for p in result.phonemes if p.word is not None]
     assert grouped == sorted(grouped)
     # Nearly every sound is heard inside a word (the rest: breaths, edges of words).

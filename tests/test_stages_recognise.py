@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -19,8 +20,11 @@ from speech.base import (
     AudioInput,
     NormalisedAudio,
     PermanentStageError,
+    Phoneme,
+    Segment,
     Transcription,
     TransientStageError,
+    Word,
 )
 from speech.decode import decode_audio
 from speech.recognise import (
@@ -33,6 +37,9 @@ from speech.recognise import (
 from speech.settings import SpeechSettings
 from speech.whisper_model import MULTILINGUAL_VOCABULARY, WhisperConfig, bundled_model
 from speech.workers import run_in_worker
+from supervisor.lifecycle import Stage, Status
+from supervisor.messages import StageSucceeded
+from supervisor.transitions import change_for
 from tests.pron_corpus import PASSAGE, passage_pcm
 from tests.stages_helpers import HUMAN_CLIP, HUMAN_TEXT
 
@@ -232,3 +239,20 @@ def test_a_killed_worker_is_transient_and_leaves_no_orphans(clip: NormalisedAudi
     gone, alive = psutil.wait_procs(_workers(me, before), timeout=5)
     assert alive == []
     assert _workers(me, before) == []
+
+
+def test_segments_and_a_detected_language_are_stored_with_the_transcription() -> None:
+    heard = Transcription(
+        "Guten Tag.",
+        (Word("Guten", 0.1, 0.4, 0.9), Word("Tag.", 0.4, 0.8, 0.8)),
+        (Phoneme("t", 0.45, 0.5, 1),),
+        (Segment("Guten Tag.", 0.0, 0.9),),
+        detected_language="de",
+    )
+    done = StageSucceeded(Stage.TRANSCRIBING, heard)
+    fields = change_for(done, Status.TRANSCRIBING, evaluates=False).fields
+    assert fields["segments"] == [{"text": "Guten Tag.", "start": 0.0, "end": 0.9}]
+    assert fields["phonemes"] == [{"ipa": "t", "start": 0.45, "end": 0.5, "word": 1}]
+    assert fields["language"] == "de"  # the task asked for auto: it shows what was found
+    asked = StageSucceeded(Stage.TRANSCRIBING, replace(heard, detected_language=None))
+    assert "language" not in change_for(asked, Status.TRANSCRIBING, evaluates=False).fields

@@ -175,6 +175,7 @@ class EmbeddedTranscriber:
         words: list[Word] = []
         phonemes: list[Phoneme] = []
         prompt: list[int] = []
+        detected: str | None = None
         start = 0
         while start < total:
             end = min(start + self._window, total)
@@ -187,12 +188,11 @@ class EmbeddedTranscriber:
             words += heard.words
             phonemes += heard_phonemes
             prompt = [*prompt, *heard.tokens] if heard.tokens else []
-            # The first window's detected language holds for the rest of the recording.
-            detected = heard.language if code is None else None
-            code = heard.language
+            if code is None:  # auto: the first window's language holds for the rest
+                detected = code = heard.language
             start += heard.consumed
             await progress(start / max(total, 1))
         return Transcription(
             " ".join(s.text for s in segments), tuple(words), tuple(phonemes), tuple(segments),
-            detected_language=detected if language.strip().lower() == "auto" else None,
+            detected_language=detected,
         )  # fmt: skip

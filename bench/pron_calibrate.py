@@ -17,8 +17,12 @@ reports the held-out split. Prints JSON lines, then the choice; rewrites nothing
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
+import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +39,33 @@ MARGINS = [0.0, 1.0, 2.0, 3.0, 4.0]
 ABSENTS = [-3.0, -4.0, -5.0, -6.0, -8.0]
 
 
+def _on_disk(name: str, compute: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``compute`` of a recording, kept in memory and under ``CALIBRATE_CACHE``."""
+    folder = Path(os.environ.get("CALIBRATE_CACHE", "/tmp/pron_calibrate"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    @functools.lru_cache(maxsize=2048)
+    def cached(pcm: bytes) -> Any:
+        path = folder / f"{name}-{hashlib.sha256(pcm).hexdigest()[:24]}.pickle"
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        value = compute(pcm)
+        path.write_bytes(pickle.dumps(value))
+        return value
+
+    return cached
+
+
 def _cache_posteriors() -> None:
-    """The model's posteriors computed once per recording (the grid re-runs the rest)."""
+    """The model's posteriors and Whisper's words computed once per recording (the grid
+    re-runs the rest)."""
     model = phone_model.phone_model()
     original = model.posteriors
-    cached = functools.lru_cache(maxsize=1024)(lambda pcm: original(phone_model.samples_of(pcm)))
+    cached = _on_disk("posteriors", lambda pcm: original(phone_model.samples_of(pcm)))
     model.posteriors = lambda samples: cached(  # type: ignore[method-assign]
         (samples * 32768.0).astype("<i2").tobytes()
     )
+    bench.transcribed = _on_disk("words", bench.transcribed.__wrapped__)
 
 
 def _readings() -> list[tuple[str, bytes, str, set[int]]]:

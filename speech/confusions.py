@@ -1,10 +1,12 @@
-"""Common learner substitutions in ARPAbet, and the error variants of a pronunciation (pure).
+"""Common learner substitutions in ARPAbet (pure).
 
-The aligner (``forced.py``) offers each word these variants beside its dictionary
-pronunciations, at a low prior: an "extended recognition network" (Meng et al. 2007;
-Harrison et al. 2009), so a substituted sound is told by the expected phone losing
-to its likely substitute on the same frames, not by a GOP threshold that a poorly
-modelled voice also crosses.
+The goodness of pronunciation (``gop.py``) measures each expected sound against these
+substitutes only, on the sound's own frames of the phoneme model's posteriors: restricted
+substitutions, as in "Enhancing GOP in CTC-Based Mispronunciation Detection with
+Phonological Knowledge" (Parikh et al. 2025), so a substituted sound is told by the
+expected phone losing to its likely substitute, not by a threshold that a poorly modelled
+voice also crosses.
+A final consonant dropped is not a rule here: a dropped sound is an absent one (``gop.py``).
 
 Where the rules come from: the well-documented L2-English error patterns (Swan &
 Smith, *Learner English*, 2001; the L1-transfer rules behind the extended networks of
@@ -25,8 +27,7 @@ Meng et al. 2007 and Harrison et al. 2009), one rule per pattern:
 * Final consonant dropped (Chinese, Vietnamese, Japanese, Spanish codas), except R:
   a final R not said is a non-rhotic accent (British, Australian), not an error.
 
-Each rule changes one phone; an error variant is the canonical pronunciation with one
-rule applied once. None of this is chosen from the evaluation corpus.
+Each rule changes one phone. None of this is chosen from the evaluation corpus.
 """
 
 from __future__ import annotations
@@ -61,63 +62,3 @@ CONFUSIONS: tuple[Confusion, ...] = (
     Confusion("OW", "AO"), Confusion("B", "P", final=True),
     Confusion("G", "K", final=True),
 )  # fmt: skip
-
-#: A final consonant not said (any consonant but R, see above).
-FINAL_DROP = Confusion("*", "", final=True)
-
-
-@dataclass(frozen=True)
-class ErrorVariant:
-    """A word's canonical pronunciation with one learner substitution applied."""
-
-    #: What the learner says (ARPAbet).
-    phones: tuple[str, ...]
-    #: The canonical pronunciation it was made from.
-    expected: tuple[str, ...]
-    #: The index in ``expected`` of the phone replaced (or dropped).
-    position: int
-    #: The replacement ("" when the phone is dropped).
-    heard: str
-
-
-def _rules_at(phones: tuple[str, ...], k: int) -> list[Confusion]:
-    """The rules that apply to phone ``k``, in ``CONFUSIONS`` order."""
-    last = k == len(phones) - 1
-    rules = [c for c in CONFUSIONS if c.source == phones[k] and (last or not c.final)]
-    if last and phones[k] not in VOWELS and phones[k] != "R":
-        rules.append(FINAL_DROP)
-    return rules
-
-
-def apply(phones: tuple[str, ...], position: int, target: str) -> tuple[str, ...]:
-    """``phones`` with the phone at ``position`` replaced by ``target`` ("" drops it)."""
-    return (*phones[:position], *((target,) if target else ()), *phones[position + 1 :])
-
-
-def error_variants(
-    pronunciations: tuple[tuple[str, ...], ...] | list[tuple[str, ...]], cap: int
-) -> list[ErrorVariant]:
-    """At most ``cap`` error variants of the first (canonical) pronunciation.
-
-    None equals a dictionary pronunciation (that is not an error) or is empty. Past the
-    cap, positions take turns (each phone's first rule, then each one's second...), so a
-    long word keeps a competitor for every sound rather than many for its first.
-    """
-    if not pronunciations or not pronunciations[0] or cap <= 0:
-        return []
-    canonical = pronunciations[0]
-    known = set(map(tuple, pronunciations))
-    per_position = [_rules_at(canonical, k) for k in range(len(canonical))]
-    out: list[ErrorVariant] = []
-    for turn in range(max(map(len, per_position), default=0)):
-        for k, rules in enumerate(per_position):
-            if turn >= len(rules):
-                continue
-            said = apply(canonical, k, rules[turn].target)
-            if not said or said in known:
-                continue
-            known.add(said)
-            out.append(ErrorVariant(said, canonical, k, rules[turn].target))
-            if len(out) == cap:
-                return out
-    return out

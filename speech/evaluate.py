@@ -125,6 +125,7 @@ def evaluate_reading(
         inserted=verdicts.inserted,
         word_mistakes=verdicts.mistakes,
         method=METHOD,
+        other_text=verdicts.other_text,
     )
 
 

@@ -99,14 +99,16 @@ def measure(slots: tuple[AlignedSlot, ...], emissions: Emissions) -> list[SlotGo
         start, end = _window(slots, k, frames)
         expected = float(emissions.of(slot.accepted)[start:end].max())
         last = k == len(slots) - 1
-        competitors = substitutes(slot, last)
+        competitors = frozenset() if slot.reduced else substitutes(slot, last)
         substitute, heard = -np.inf, ""
         if competitors:
             values = {s: float(emissions.of(frozenset({s}))[start:end].max()) for s in competitors}
             heard = max(values, key=lambda s: values[s])
             substitute = values[heard]
         margin = min(expected - substitute + SUBSTITUTE_MARGIN, expected - ABSENT)
-        if margin < 0 and expected - substitute + SUBSTITUTE_MARGIN >= 0:
+        if slot.reduced:  # scored, never flagged (lexicon.py)
+            margin, heard = max(expected - ABSENT, 0.0), ""
+        elif margin < 0 and expected - substitute + SUBSTITUTE_MARGIN >= 0:
             # Absent, not replaced by a learner substitute: name what was heard instead.
             other, value = _best_other(emissions, slot, start, end)
             heard = other if value >= NAMED else ""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from .confusions import VOWELS
 from .ipa import to_ipa
 from .pronounce import non_rhotic, spell, stressed_variants
 
@@ -68,6 +69,9 @@ class Slot:
     accepted: frozenset[str]
     #: Shown to the learner: the General American IPA of the dictionary phone.
     ipa: str
+    #: An unstressed vowel: natives reduce, shorten or drop it, so it is scored but never
+    #: flagged (what a learner is told about is the stressed vowels and the consonants).
+    reduced: bool = False
 
 
 @functools.cache
@@ -75,9 +79,10 @@ def slot(phone: str) -> Slot:
     """The slot of an ARPAbet phone (with or without stress)."""
     bare = phone.rstrip("012")
     accepted = set(ACCEPTED.get(bare, ()))
-    if phone.endswith("0") and bare in ("AH", "IH", "EH", "AE", "AA", "AO", "IY", "UW", "ER"):
+    reduced = phone.endswith("0") and bare in VOWELS
+    if reduced:
         accepted |= set(REDUCED)
-    return Slot(bare, frozenset(accepted), to_ipa(bare) or bare.lower())
+    return Slot(bare, frozenset(accepted), to_ipa(bare) or bare.lower(), reduced)
 
 
 @dataclass(frozen=True)

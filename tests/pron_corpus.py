@@ -53,7 +53,7 @@ OTHER_WORDS = (
     "market", "pencil", "dragon", "orange", "button", "castle", "jungle", "pocket",
 )  # fmt: skip
 VOICES = ("en-us", "en-gb", "en-gb-x-rp")
-#: The calibration split (speech/gop_calibration.py is computed on it): the even clauses,
+#: The calibration split (speech/gop_thresholds.py is picked on it): the even clauses,
 #: and espeak-ng voices that the held-out split (the odd clauses, ``VOICES``) never uses.
 CALIBRATION_CLAUSES = (0, 2, 4, 6, 8)
 HELD_OUT_CLAUSES = (1, 3, 5, 7, 9)

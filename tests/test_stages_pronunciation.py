@@ -117,14 +117,16 @@ def test_a_reading_of_another_text_is_recognised_as_such() -> None:
     assert result.completeness <= 20
     assert all(w["verdict"] == "missed" for w in result.words)
     assert result.accuracy == 0.0
+    assert result.other_text
 
 
 def test_speech_past_the_end_of_the_text_is_inserted_not_scored() -> None:
-    alone = _evaluate(clip()[: 2 * 16_000 * 28 // 10], "It was the best of times", ())
+    alone = _evaluate(clip()[: 2 * 16_000 * 296 // 100], "It was the best of times", ())
     longer = _evaluate(clip(), "It was the best of times", heard(clip()))
     assert [w["verdict"] for w in longer.words] == ["correct"] * 6
     assert abs(longer.accuracy - alone.accuracy) <= 3
     assert longer.completeness == 100.0
+    assert not longer.other_text
     assert [w["word"] for w in longer.inserted] == ["it", "was", "the", "worst", "of", "times"]
     assert {m["type"] for m in longer.word_mistakes} == {"inserted"}
 

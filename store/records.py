@@ -63,6 +63,9 @@ class TaskRecord:
     completed_at: datetime | None
     updated_at: datetime
     duration: float | None = None
+    #: ``[{"text", "start", "end"}]`` as the transcriber wrote them; None where the task
+    #: has none (older tasks, engines without segments, no column before migration 0006).
+    segments: list[dict[str, Any]] | None = None
 
     def snapshot(self) -> TaskSnapshot:
         """What an actor needs to run this task, without loading it again."""

@@ -41,7 +41,12 @@ from store.sql import Query, compile_query
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status
 
-_RECORD_COLUMNS = [getattr(TaskRow, f.name) for f in fields(TaskRecord) if f.name != "duration"]
+#: Not task columns: ``duration`` is the audio's (joined in where it is read), and
+#: ``segments`` has no column on this branch (the speech branch's migration 0006 adds it).
+_NOT_TASK_COLUMNS = ("duration", "segments")
+_RECORD_COLUMNS = [
+    getattr(TaskRow, f.name) for f in fields(TaskRecord) if f.name not in _NOT_TASK_COLUMNS
+]
 _SUMMARY_COLUMNS = [getattr(TaskRow, f.name) for f in fields(TaskSummary)]
 
 

@@ -17,6 +17,7 @@ from web import (
     routes_ilps,
     routes_metrics,
     routes_tasks,
+    routes_transcript,
 )
 from web.console import routes as console_routes
 from web.console import session
@@ -41,6 +42,7 @@ def create_app(services: Services) -> Starlette:
         *routes_metrics.ROUTES,
         *openapi.ROUTES,
         *routes_tasks.ROUTES,
+        *routes_transcript.ROUTES,
         *routes_deliveries.ROUTES,
         *routes_admin.ROUTES,
         *session.ROUTES,

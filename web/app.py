@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 from store.tasks import KeyContended, KeyReused
 from supervisor.ports import JournalUnavailable
 from web import (
+    openai_api,
     openapi,
     routes_admin,
     routes_deliveries,
@@ -43,6 +44,7 @@ def create_app(services: Services) -> Starlette:
         *openapi.ROUTES,
         *routes_tasks.ROUTES,
         *routes_transcript.ROUTES,
+        *openai_api.ROUTES,
         *routes_deliveries.ROUTES,
         *routes_admin.ROUTES,
         *session.ROUTES,

@@ -1,0 +1,102 @@
+"""Synchronous transcriptions are tasks: they share the capacity and the queue, and a caller
+who hangs up cancels its task and frees its slot. The transcriber is a fake OpenAI-compatible
+server on loopback that answers when the test says."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import anyio
+import openai
+import pytest
+from sqlalchemy import URL
+
+from tests.openai_helpers import HEARD, HeldTranscriber, final_status, named, sdk, until_tasks
+from tests.service_helpers import running_service
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_as_many_requests_as_the_capacity_run_the_rest_queue_and_all_are_answered(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    capacity, queued = 2, 3
+    held = HeldTranscriber()
+    texts: list[str] = []
+    async with (
+        held.serving() as speech,
+        running_service(
+            service_database_url, tmp_path, speech_overrides=speech, capacity=capacity
+        ) as svc,
+    ):
+        async with sdk(svc, user) as client:
+
+            async def ask() -> None:
+                answer = await client.audio.transcriptions.create(
+                    file=named(speech_clip), model="whisper-1"
+                )
+                texts.append(answer.text)
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    for _ in range(capacity + queued):
+                        group.start_soon(ask)
+                    await held.arrivals(capacity)
+                    waiting = await until_tasks(svc, user, queued, "queued")
+                    assert len(waiting) == queued
+                    assert held.running == capacity
+                    held.release.set()
+    assert texts == [HEARD] * (capacity + queued)
+    assert held.most_running == capacity
+    assert held.entered == capacity + queued
+
+
+async def test_a_client_that_times_out_leaves_its_task_cancelled(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    held = HeldTranscriber()
+    async with (
+        held.serving() as speech,
+        running_service(service_database_url, tmp_path, speech_overrides=speech, capacity=1) as svc,
+    ):
+        async with sdk(svc, user, timeout=1.0) as client:
+            with anyio.fail_after(30), pytest.raises(openai.APITimeoutError):
+                await client.audio.transcriptions.create(file=named(speech_clip), model="whisper-1")
+        with anyio.fail_after(30):
+            (task,) = await until_tasks(svc, user, 1, "cancelled")
+            assert await final_status(svc, user, task["id"]) == "cancelled"
+
+
+async def test_a_client_that_hangs_up_frees_its_slot_for_the_next_in_the_queue(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    held = HeldTranscriber()
+    answered: list[str] = []
+    async with (
+        held.serving() as speech,
+        running_service(service_database_url, tmp_path, speech_overrides=speech, capacity=1) as svc,
+    ):
+        async with sdk(svc, user) as client:
+
+            async def ask(scope: anyio.CancelScope | None = None) -> None:
+                with scope or anyio.CancelScope():
+                    answer = await client.audio.transcriptions.create(
+                        file=named(speech_clip), model="whisper-1"
+                    )
+                    answered.append(answer.text)
+
+            first = anyio.CancelScope()
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(ask, first)
+                    await held.arrivals(1)  # the first holds the only slot
+                    group.start_soon(ask)
+                    (second,) = await until_tasks(svc, user, 1, "queued")
+                    first.cancel()  # its caller hangs up
+                    await held.arrivals(2)  # and the second gets the slot
+                    held.release.set()
+                (gone,) = [t for t in await until_tasks(svc, user, 1, "cancelled")]
+                assert await final_status(svc, user, second["id"]) == "completed"
+    assert answered == [HEARD]
+    assert gone["id"] != second["id"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import uuid
+import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import numpy as np
 import openai
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,6 +38,17 @@ def sdk(svc: Running, user: uuid.UUID, **options: Any) -> openai.AsyncOpenAI:
         **options,
     }
     return openai.AsyncOpenAI(**settings)
+
+
+def silence(seconds: float) -> bytes:
+    """A 16 kHz mono WAV of nothing: the recogniser finds no words in it, and the task fails."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as target:
+        target.setnchannels(1)
+        target.setsampwidth(2)
+        target.setframerate(16_000)
+        target.writeframes(np.zeros(int(16_000 * seconds), dtype="<i2").tobytes())
+    return out.getvalue()
 
 
 def named(audio: bytes, name: str = "speech.wav") -> tuple[str, io.BytesIO, str]:

@@ -16,7 +16,7 @@ import srt
 import webvtt
 from sqlalchemy import URL
 
-from tests.openai_helpers import named, sdk, tasks_of
+from tests.openai_helpers import named, sdk, silence, tasks_of
 from tests.service_helpers import Running, auth, running_service
 
 pytestmark = pytest.mark.anyio
@@ -147,6 +147,22 @@ async def test_a_language_the_transcriber_lacks_is_an_openai_shaped_400(
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["param"] == "language"
     assert "en-US" in body["error"]["message"]
+
+
+async def test_a_recording_that_cannot_be_transcribed_is_a_422_not_to_retry(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    async with running_service(service_database_url, tmp_path) as svc:
+        async with sdk(svc, user) as client:
+            with anyio.fail_after(120), pytest.raises(openai.UnprocessableEntityError) as failed:
+                await client.audio.transcriptions.create(file=named(silence(1.0)), model="m")
+        (task,) = await tasks_of(svc, user)
+    error = failed.value.response
+    assert error.headers["x-should-retry"] == "false"  # the SDKs would upload it again
+    assert error.headers["x-task-id"] == task["id"]
+    assert error.json()["error"]["code"] == "transcription_failed"
+    assert task["failure_reason"] in error.json()["error"]["message"]
+    assert task["status"] == "failed"
 
 
 async def test_other_refusals_are_openai_shaped_too(

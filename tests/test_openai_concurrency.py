@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import URL
 
 from tests.openai_helpers import HEARD, HeldTranscriber, final_status, named, sdk, until_tasks
-from tests.service_helpers import running_service
+from tests.service_helpers import auth, running_service
 
 pytestmark = pytest.mark.anyio
 
@@ -66,6 +66,7 @@ async def test_a_client_that_times_out_leaves_its_task_cancelled(
         with anyio.fail_after(30):
             (task,) = await until_tasks(svc, user, 1, "cancelled")
             assert await final_status(svc, user, task["id"]) == "cancelled"
+    assert task["failure_reason"] == "the caller of the transcription hung up"
 
 
 async def test_a_client_that_hangs_up_frees_its_slot_for_the_next_in_the_queue(
@@ -100,3 +101,31 @@ async def test_a_client_that_hangs_up_frees_its_slot_for_the_next_in_the_queue(
                 assert await final_status(svc, user, second["id"]) == "completed"
     assert answered == [HEARD]
     assert gone["id"] != second["id"]
+
+
+async def test_past_the_wait_the_answer_points_at_the_task_which_goes_on(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    held = HeldTranscriber()
+    async with (
+        held.serving() as speech,
+        running_service(
+            service_database_url, tmp_path, speech_overrides=speech, transcription_wait_seconds=0.5
+        ) as svc,
+    ):
+        async with sdk(svc, user) as client:
+            with anyio.fail_after(30):
+                raw = await client.audio.transcriptions.with_raw_response.create(
+                    file=named(speech_clip), model="whisper-1", response_format="srt"
+                )
+        assert raw.status_code == 202
+        body = raw.http_response.json()
+        url = f"/tasks/{body['task_id']}"
+        assert body["url"] == raw.headers["location"] == url
+        assert body["status"] not in ("completed", "failed", "cancelled")
+        held.release.set()
+        with anyio.fail_after(30):
+            assert await final_status(svc, user, body["task_id"]) == "completed"
+        subtitles = await svc.client.get(f"{url}/transcript?format=srt", headers=auth(user))
+    assert subtitles.status_code == 200
+    assert HEARD in subtitles.text

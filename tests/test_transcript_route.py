@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import io
 import uuid
-import wave
 from pathlib import Path
 
 import anyio
-import numpy as np
 import pytest
 import srt
 import webvtt
 from sqlalchemy import URL
 
-from tests.openai_helpers import final_status
+from tests.openai_helpers import final_status, silence
 from tests.service_helpers import auth, create, running_service
 
 pytestmark = pytest.mark.anyio
-
-
-def _silence(seconds: float) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as target:
-        target.setnchannels(1)
-        target.setsampwidth(2)
-        target.setframerate(16_000)
-        target.writeframes(np.zeros(int(16_000 * seconds), dtype="<i2").tobytes())
-    return out.getvalue()
 
 
 @pytest.mark.timeout(180)
@@ -91,7 +79,7 @@ async def test_a_task_that_is_not_completed_has_no_transcript_yet(
     service_database_url: URL, tmp_path: Path, user: uuid.UUID
 ) -> None:
     async with running_service(service_database_url, tmp_path) as svc:
-        made = await create(svc.client, user, _silence(1.0))
+        made = await create(svc.client, user, silence(1.0))
         task_id = made.json()["id"]
         early = await svc.client.get(f"/tasks/{task_id}/transcript", headers=auth(user))
         with anyio.fail_after(60):

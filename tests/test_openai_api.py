@@ -152,11 +152,20 @@ async def test_a_language_the_transcriber_lacks_is_an_openai_shaped_400(
 async def test_a_recording_that_cannot_be_transcribed_is_a_422_not_to_retry(
     service_database_url: URL, tmp_path: Path, user: uuid.UUID
 ) -> None:
+    key = {"Idempotency-Key": "silence"}
     async with running_service(service_database_url, tmp_path) as svc:
         async with sdk(svc, user) as client:
             with anyio.fail_after(120), pytest.raises(openai.UnprocessableEntityError) as failed:
-                await client.audio.transcriptions.create(file=named(silence(1.0)), model="m")
+                await client.audio.transcriptions.create(
+                    file=named(silence(1.0)), model="m", extra_headers=key
+                )
+            # The same key with another recording: refused before anything is written.
+            with pytest.raises(openai.BadRequestError) as reused:
+                await client.audio.transcriptions.create(
+                    file=named(silence(1.5)), model="m", extra_headers=key
+                )
         (task,) = await tasks_of(svc, user)
+    assert reused.value.response.json()["error"]["code"] == "idempotency_key_reused"
     error = failed.value.response
     assert error.headers["x-should-retry"] == "false"  # the SDKs would upload it again
     assert error.headers["x-task-id"] == task["id"]

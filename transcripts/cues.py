@@ -71,8 +71,15 @@ def fits(tokens: Sequence[Timed], limits: Limits) -> bool:
     """Whether the tokens make one readable cue."""
     if tokens[-1].end - tokens[0].start > limits.seconds:
         return False
-    lines = wrap([t.text for t in tokens], limits.line_characters)
-    return len(lines) <= limits.lines and all(len(n) <= limits.line_characters for n in lines)
+    texts = [t.text for t in tokens]
+    width = limits.line_characters
+    length = sum(len(text) for text in texts) + len(texts) - 1
+    if length <= width:  # one line: no need to wrap
+        return True
+    if length > limits.lines * (width + 1) - 1:  # more than the lines can hold, however cut
+        return False
+    lines = wrap(texts, width)
+    return len(lines) <= limits.lines and all(len(line) <= width for line in lines)
 
 
 def pack(tokens: Sequence[Timed], limits: Limits) -> list[list[Timed]]:

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from speech.settings import SpeechSettings
 from store.records import NewTask, TaskRecord
+from store.tasks import KeyContended, KeyReused
 from supervisor.lifecycle import Status
 from supervisor.ports import JournalUnavailable
 from web.context import Services, services
@@ -73,6 +74,12 @@ class Transcriptions:
             response = error_response(refused)
         except ApiError as error:
             response = error_response(refused_of(error))
+        except KeyReused:
+            message = "this Idempotency-Key was used before with a different request"
+            response = error_response(Refused(400, message, code="idempotency_key_reused"))
+        except KeyContended:
+            message = "the task of this Idempotency-Key was being deleted meanwhile; try again"
+            response = error_response(Refused(409, message))
         except JournalUnavailable:
             message = "the database is unavailable; try again shortly"
             response = error_response(Refused(503, message, headers={"Retry-After": "2"}))

@@ -69,7 +69,7 @@ class Refused(Exception):
 
 
 def parse_form(
-    fields: Mapping[str, str], granularities: Sequence[str], context: Any
+    fields: Mapping[str, str], granularities: Sequence[str], context: dict[str, object]
 ) -> TranscriptionForm:
     """The form, checked: a 400 naming the first field at fault otherwise."""
     raw: dict[str, Any] = {k: v for k, v in fields.items() if k not in GRANULARITIES}
@@ -94,16 +94,12 @@ def parse_form(
     return form
 
 
-#: Error types by status, as the OpenAI API names them.
-_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error"}
-
-
 def error_body(refused: Refused) -> dict[str, Any]:
-    kind = "server_error" if refused.status >= 500 else _TYPES.get(refused.status)
+    kind = "server_error" if refused.status >= 500 else "invalid_request_error"
     return {
         "error": {
             "message": refused.message,
-            "type": kind or "invalid_request_error",
+            "type": kind,
             "param": refused.param,
             "code": refused.code,
         }

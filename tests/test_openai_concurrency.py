@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import anyio
 import openai
@@ -129,3 +130,36 @@ async def test_past_the_wait_the_answer_points_at_the_task_which_goes_on(
         subtitles = await svc.client.get(f"{url}/transcript?format=srt", headers=auth(user))
     assert subtitles.status_code == 200
     assert HEARD in subtitles.text
+
+
+async def test_a_service_that_stops_answers_its_waiting_callers_with_the_tasks_url(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    """The task is not cancelled: it resumes at the next start (or on another instance)."""
+    held = HeldTranscriber()
+    answers: list[tuple[int, dict[str, Any]]] = []
+    async with (
+        held.serving() as speech,
+        running_service(
+            service_database_url, tmp_path, speech_overrides=speech, shutdown_grace_seconds=0.5
+        ) as svc,
+    ):
+        async with sdk(svc, user) as client:
+
+            async def ask() -> None:
+                raw = await client.audio.transcriptions.with_raw_response.create(
+                    file=named(speech_clip), model="whisper-1"
+                )
+                answers.append((raw.status_code, raw.http_response.json()))
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(ask)
+                    await held.arrivals(1)
+                    await svc.service.drain()
+        ((status, body),) = answers
+        record = await svc.service.services.store.get(user, uuid.UUID(body["task_id"]))
+    assert status == 202
+    assert "restarting" in body["message"]
+    assert record is not None
+    assert record.status == "transcribing"  # persisted as it was: the next start resumes it

@@ -163,3 +163,33 @@ async def test_a_service_that_stops_answers_its_waiting_callers_with_the_tasks_u
     assert "restarting" in body["message"]
     assert record is not None
     assert record.status == "transcribing"  # persisted as it was: the next start resumes it
+
+
+async def test_a_task_deleted_while_its_caller_waits_is_a_404_for_the_caller(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    held = HeldTranscriber()
+    async with (
+        held.serving() as speech,
+        running_service(service_database_url, tmp_path, speech_overrides=speech) as svc,
+    ):
+        async with sdk(svc, user) as client:
+            refused: list[openai.NotFoundError] = []
+
+            async def ask() -> None:
+                with pytest.raises(openai.NotFoundError) as gone:
+                    await client.audio.transcriptions.create(
+                        file=named(speech_clip), model="whisper-1"
+                    )
+                refused.append(gone.value)
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(ask)
+                    await held.arrivals(1)
+                    (task,) = await until_tasks(svc, user, 1, "transcribing")
+                    deleted = await svc.client.delete(f"/tasks/{task['id']}", headers=auth(user))
+                    assert deleted.status_code == 204
+    (error,) = (r.response for r in refused)
+    assert error.json()["error"]["code"] == "task_deleted"
+    assert error.headers["x-task-id"] == task["id"]

@@ -114,7 +114,7 @@ async def _transcribe(request: Request, receive: Receive) -> Response:
             return Response(status_code=CLIENT_CLOSED)
         case Outcome.WAITED_ENOUGH | Outcome.STOPPING:
             return await _pointer(app, user_id, record, waited.outcome)
-    return await _answer(app, user_id, record.id, form)
+    return await _answer(app, user_id, record.id, waited.status, form)
 
 
 async def _cancel(app: Services, task_id: UUID) -> None:
@@ -141,16 +141,22 @@ async def _pointer(app: Services, user_id: UUID, record: TaskRecord, outcome: Ou
     return JSONResponse(body, 202, headers={"Location": url, "X-Task-ID": str(record.id)})
 
 
-async def _answer(app: Services, user_id: UUID, task_id: UUID, form: TranscriptionForm) -> Response:
-    record = await app.store.get(user_id, task_id)
-    if record is None:
-        raise Refused(404, "the task was deleted before it ended", code="task_deleted")
+async def _answer(
+    app: Services, user_id: UUID, task_id: UUID, ended: Status | None, form: TranscriptionForm
+) -> Response:
+    """The answer to a task that ``ended`` so (None: deleted)."""
     url = f"/tasks/{task_id}"
-    # The SDKs retry 409s and 5xx by themselves: a new upload would not end otherwise.
+    # The SDKs retry 409s and 5xx by themselves: each retry would be a new upload.
     final = {"X-Task-ID": str(task_id), "x-should-retry": "false"}
-    if record.status == Status.CANCELLED:
+    # Decided by the end the feed saw, not the row read after it: a deleted task's feed
+    # ends before its rows go, and a failed one may have been retried since.
+    record = None if ended is None else await app.store.get(user_id, task_id)
+    if record is None:
+        message = "the task was deleted before it ended"
+        raise Refused(404, message, code="task_deleted", headers=final)
+    if ended is Status.CANCELLED:
         raise Refused(409, f"the task was cancelled ({url})", code="task_cancelled", headers=final)
-    if record.status != Status.COMPLETED:
+    if ended is not Status.COMPLETED:
         reason = record.failure_reason or "unknown"
         message = f"the recording could not be transcribed: {reason} ({url})"
         raise Refused(422, message, code="transcription_failed", headers=final)

@@ -580,6 +580,7 @@ OPERATIONS = [
     ("DELETE", "/tasks/{task_id}"),
     ("GET", "/tasks/{task_id}/events"),
     ("GET", "/tasks/{task_id}/audio"),
+    ("GET", "/tasks/{task_id}/transcript"),
     ("POST", "/tasks/{task_id}/cancel"),
     ("POST", "/tasks/{task_id}/retry"),
     ("GET", "/tasks/{task_id}/deliveries"),

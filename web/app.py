@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 from store.tasks import KeyContended, KeyReused
 from supervisor.ports import JournalUnavailable
 from web import (
+    openai_api,
     openapi,
     routes_admin,
     routes_deliveries,
@@ -17,6 +18,7 @@ from web import (
     routes_ilps,
     routes_metrics,
     routes_tasks,
+    routes_transcript,
 )
 from web.console import routes as console_routes
 from web.console import session
@@ -41,6 +43,8 @@ def create_app(services: Services) -> Starlette:
         *routes_metrics.ROUTES,
         *openapi.ROUTES,
         *routes_tasks.ROUTES,
+        *routes_transcript.ROUTES,
+        *openai_api.ROUTES,
         *routes_deliveries.ROUTES,
         *routes_admin.ROUTES,
         *session.ROUTES,

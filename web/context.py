@@ -38,6 +38,8 @@ class Services:
     elsewhere: Elsewhere | None = None
     #: This instance as a member of the cluster, once it has joined.
     cluster: ClusterMember | None = None
+    #: Which transcriber answers (``POST /v1/audio/transcriptions`` says so).
+    transcriber: str = "embedded"
 
     def __post_init__(self) -> None:
         self.door = TaskDoor(self.supervisor, self.elsewhere)

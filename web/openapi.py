@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from web import openapi_admin
+from web import openapi_admin, openapi_openai
 from web.params import INSTANT_RANGE, SEQ_MAX
 from web.routes_deliveries import DeliveryListOut, RedeliveryOut
 from web.routes_tasks import CreateFields
@@ -25,6 +25,7 @@ _MODELS: list[type[BaseModel]] = [
     DeliveryListOut,
     RedeliveryOut,
     *openapi_admin.MODELS,
+    *openapi_openai.MODELS,
 ]
 _ID = {
     "name": "task_id",
@@ -230,6 +231,7 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        **openapi_openai.paths(_json, _errors, _ref, task_id=_ID),
         **openapi_admin.paths(
             _json,
             _errors,

@@ -42,6 +42,7 @@ from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
 from web.observed import Observed
+from web.openai_api import transcriber_label
 from web.retention import Retention
 from web.settings import Settings
 from web.webhook_delivery import Sender
@@ -161,6 +162,7 @@ async def _running(
         authenticator(settings),
         sender,
         languages=languages_of(speech),
+        transcriber=transcriber_label(speech),
         elsewhere=RemoteTasks(hub, cluster_store, claims, supervisor),
     )
     cluster = ClusterConfig(

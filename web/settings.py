@@ -61,6 +61,10 @@ class Settings(DatabaseSettings):
     shutdown_grace_seconds: float = Field(_SUPERVISOR.shutdown_grace, ge=0)
     sse_ping_seconds: float = Field(15.0, gt=0)
     sse_retry_ms: int = Field(3000, ge=0)
+    #: How long ``POST /v1/audio/transcriptions`` waits for its task before answering 202
+    #: with the task's URL: the longest recording (300 s) at a real-time factor of 1,
+    #: twice the embedded recogniser's measured 0.49 (bench/README.md), queueing aside.
+    transcription_wait_seconds: float = Field(300.0, gt=0)
 
     @field_validator("trusted_networks")
     @classmethod

@@ -29,8 +29,11 @@ class _TooLarge(Exception):
 
 @dataclass(frozen=True)
 class ParsedUpload:
+    #: The text fields (the last value of a repeated name).
     fields: dict[str, str]
     upload: NewUpload
+    #: Every text field in order, repeated names included (``timestamp_granularities[]``).
+    repeated: tuple[tuple[str, str], ...] = ()
 
 
 def _too_large(limit: int) -> ApiError:
@@ -161,13 +164,14 @@ async def _accept(form: FormData, limit: int) -> ParsedUpload:
         raise ApiError(415, "the file is not a recording in a format this service decodes")
     data = head + await file.read()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    repeated = tuple((k, v) for k, v in form.multi_items() if isinstance(v, str))
     upload = NewUpload(
         data=data,
         filename=filename,
         content_type=content_type,
         sha256=hashlib.sha256(data).hexdigest(),
     )
-    return ParsedUpload(fields, upload)
+    return ParsedUpload(fields, upload, repeated)
 
 
 #: The subtype of a media type as RFC 6838 names them (what is kept of a declared type).

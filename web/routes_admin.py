@@ -26,6 +26,7 @@ from web.admin_schemas import (
     OverviewOut,
     TimelineOut,
 )
+from web.bodies import read_small_body
 from web.context import Services, services
 from web.errors import ApiError
 from web.params import Instant
@@ -142,7 +143,7 @@ async def bulk_retry(request: Request) -> Response:
     """Run again every failed task the filter matches (at most 500 per call)."""
     app = operator(request)
     try:
-        body = BulkRetryIn.model_validate_json(await request.body() or b"{}")
+        body = BulkRetryIn.model_validate_json(await read_small_body(request) or b"{}")
     except ValidationError as error:
         raise ApiError(422, validation_detail(error)) from None
     refuse_when_draining(app)

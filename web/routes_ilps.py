@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from store.records import NewTask, TaskSummary
 from store.tasks import ListQuery
 from supervisor.lifecycle import Status
+from web.bodies import read_small_body
 from web.context import Services, services
 from web.errors import ApiError, not_found
 from web.feed import TaskFeed, open_feed
@@ -71,12 +72,7 @@ def _task_id(request: Request) -> UUID:
 
 async def _user_id(request: Request) -> UUID:
     """The ``user_id`` of a small JSON body (read up to ``_MAX_BODY`` bytes, no further)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise ApiError(413, f"the body is larger than {_MAX_BODY} bytes")
-    return parse(UserIn, bytes(body), "body").user_id
+    return parse(UserIn, await read_small_body(request, _MAX_BODY), "body").user_id
 
 
 async def health(request: Request) -> ASGIApp:

@@ -41,6 +41,7 @@ from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
+from web.header_limits import limited_config
 from web.observed import Observed
 from web.retention import Retention
 from web.settings import Settings
@@ -183,8 +184,9 @@ async def _running(
         outcome.state, outcome.duration
     )
     install_context()
-    server_config = uvicorn.Config(
+    server_config = limited_config(
         Observed(create_app(services)),
+        max_header_bytes=settings.max_header_bytes,
         lifespan="off",
         # scope["client"] stays the TCP peer: the trusted-network check must not be
         # fooled by an X-Forwarded-For that anyone on loopback can send.

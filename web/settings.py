@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 from speech.cpus import cpu_count
 from store.config import DatabaseSettings
 from supervisor.config import SupervisorConfig
+from web.header_limits import DEFAULT_MAX_HEADER_BYTES
 from web.trusted import DEFAULT_TRUSTED_NETWORKS, TrustedNetworks, parse_networks
 from web.webhook_signing import secret_key
 from web.webhook_urls import MAX_URL_LENGTH, check_url
@@ -49,6 +50,8 @@ class Settings(DatabaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
 
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    #: A request whose line and headers pass this many bytes gets 431 and a closed connection.
+    max_header_bytes: int = Field(DEFAULT_MAX_HEADER_BYTES, ge=8192, le=1024 * 1024)
     ilps_compat: bool = False
 
     capacity: int = Field(default_factory=cpu_count, ge=1)

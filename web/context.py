@@ -16,6 +16,7 @@ from supervisor.door import Elsewhere, TaskDoor
 from supervisor.supervisor import Supervisor
 from web.auth import Authenticator, Caller
 from web.settings import Settings
+from web.upload_spool import UploadSlots
 from web.webhook_delivery import Sender
 
 
@@ -30,6 +31,8 @@ class Services:
     webhooks: Sender
     #: Every command on a task goes through it.
     door: TaskDoor = field(init=False)
+    #: Uploads in flight, at most ``MANAGER_MAX_CONCURRENT_UPLOADS``.
+    uploads: UploadSlots = field(init=False)
     #: Set on SIGTERM: new tasks get 503 while the actors stop.
     draining: anyio.Event = field(default_factory=anyio.Event)
     #: What the configured transcriber recognises: other languages are a 422 at creation.
@@ -41,6 +44,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.door = TaskDoor(self.supervisor, self.elsewhere)
+        self.uploads = UploadSlots(self.settings.max_concurrent_uploads)
 
     def is_operator(self, caller: Caller) -> bool:
         """Listed in ``MANAGER_ADMIN_USERS``, or holding a token with the operator claim."""

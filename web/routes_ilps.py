@@ -83,12 +83,13 @@ async def transcribe(request: Request) -> ASGIApp:
     """Store the task and hand it to the supervisor; the pipeline runs in the background."""
     app = services(request)
     refuse_when_draining(app)
-    parsed = await read_upload(request, app.settings.max_upload_bytes)
-    fields = parse(TranscribeIn, dict(parsed.fields), "body")
-    task = NewTask(
-        user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
-    )
-    record, _ = await admit(app, task, parsed.upload)
+    with app.uploads.slot():
+        async with read_upload(request, app.settings.max_upload_bytes) as parsed:
+            fields = parse(TranscribeIn, dict(parsed.fields), "body")
+            task = NewTask(
+                user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
+            )
+            record, _ = await admit(app, task, parsed.upload)
     return ModelResponse(CreatedOut(id=record.id))
 
 

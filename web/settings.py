@@ -50,6 +50,8 @@ class Settings(DatabaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
 
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    #: Uploads in flight at once (per process); the next one gets 503 and Retry-After.
+    max_concurrent_uploads: int = Field(16, ge=1, le=1024)
     #: A request whose line and headers pass this many bytes gets 431 and a closed connection.
     max_header_bytes: int = Field(DEFAULT_MAX_HEADER_BYTES, ge=8192, le=1024 * 1024)
     ilps_compat: bool = False

@@ -38,6 +38,8 @@ class Caller:
     expires: float = float("inf")
     #: The token carries the operator claim.
     operator: bool = False
+    #: Named by the gateway's header, not by a token.
+    from_header: bool = False
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -108,7 +110,7 @@ class Authenticator:
     def caller(self, connection: HTTPConnection) -> Caller:
         """The bearer token's caller, else the console's session cookie's, else a 401."""
         if self._mode == "gateway":
-            return Caller(self._from_gateway(connection))
+            return Caller(self._from_gateway(connection), from_header=True)
         header = connection.headers.get("authorization")
         cookie = session_token(connection)
         if header is None and cookie is not None:

@@ -42,7 +42,11 @@ class Settings(DatabaseSettings):
     auth_jwt_public_key: str | None = None
     auth_gateway_header: str = "X-User-Id"
     #: Comma-separated CIDRs whose peers may assert a user id (gateway mode, ILPS routes).
+    #: The default serves the ILPS routes only: gateway mode needs it set explicitly.
     trusted_networks: str = DEFAULT_TRUSTED_NETWORKS
+    #: Whether a user id taken from the gateway's header may be an operator
+    #: (``MANAGER_ADMIN_USERS``); off, operators need a token.
+    auth_gateway_operators: bool = False
 
     #: Operators (the console's operator view, ``/admin/...``): user ids, comma-separated.
     admin_users: Annotated[list[UUID], NoDecode] = []
@@ -72,6 +76,16 @@ class Settings(DatabaseSettings):
     def _cidrs(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _gateway_networks(self) -> Settings:
+        if self.auth_mode == "gateway" and "trusted_networks" not in self.model_fields_set:
+            raise ValueError(
+                "MANAGER_AUTH_MODE=gateway needs MANAGER_TRUSTED_NETWORKS: set it to the "
+                "gateway's addresses (CIDRs, e.g. 10.0.0.5/32); the header is believed only "
+                "from there"
+            )
+        return self
 
     @property
     def trusts_identity(self) -> bool:

@@ -47,11 +47,11 @@ class Services:
         self.uploads = UploadSlots(self.settings.max_concurrent_uploads)
 
     def is_operator(self, caller: Caller) -> bool:
-        """Listed in ``MANAGER_ADMIN_USERS``, or holding a token with the operator claim; a
-        user id from the gateway's header only where ``MANAGER_AUTH_GATEWAY_OPERATORS`` says."""
+        """Listed in ``MANAGER_ADMIN_USERS`` (no token claim makes one); a user id from the
+        gateway's header only where ``MANAGER_AUTH_GATEWAY_OPERATORS`` says."""
         if caller.from_header and not self.settings.auth_gateway_operators:
             return False
-        return caller.operator or caller.user_id in self.settings.admin_users
+        return caller.user_id in self.settings.admin_users
 
 
 def services(connection: HTTPConnection) -> Services:

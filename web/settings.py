@@ -41,6 +41,12 @@ class Settings(DatabaseSettings):
     #: PEM public key (or a path to one) for RS256/ES256 tokens.
     auth_jwt_public_key: str | None = None
     auth_gateway_header: str = "X-User-Id"
+    #: Clock skew allowed on a token's ``iat``, ``nbf`` and ``exp``.
+    auth_jwt_leeway_seconds: float = Field(5.0, ge=0, le=300)
+    #: Tokens must carry this ``aud`` (unset: not checked, as ILPS issues none).
+    auth_jwt_audience: str | None = None
+    #: Tokens must carry this ``iss`` (unset: not checked).
+    auth_jwt_issuer: str | None = None
     #: Comma-separated CIDRs whose peers may assert a user id (gateway mode, ILPS routes).
     #: The default serves the ILPS routes only: gateway mode needs it set explicitly.
     trusted_networks: str = DEFAULT_TRUSTED_NETWORKS

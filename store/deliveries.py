@@ -34,6 +34,8 @@ class Due:
     occurred_at: datetime
     attempts: int
     step: int
+    #: To MANAGER_WEBHOOK_URL (signed with the service's secret), not the task's own URL.
+    service_wide: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from web import (
     routes_ilps,
     routes_metrics,
     routes_tasks,
+    routes_webhook_secret,
 )
 from web.console import routes as console_routes
 from web.console import session
@@ -42,6 +43,7 @@ def create_app(services: Services) -> Starlette:
         *openapi.ROUTES,
         *routes_tasks.ROUTES,
         *routes_deliveries.ROUTES,
+        *routes_webhook_secret.ROUTES,
         *routes_admin.ROUTES,
         *session.ROUTES,
     ]

@@ -14,6 +14,7 @@ from web import openapi_admin
 from web.params import INSTANT_RANGE, SEQ_MAX
 from web.routes_deliveries import DeliveryListOut, RedeliveryOut
 from web.routes_tasks import CreateFields
+from web.routes_webhook_secret import RotateIn, WebhookSecretOut
 from web.schemas import AcceptedOut, ErrorOut, EventOut, TaskListOut, TaskOut
 
 _MODELS: list[type[BaseModel]] = [
@@ -24,6 +25,8 @@ _MODELS: list[type[BaseModel]] = [
     AcceptedOut,
     DeliveryListOut,
     RedeliveryOut,
+    RotateIn,
+    WebhookSecretOut,
     *openapi_admin.MODELS,
 ]
 _ID = {
@@ -227,6 +230,22 @@ def _paths() -> dict[str, Any]:
                     "202": _json(RedeliveryOut, "Due now"),
                     **auth,
                     **_errors(404),
+                },
+            },
+        },
+        "/webhook-secret": {
+            "post": {
+                "summary": "Make or rotate your webhook signing secret (shown once)",
+                "description": "Deliveries to your tasks' webhook_url are signed with it; the"
+                " one it replaces signs too for `overlap_seconds` (several `v1,` signatures).",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref(RotateIn)}},
+                },
+                "responses": {
+                    "201": _json(WebhookSecretOut, "The new secret"),
+                    **auth,
+                    **_errors(413, 422),
                 },
             },
         },

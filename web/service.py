@@ -37,6 +37,7 @@ from store.deliveries import DeliveryStore
 from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
 from store.tasks import TaskStore
+from store.webhook_secrets import WebhookSecretStore
 from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
@@ -243,6 +244,7 @@ def _sender(settings: Settings, database: Database, port: int) -> Sender:
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private,
         retry_scale=settings.webhook_retry_scale,
+        secrets=WebhookSecretStore(database),
     )
 
 

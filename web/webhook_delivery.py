@@ -19,8 +19,9 @@ import anyio
 import httpx
 
 from store.deliveries import DELIVERED, FAILED, GONE, PENDING, REFUSED, DeliveryStore, Due, Outcome
+from store.webhook_secrets import WebhookSecretStore
 from supervisor.ports import JournalUnavailable
-from web.webhook_signing import signature
+from web.webhook_signing import secret_key, signatures
 from web.webhook_urls import Address, first_refused, literal_address
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,11 @@ class Sender:
         retry_scale: float = 1.0,
         resolver: Resolve = resolve,
         transport: httpx.AsyncBaseTransport | None = None,
+        secrets: WebhookSecretStore | None = None,
     ) -> None:
         self._store = store
         self._key = key
+        self._secrets = secrets
         self._base = task_url_base
         self._timeout = timeout
         self._allow_private = allow_private
@@ -191,8 +194,17 @@ class Sender:
             return outcome(DELIVERED, code)
         return outcome(GONE if code == 410 else PENDING, code)
 
+    async def _keys(self, due: Due) -> list[bytes]:
+        """The service's key for its own URL; for a task's URL its owner's secrets (every
+        one inside a rotation's overlap), else, for an owner who made none, the service's."""
+        if due.service_wide or self._secrets is None:
+            return [self._key]
+        owned = await self._secrets.signing(due.user_id)
+        return [secret_key(secret) for secret in owned] or [self._key]
+
     async def _post(self, client: httpx.AsyncClient, due: Due, pinned: Address | None) -> int:
         body = message(due, self._base)
+        keys = await self._keys(due)
         stamp = int(time.time())
         webhook_id = str(due.id)
         headers = {
@@ -200,7 +212,7 @@ class Sender:
             "user-agent": "service-task-manager-webhooks",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(stamp),
-            "webhook-signature": signature(self._key, webhook_id, stamp, body),
+            "webhook-signature": signatures(keys, webhook_id, stamp, body),
         }
         url = httpx.URL(due.url)
         extensions = {}

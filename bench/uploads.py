@@ -8,7 +8,9 @@ For each checkout (this one, and the one named, alternating, ``BENCH_RUNS`` roun
 a fresh database, the ILPS stage stubs with preprocessing held at its gate and
 MANAGER_CAPACITY=1 (one task waits in preprocessing, the others queue: no engine work
 and no audio read back but that one's), the service in-process with a stall probe
-(``bench/_upload_server.py``: a 1 ms sleep in a loop, how much longer each took).
+(``bench/_upload_server.py``: a 1 ms sleep in a loop, how much longer each took, and
+how much CPU the loop's thread spent meanwhile: on a shared machine lateness also counts
+waits for a core, the CPU figure only work that blocked the loop).
 Then one 25 MiB upload alone, and 16 at once; sampled every 5 ms: the server's RSS
 above what it was before the uploads. Prints one JSON object: medians per checkout,
 and every run.
@@ -165,6 +167,8 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rss_growth_per_upload_x_size",
         "stall_max_ms",
         "stall_p99_ms",
+        "loop_cpu_max_ms",
+        "loop_cpu_p99_ms",
         "seconds",
     )
     return {

@@ -120,6 +120,8 @@ async def retry_task(request: Request) -> Response:
     task_id = task_id_of(request)
     owner = await _owner(app, task_id)
     refuse_when_draining(app)
+    if await app.store.audio_removed(task_id):
+        raise ApiError(409, "the task cannot run again: retention removed its audio")
     retried = await _retry(app, task_id)
     record = await app.store.get(owner, task_id)
     if record is None:
@@ -149,7 +151,12 @@ async def bulk_retry(request: Request) -> Response:
     refuse_when_draining(app)
     where = AdminFilter((), body.user_id, body.created_after, body.created_before)
     failed = await AdminStore(app.database).failed(where)
-    retried = [task_id for task_id in failed if await _retry(app, task_id)]
+    # A task whose audio retention removed cannot run again: left out, as a single retry's 409.
+    retried = [
+        task_id
+        for task_id in failed
+        if not await app.store.audio_removed(task_id) and await _retry(app, task_id)
+    ]
     return ModelResponse(BulkRetryOut(matched=len(failed), retried=retried))
 
 

@@ -168,9 +168,15 @@ class Sender:
         parts = urlsplit(due.url)
         host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
         pinned: Address | None = None
+        # One deadline for the lookup and the send: a slow resolver must not outlast the
+        # claim's lease, or another round would send the delivery a second time.
+        deadline = anyio.current_time() + self._timeout
         if not self._allow_private:
             try:
-                addresses = await self._resolve(host, port)
+                with anyio.fail_after(self._timeout):
+                    addresses = await self._resolve(host, port)
+            except TimeoutError:
+                return outcome(PENDING, error="timed out resolving the host name")
             except OSError:
                 return outcome(PENDING, error="the host name did not resolve")
             refused = first_refused(addresses)
@@ -180,7 +186,7 @@ class Sender:
                 return outcome(PENDING, error="the host name did not resolve")
             pinned = addresses[0]  # connect to what was checked, not to a second lookup
         try:
-            with anyio.fail_after(self._timeout):
+            with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
                 code = await self._post(client, due, pinned)
         except TimeoutError:
             return outcome(PENDING, error="timed out")

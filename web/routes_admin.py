@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -39,6 +39,8 @@ WORKING = (Status.STARTED, Status.PREPROCESSING, Status.TRANSCRIBING, Status.EVA
 
 
 class AdminListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the README promises 422 for anything else
+
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=200)
     status: list[Status] = []

@@ -8,7 +8,7 @@ from dataclasses import replace
 from urllib.parse import quote
 from uuid import UUID
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,7 +35,10 @@ from web.webhook_urls import MAX_URL_LENGTH, RefusedUrl, check_url
 
 
 class CreateFields(BaseModel):
-    """The text fields of ``POST /tasks`` beside the ``file`` part."""
+    """The text fields of ``POST /tasks`` beside the ``file`` part (no others: a misspelt
+    field is a 422, not silently a task without it)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, max_length=50)
     text_id: UUID | None = None
@@ -51,6 +54,8 @@ class CreateFields(BaseModel):
 
 
 class ListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the README promises 422 for anything else
+
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=200)
     status: list[Status] = []

@@ -262,3 +262,38 @@ def test_configuration_from_dotenv_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "MANAGER_HTTP_PORT" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"MANAGER_DB_POSTGRES_PORT": "1"}, "the connection was refused"),
+        ({"MANAGER_DB_POSTGRES_HOST": "no-such-host.invalid"}, "the host name does not resolve"),
+        ({"MANAGER_DB_POSTGRES_USER": "no_such_role_here"}, 'role "no_such_role_here"'),
+    ],
+)
+def test_a_database_that_cannot_be_used_at_start_is_one_line(
+    tmp_path: Path, settings: dict[str, str], reason: str
+) -> None:
+    """Before: a traceback of 164-208 lines."""
+    env = clean_env(
+        **{
+            "MANAGER_HTTP_PORT": "0",
+            "MANAGER_DB_POSTGRES_HOST": "127.0.0.1",
+            "MANAGER_DB_POSTGRES_PASSWORD": "x",
+            **settings,
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cannot use the database postgres://")
+    assert reason in lines[0]

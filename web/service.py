@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
@@ -32,7 +33,7 @@ from ops.logs import install_context
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.cluster import ClusterStore
-from store.database import Database, open_database
+from store.database import Database, describe, open_database
 from store.deliveries import DeliveryStore
 from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
@@ -46,6 +47,7 @@ from web.header_limits import limited_config
 from web.observed import Observed
 from web.retention import Retention
 from web.settings import Settings
+from web.startup_errors import database_unusable
 from web.webhook_delivery import Sender
 from web.webhook_signing import generated_secret, secret_key
 
@@ -293,12 +295,20 @@ async def serve_forever(
 
     ``on_ready`` is called once the service is up: tasks recovered, HTTP accepting.
     """
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with open_service(settings, speech, url, sock) as running:
-            _tune_garbage_collector()
-            if on_ready is not None:
-                on_ready(running)
-            async for signum in signals:
-                log.warning("received %s: draining", signal.Signals(signum).name)
-                break
-            await running.drain()
+    try:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with open_service(settings, speech, url, sock) as running:
+                _tune_garbage_collector()
+                if on_ready is not None:
+                    on_ready(running)
+                async for signum in signals:
+                    log.warning("received %s: draining", signal.Signals(signum).name)
+                    break
+                await running.drain()
+    except Exception as error:
+        reason = database_unusable(error)
+        if reason is None:
+            raise
+        # One line, as for the other start-up failures (README): not a traceback.
+        sys.stderr.write(f"cannot use the database {describe(url)}: {reason}\n")
+        raise SystemExit(1) from None

@@ -35,8 +35,12 @@ def _config_error(error: ValidationError | ValueError) -> int:
     return 2
 
 
-def _token(user: str) -> int:
-    """Sign with the running service's secret; never make one (it would be the wrong one)."""
+def _token(user: str, operator: bool = False) -> int:
+    """Sign with the running service's secret; never make one (it would be the wrong one).
+
+    ``operator``: only for a user ``MANAGER_ADMIN_USERS`` lists (no token claim makes an
+    operator); for another, say how to make it one.
+    """
     from web.auth import issue_token, secret_path, stored_secret
     from web.settings import Settings
 
@@ -60,6 +64,14 @@ def _token(user: str) -> int:
             )
             return 2
         key = found
+    if operator and user_id not in settings.admin_users:
+        print(
+            f"{user_id} is not an operator: add it to MANAGER_ADMIN_USERS (comma-separated "
+            "user ids) of the service and of this command, restart the service, then run "
+            "this again; operator rights come from that list, not from the token",
+            file=sys.stderr,
+        )
+        return 2
     print(issue_token(key, user_id, algorithm=settings.auth_jwt_algorithm))
     return 0
 
@@ -198,12 +210,17 @@ def main(argv: Sequence[str]) -> int:
     commands = parser.add_subparsers(dest="command")
     token = commands.add_parser("token", help="print a bearer token for a user, and nothing else")
     token.add_argument("--user", required=True, help="the user's UUID (the token's sub)")
+    token.add_argument(
+        "--operator",
+        action="store_true",
+        help="a token for an operator: the user must be in MANAGER_ADMIN_USERS",
+    )
     commands.add_parser(
         "webhook-secret", help="print the secret webhooks are signed with, and nothing else"
     )
     args = parser.parse_args(argv)
     if args.command == "token":
-        return _token(args.user)
+        return _token(args.user, args.operator)
     if args.command == "webhook-secret":
         return _webhook_secret()
     return _serve()

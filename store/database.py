@@ -175,6 +175,35 @@ class Database:
                 finally:
                     POOL_IN_USE.dec()
 
+    async def row_with_upload(
+        self, query: Query, chunks: AsyncIterator[bytes], **params: Any
+    ) -> Row | None:
+        """``row``, with ``a_oid`` a large object that ``chunks`` are written to first.
+
+        The one exception to a statement per transaction: a large upload goes to the
+        server a chunk at a time (``lo_put``), so the process never holds it whole, and
+        the large object lives only inside this transaction (unlinked, or rolled back).
+        """
+        with unavailable_on_disconnect():
+            async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
+                POOL_IN_USE.inc()
+                try:
+                    async with connection.transaction():
+                        oid = await connection.fetchval("SELECT lo_create(0)")
+                        offset = 0
+                        async for chunk in chunks:
+                            await connection.execute(
+                                "SELECT lo_put($1, $2, $3)", oid, offset, chunk
+                            )
+                            offset += len(chunk)
+                        row: Row | None = await connection.fetchrow(
+                            query.sql, *query.args({**params, "a_oid": oid})
+                        )
+                        await connection.execute("SELECT lo_unlink($1)", oid)
+                        return row
+                finally:
+                    POOL_IN_USE.dec()
+
 
 @asynccontextmanager
 async def open_database(

@@ -7,7 +7,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Float, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import (
+    Float,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 
 from store.database import Database
 from store.models import AttemptRow, DeliveryRow
@@ -34,6 +45,8 @@ class Due:
     occurred_at: datetime
     attempts: int
     step: int
+    #: To MANAGER_WEBHOOK_URL (signed with the service's secret), not the task's own URL.
+    service_wide: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,10 @@ _CLAIM = compile_query(
         )
     )
     # Leased, not taken: if this process dies mid-send, the delivery is due again then.
-    .values(next_attempt_at=func.now() + _SECOND * bindparam("lease", type_=Float))
+    .values(
+        next_attempt_at=func.now() + _SECOND * bindparam("lease", type_=Float),
+        claimed_until=func.now() + _SECOND * bindparam("lease", type_=Float),
+    )
     .returning(*_DUE_COLUMNS),
     idempotent=False,
 )
@@ -108,6 +124,7 @@ def _record_statement() -> Any:
             attempts=DeliveryRow.attempts + 1,
             step=DeliveryRow.step + 1,
             next_attempt_at=func.now() + _SECOND * bindparam("delay", type_=Float),
+            claimed_until=None,
         )
         .returning(DeliveryRow.id, DeliveryRow.attempts, DeliveryRow.next_attempt_at)
         .cte("moved")
@@ -147,10 +164,16 @@ _ATTEMPTS_OF_TASK = compile_query(
     .order_by(AttemptRow.delivery_id, AttemptRow.attempt),
     idempotent=True,
 )
+#: An attempt is on its way: a redelivery now would send it a second time at once.
+_IN_FLIGHT = and_(DeliveryRow.claimed_until.is_not(None), DeliveryRow.claimed_until > func.now())
 _REDELIVER = compile_query(
     update(DeliveryRow)
     .where(DeliveryRow.id == bindparam("id"), DeliveryRow.task_id == bindparam("task_id"))
-    .values(state=PENDING, step=0, next_attempt_at=func.now())
+    .values(
+        state=case((_IN_FLIGHT, DeliveryRow.state), else_=literal(PENDING)),
+        step=case((_IN_FLIGHT, DeliveryRow.step), else_=literal(0)),
+        next_attempt_at=case((_IN_FLIGHT, DeliveryRow.next_attempt_at), else_=func.now()),
+    )
     .returning(DeliveryRow.id),
     idempotent=True,
 )

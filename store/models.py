@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -155,6 +156,8 @@ class DeliveryRow(Base):
     step: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     #: When it is due (while pending; a claimed one is pushed past its send's timeout).
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Until when a claimed attempt is in flight (a redelivery meanwhile changes nothing).
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
@@ -164,6 +167,20 @@ class DeliveryRow(Base):
             postgresql_where=text("state = 'pending'"),
         ),
     )
+
+
+class WebhookSecretRow(Base):
+    """A user's webhook signing secret; a rotated one stays valid until ``retired_at``."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID, index=True)
+    #: ``whsec_<base64>``: kept to sign with, shown to its owner once.
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: Null while current; once rotated, the end of the overlap it still signs in.
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AttemptRow(Base):

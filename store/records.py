@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -12,16 +13,31 @@ from supervisor.lifecycle import Status
 from supervisor.ports import TaskSnapshot
 
 
+class UploadBody(Protocol):
+    """An upload's bytes, read in chunks (from a spool on disk): never held whole."""
+
+    size: int
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes from the first, a chunk at a time (each call starts again)."""
+        ...
+
+
 @dataclass(frozen=True)
 class NewUpload:
     """An accepted upload, checked and ready to store."""
 
-    data: bytes
+    #: The bytes, or where to read them from in chunks (a large upload).
+    data: bytes | UploadBody
     filename: str
     content_type: str
     sha256: str
     sample_rate: int | None = None
     channels: int | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if isinstance(self.data, bytes) else self.data.size
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, OID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cluster.claims import Claims
 from store.cursor import decode_cursor, encode_cursor
-from store.database import Database
+from store.database import Database, Row
 from store.fingerprint import request_fingerprint
 from store.models import TERMINAL_SQL, AudioRow, EventRow, LiveTaskRow, TaskRow
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord, TaskSummary
@@ -96,10 +96,15 @@ def _admit_statement() -> Select[Any]:
             added.c.created_at,
         ),
     )
-    columns = ["filename", "content_type", "size", "sha256", "sample_rate", "channels", "data"]
+    columns = ["filename", "content_type", "size", "sha256", "sample_rate", "channels"]
+    # A large upload was streamed into a large object first (Database.row_with_upload).
+    data = func.coalesce(
+        bindparam("a_data", type_=_AUDIO.c.data.type),
+        func.lo_get(bindparam("a_oid", type_=OID), type_=_AUDIO.c.data.type),
+    )
     audio = insert(AudioRow).from_select(
-        ["task_id", *columns],
-        select(added.c.id, *(bindparam(f"a_{c}", type_=_AUDIO.c[c].type) for c in columns)),
+        ["task_id", *columns, "data"],
+        select(added.c.id, *(bindparam(f"a_{c}", type_=_AUDIO.c[c].type) for c in columns), data),
     )
     # Live until it ends: owned by the admitting instance when it has room (generation
     # 0), else by nobody until an instance with room claims it.
@@ -285,8 +290,8 @@ class TaskStore:
     ) -> tuple[TaskRecord, bool] | None:
         """The new task, or the one holding the key; None if that one has just gone."""
         owner = self._claims.new_owner() if self._claims is not None else None
-        row = await self._database.row(
-            _ADMIT,
+        row = await self._admit_row(
+            upload,
             id=uuid4(),
             user_id=task.user_id,
             title=task.title,
@@ -298,11 +303,10 @@ class TaskStore:
             webhook_url=task.webhook_url,
             a_filename=upload.filename,
             a_content_type=upload.content_type,
-            a_size=len(upload.data),
+            a_size=upload.size,
             a_sha256=upload.sha256,
             a_sample_rate=upload.sample_rate,
             a_channels=upload.channels,
-            a_data=upload.data,
             l_owner=owner,
         )
         if row is not None:
@@ -319,6 +323,14 @@ class TaskStore:
             raise KeyReused(task.idempotency_key)
         record = await self.get(task.user_id, holder.id)
         return None if record is None else (record, False)
+
+    async def _admit_row(self, upload: NewUpload, **params: Any) -> Row | None:
+        """The admitting statement: small bytes as a parameter, a spooled upload streamed
+        in chunks (never held whole in memory)."""
+        if isinstance(upload.data, bytes):
+            return await self._database.row(_ADMIT, a_data=upload.data, a_oid=None, **params)
+        params["a_data"] = None
+        return await self._database.row_with_upload(_ADMIT, upload.data.chunks(), **params)
 
     async def get(self, user_id: UUID, task_id: UUID) -> TaskRecord | None:
         row = await self._database.row(_GET, id=task_id, user_id=user_id)

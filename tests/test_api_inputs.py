@@ -133,3 +133,19 @@ async def test_a_reference_text_with_no_words_is_422(
     answer = await create(svc.client, user, SILENT, reference_text=text)
     assert_invalid(answer, "reference_text", "no words")
     assert await count_tasks(svc, user) == 0
+
+
+async def test_an_unknown_list_parameter_is_422_as_the_readme_says(
+    svc: Running, user: uuid.UUID
+) -> None:
+    assert_invalid(await svc.client.get("/tasks?foo=1", headers=auth(user)), "foo")
+    assert_invalid(await svc.client.get("/tasks?statuses=failed", headers=auth(user)), "statuses")
+    assert (await svc.client.get("/tasks?status=failed", headers=auth(user))).status_code == 200
+
+
+async def test_an_unknown_form_field_is_422_and_nothing_is_written(
+    svc: Running, user: uuid.UUID
+) -> None:
+    """A misspelt field (``titel``) would otherwise make a task without it, silently."""
+    assert_invalid(await create(svc.client, user, SILENT, titel="mine"), "titel")
+    assert await count_tasks(svc, user) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +38,16 @@ def test_the_banner_mentions_no_trust_when_nothing_is_taken_on_trust(tmp_path: P
     lines = banner(URL, settings(tmp_path))
     assert not [line for line in lines if "trusted" in line]
     assert any(line.startswith("  export TOKEN=") for line in lines)
+
+
+def test_the_curl_example_names_a_file_that_exists_and_this_python(tmp_path: Path) -> None:
+    lines = banner(URL, settings(tmp_path))
+    [upload] = [line for line in lines if "-F file=@" in line]
+    path = Path(shlex.split(upload)[-2].removeprefix("file=@"))
+    assert path.is_file()
+    assert path.read_bytes()[:4] == b"RIFF"
+    commands = [line for line in lines if "run.py token" in line]
+    assert commands
+    for line in commands:
+        assert f"{sys.executable} " in line
+        assert " python run.py" not in line

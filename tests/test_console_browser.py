@@ -12,7 +12,14 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import URL
 
-from tests.browser_helpers import CuttableProxy, chromium, needs_chromium, other_site, page_of
+from tests.browser_helpers import (
+    CuttableProxy,
+    chromium,
+    needs_chromium,
+    other_site,
+    page_of,
+    screenshot_path,
+)
 from tests.conftest import SECRET
 from tests.service_helpers import auth, create, read_stream, repeat_wav, running_service
 from tests.stages_helpers import wav_of
@@ -23,7 +30,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.browser, needs_chromium, pytest.mar
 
 READING = "It was the best of times, it was the worst of times"
 SILENT = wav_of(np.zeros(16_000, dtype=np.int16), 16_000)
-SCREENSHOT = Path(__file__).parents[1] / "docs" / "console.png"
 #: The order statuses come in (queued only when the engines are busy; evaluating with a text).
 ORDER = ["created", "queued", "started", "preprocessing", "transcribing", "evaluating", "completed"]
 WAIT_MS = 120_000
@@ -79,7 +85,7 @@ async def test_a_learner_records_and_sees_the_statuses_live_then_the_scored_word
                 }"""
             )
             assert played > 0.3
-            await page.get_by_test_id("task-view").screenshot(path=str(SCREENSHOT))
+            await page.get_by_test_id("task-view").screenshot(path=str(screenshot_path(tmp_path)))
 
 
 async def test_a_file_upload_is_cancelled_retried_and_deleted_in_a_live_list(

@@ -148,7 +148,9 @@ async def test_signing_out_clears_the_cookie(svc: Running, user: uuid.UUID) -> N
 async def test_gateway_mode_takes_the_gateways_identity_and_refuses_sign_in(
     service_database_url: URL, tmp_path: Path, user: uuid.UUID
 ) -> None:
-    async with running_service(service_database_url, tmp_path, auth_mode="gateway") as svc:
+    async with running_service(
+        service_database_url, tmp_path, auth_mode="gateway", trusted_networks="127.0.0.0/8"
+    ) as svc:
         who = await svc.client.get("/session", headers={"X-User-Id": str(user)})
         assert who.json() == {
             "user_id": str(user),
@@ -185,7 +187,9 @@ async def test_in_gateway_mode_a_browsers_cross_site_write_is_refused_and_an_app
 ) -> None:
     files = {"file": ("silent.wav", SILENT, "audio/wav")}
     gateway = {"X-User-Id": str(user)}
-    async with running_service(service_database_url, tmp_path, auth_mode="gateway") as svc:
+    async with running_service(
+        service_database_url, tmp_path, auth_mode="gateway", trusted_networks="127.0.0.0/8"
+    ) as svc:
         for forged in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
             answer = await svc.client.post("/tasks", files=files, headers={**gateway, **forged})
             assert answer.status_code == 403, forged

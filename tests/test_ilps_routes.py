@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -12,8 +13,10 @@ import anyio
 import pytest
 from sqlalchemy import URL
 
+from store.records import NewTask, NewUpload
 from tests.ilps_helpers import VOCABULARY, android_pcm, read_whole, transcribe
 from tests.service_helpers import auth, create, repeat_wav, running_service
+from web.routes_ilps import _PAGE
 
 pytestmark = pytest.mark.anyio
 
@@ -225,3 +228,25 @@ async def test_without_the_switch_the_legacy_routes_are_not_there(
         assert root.headers["allow"] == "GET, HEAD"
         assert (await client.get("/health")).status_code == 404
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_the_list_of_many_tasks_is_whole_and_sent_a_page_at_a_time(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    """Before: every task read into one list, then encoded at once (a Content-Length)."""
+    async with running_service(service_database_url, tmp_path, ilps_compat=True) as svc:
+        store = svc.service.services.store
+        data = b"RIFF....WAVE" + b"\0" * 64
+        upload = NewUpload(data, "a.wav", "audio/wav", hashlib.sha256(data).hexdigest())
+        made = [
+            (await store.admit(NewTask(user, f"t{n}", "en-US"), upload))[0].id
+            for n in range(_PAGE * 2 + 1)
+        ]
+        answer = await svc.client.post("/", json={"user_id": str(user)})
+        empty = await svc.client.post("/", json={"user_id": str(uuid.uuid4())})
+    assert answer.status_code == 200
+    assert "content-length" not in answer.headers  # streamed, page by page
+    items = answer.json()
+    assert [item["id"] for item in items] == [str(task) for task in reversed(made)]
+    assert set(items[0]) == {"id", "status", "title", "accuracy", "created_at"}
+    assert empty.json() == []

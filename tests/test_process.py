@@ -153,9 +153,11 @@ def test_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
     assert postgres_processes(tmp_path) == []
 
 
-def _token_command(cwd: Path, user: uuid.UUID, **env: str) -> subprocess.CompletedProcess[str]:
+def _token_command(
+    cwd: Path, user: uuid.UUID, *extra: str, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "token", "--user", str(user)],
+        [sys.executable, str(ROOT / "run.py"), "token", "--user", str(user), *extra],
         cwd=cwd,
         env=clean_env(**env),
         capture_output=True,
@@ -174,6 +176,19 @@ def test_token_command_prints_a_token_and_nothing_else(tmp_path: Path) -> None:
     claims = jwt.decode(token, secret, algorithms=["HS512"])
     assert claims["sub"] == str(user)
     assert claims["exp"] > claims["iat"]
+
+
+def test_token_command_makes_an_operators_token_or_says_how(tmp_path: Path) -> None:
+    secret = development_secret(tmp_path / ".data")
+    user = uuid.uuid4()
+    refused = _token_command(tmp_path, user, "--operator")
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert "MANAGER_ADMIN_USERS" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    done = _token_command(tmp_path, user, "--operator", MANAGER_ADMIN_USERS=str(user))
+    assert done.returncode == 0, done.stderr
+    assert jwt.decode(done.stdout.strip(), secret, algorithms=["HS512"])["sub"] == str(user)
 
 
 def test_token_command_from_another_directory_uses_the_data_dir_it_is_given(
@@ -247,3 +262,38 @@ def test_configuration_from_dotenv_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "MANAGER_HTTP_PORT" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"MANAGER_DB_POSTGRES_PORT": "1"}, "the connection was refused"),
+        ({"MANAGER_DB_POSTGRES_HOST": "no-such-host.invalid"}, "the host name does not resolve"),
+        ({"MANAGER_DB_POSTGRES_USER": "no_such_role_here"}, 'role "no_such_role_here"'),
+    ],
+)
+def test_a_database_that_cannot_be_used_at_start_is_one_line(
+    tmp_path: Path, settings: dict[str, str], reason: str
+) -> None:
+    """Before: a traceback of 164-208 lines."""
+    env = clean_env(
+        **{
+            "MANAGER_HTTP_PORT": "0",
+            "MANAGER_DB_POSTGRES_HOST": "127.0.0.1",
+            "MANAGER_DB_POSTGRES_PASSWORD": "x",
+            **settings,
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cannot use the database postgres://")
+    assert reason in lines[0]

@@ -128,7 +128,8 @@ async def test_a_purge_removes_nothing_while_another_instance_purges(
 async def test_a_task_whose_audio_was_removed_answers_404_for_audio_and_409_for_retry(
     service_database_url: URL, tmp_path: Path, sql: asyncpg.Connection, user: uuid.UUID
 ) -> None:
-    async with running_service(service_database_url, tmp_path) as running:
+    operator = uuid.uuid4()
+    async with running_service(service_database_url, tmp_path, admin_users=[operator]) as running:
         created = await create(running.client, user, silent_wav())
         task_id = created.json()["id"]
         events = await read_stream(running.client, f"/tasks/{task_id}/events", auth(user))
@@ -141,10 +142,19 @@ async def test_a_task_whose_audio_was_removed_answers_404_for_audio_and_409_for_
         assert (await retention.purge())["audio"] >= 1
         audio = await running.client.get(f"/tasks/{task_id}/audio", headers=auth(user))
         retried = await running.client.post(f"/tasks/{task_id}/retry", headers=auth(user))
+        # The operator's retry too (before: 202, then the task failed "the upload is empty").
+        by_operator = await running.client.post(
+            f"/admin/tasks/{task_id}/retry", headers=auth(operator)
+        )
+        bulk = await running.client.post("/admin/retry", headers=auth(operator), json={})
         detail = await running.client.get(f"/tasks/{task_id}", headers=auth(user))
     assert audio.status_code == 404
     assert "retention" in audio.json()["detail"]
     assert retried.status_code == 409
     assert "retention" in retried.json()["detail"]
+    assert by_operator.status_code == 409
+    assert "retention" in by_operator.json()["detail"]
+    assert bulk.json() == {"matched": 1, "retried": []}
     assert detail.status_code == 200
     assert detail.json()["status"] == "failed"
+    assert detail.json()["attempt"] == 1

@@ -42,7 +42,9 @@ async def test_gateway_mode_trusts_the_gateway_header(
 ) -> None:
     user = uuid.uuid4()
     header = {"X-User-Id": str(user)}
-    async with running_service(service_database_url, tmp_path, auth_mode="gateway") as svc:
+    async with running_service(
+        service_database_url, tmp_path, auth_mode="gateway", trusted_networks="127.0.0.0/8"
+    ) as svc:
         created = await svc.client.post(
             "/tasks", headers=header, files={"file": ("a.wav", speech_clip, "audio/wav")}
         )

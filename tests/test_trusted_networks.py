@@ -6,11 +6,15 @@ the trusted networks configured to leave it out.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import URL
 
 from tests.service_helpers import running_service
@@ -18,6 +22,8 @@ from web.settings import Settings
 from web.trusted import DEFAULT_TRUSTED_NETWORKS, TrustedNetworks, parse_networks
 
 pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).parent.parent
 
 NOT_LOOPBACK = "10.0.0.0/8,192.168.0.0/16"
 
@@ -44,12 +50,51 @@ async def test_gateway_header_from_an_untrusted_peer_is_refused(
         assert (await client.get("/healthz")).status_code == 200  # takes no identity
 
 
-async def test_gateway_header_from_loopback_is_accepted_by_default(
+async def test_gateway_header_from_a_configured_network_is_accepted(
     service_database_url: URL, tmp_path: Path, user: uuid.UUID
 ) -> None:
-    async with running_service(service_database_url, tmp_path, auth_mode="gateway") as svc:
+    async with running_service(
+        service_database_url, tmp_path, auth_mode="gateway", trusted_networks="127.0.0.0/8"
+    ) as svc:
         listed = await svc.client.get("/tasks", headers={"X-User-Id": str(user)})
         assert listed.status_code == 200, listed.text
+
+
+def test_gateway_mode_without_trusted_networks_refuses_to_start(tmp_path: Path) -> None:
+    """The private ranges by default would let any container name any user (an operator)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANAGER_")}
+    env |= {"MANAGER_AUTH_MODE": "gateway", "MANAGER_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "run.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("configuration error:")
+    assert "MANAGER_TRUSTED_NETWORKS" in lines[0]
+    with pytest.raises(ValidationError, match="MANAGER_TRUSTED_NETWORKS"):
+        Settings(_env_file=None, auth_mode="gateway")
+    assert Settings(_env_file=None, auth_mode="gateway", trusted_networks="10.0.0.5/32")
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+async def test_a_gateway_identity_is_an_operator_only_where_the_setting_says(
+    service_database_url: URL, tmp_path: Path, allowed: bool
+) -> None:
+    operator = uuid.uuid4()
+    async with running_service(
+        service_database_url,
+        tmp_path,
+        auth_mode="gateway",
+        trusted_networks="127.0.0.0/8",
+        admin_users=[operator],
+        auth_gateway_operators=allowed,
+    ) as svc:
+        header = {"X-User-Id": str(operator)}
+        overview = await svc.client.get("/admin/overview", headers=header)
+        assert overview.status_code == (200 if allowed else 404)
+        who = (await svc.client.get("/session", headers=header)).json()
+        assert who["operator"] is allowed
 
 
 async def test_ilps_routes_from_an_untrusted_peer_are_refused(

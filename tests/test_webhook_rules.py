@@ -7,6 +7,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import anyio
 import httpx
 import pytest
 from standardwebhooks import Webhook
@@ -52,6 +53,15 @@ def test_plainly_bad_webhook_urls_are_refused(url: str) -> None:
         "http://2130706433/hook",
         "http://0x7f.0.0.1/hook",
         "http://127.0.0.1./hook",
+        "http://localhost./hook",
+        "http://LOCALHOST../hook",
+        "http://api.localhost./hook",
+        "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::]/hook",  # 6to4 of 169.254.169.254
+        "http://[2002:5db8:d822::1]/hook",  # 6to4 of a public address: a relay all the same
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a00:1]/hook",  # NAT64 of 10.0.0.1
+        "http://[64:ff9b:1::a00:1]/hook",  # the local-use NAT64 prefix
     ],
 )
 def test_private_literal_addresses_are_refused_unless_allowed(url: str) -> None:
@@ -189,3 +199,30 @@ async def test_a_failed_attempt_waits_as_svix_schedules_then_gives_up(
         outcome = await sender.attempt(client, due)
     assert (outcome.state, outcome.status_code) == (state, 500)
     assert outcome.delay == (None if delay is None else delay * 0.5)
+
+
+@pytest.mark.anyio
+async def test_a_resolver_that_hangs_is_cut_off_by_the_delivery_deadline() -> None:
+    """The lookup counts against the attempt's timeout: a slow resolver must not outlast
+    the claim's lease (then another round would send the delivery again)."""
+    started = anyio.Event()
+
+    async def hangs(host: str, port: int) -> list[Address]:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    sender = Sender(
+        None,  # type: ignore[arg-type]  # attempt() does not touch the store
+        key=secret_key(new_secret()),
+        task_url_base="http://tasks.example",
+        timeout=0.2,
+        allow_private=False,
+        resolver=hangs,
+    )
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(10):
+            outcome = await sender.attempt(client, _due("http://slow.example/hook"))
+    assert started.is_set()
+    assert outcome.state == "pending"
+    assert outcome.error == "timed out resolving the host name"

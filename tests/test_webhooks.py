@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from standardwebhooks import Webhook
 from store.deliveries import Due, Outcome
 from tests.metrics_helpers import moved, scrape
 from tests.service_helpers import Running, auth, create, running_service
-from tests.webhook_helpers import receiver_running, silent_wav
+from tests.webhook_helpers import HANG, receiver_running, silent_wav
 from web.webhook_signing import new_secret
 
 pytestmark = pytest.mark.anyio
@@ -282,3 +283,29 @@ async def test_a_private_webhook_url_is_accepted_when_allowed(
         )
     assert answer.status_code == 201
     assert answer.json()["webhook_url"] == "http://127.0.0.1:9/hook"
+
+
+async def test_a_redeliver_while_an_attempt_is_in_flight_sends_once(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID
+) -> None:
+    """Before: the redelivery made the claimed delivery due again, and the loop sent it a
+    second time while the first attempt was still on its way."""
+    with receiver_running(answers=[HANG]) as receiver:
+        async with service_with_hooks(service_database_url, tmp_path) as (running, attempts):
+            task_id = await _failed_task(running, user, webhook_url=receiver.url)
+            await receiver.anext()  # the first attempt, now hanging: claimed, in flight
+            [delivery] = await _deliveries(running, user, task_id)
+            path = f"/tasks/{task_id}/deliveries/{delivery['id']}/redeliver"
+            redone = await running.client.post(path, headers=auth(user))
+            [during] = await _deliveries(running, user, task_id)
+            assert not receiver.arrived.qsize()
+            receiver.released.set()
+            with anyio.fail_after(30):
+                _, outcome = await attempts.receive()
+            [after] = await _deliveries(running, user, task_id)
+    assert redone.status_code == 202
+    # Still leased past now (twice the timeout, plus 5 s), not made due again.
+    leased_until = datetime.fromisoformat(during["next_attempt_at"])
+    assert leased_until > datetime.now(UTC) + timedelta(seconds=5)
+    assert outcome.state == "pending"  # the hanging receiver closed without an answer
+    assert after["attempt_count"] == 1

@@ -19,6 +19,7 @@ from web import (
     routes_metrics,
     routes_tasks,
     routes_transcript,
+    routes_webhook_secret,
 )
 from web.console import routes as console_routes
 from web.console import session
@@ -46,6 +47,7 @@ def create_app(services: Services) -> Starlette:
         *routes_transcript.ROUTES,
         *openai_api.ROUTES,
         *routes_deliveries.ROUTES,
+        *routes_webhook_secret.ROUTES,
         *routes_admin.ROUTES,
         *session.ROUTES,
     ]

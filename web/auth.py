@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 #: Seconds since the epoch; ``time.time`` unless a test moves time itself.
 Clock = Callable[[], float]
 _CHALLENGE = 'Bearer realm="tasks"'
-#: A token with this claim set to ``true`` makes its user an operator (README).
-OPERATOR_CLAIM = "operator"
 
 
 @dataclass(frozen=True)
@@ -36,8 +34,8 @@ class Caller:
     user_id: UUID
     #: Seconds since the epoch when the credentials stop working (inf: a gateway's word).
     expires: float = float("inf")
-    #: The token carries the operator claim.
-    operator: bool = False
+    #: Named by the gateway's header, not by a token.
+    from_header: bool = False
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -86,7 +84,13 @@ class Authenticator:
         gateway_header: str = "X-User-Id",
         clock: Clock = time.time,
         trusted: TrustedNetworks | None = None,
+        leeway: float = 0.0,
+        audience: str | None = None,
+        issuer: str | None = None,
     ) -> None:
+        self._leeway = leeway
+        self._audience = audience
+        self._issuer = issuer
         self._key = key
         self._algorithm = algorithm
         self._mode = mode
@@ -108,7 +112,7 @@ class Authenticator:
     def caller(self, connection: HTTPConnection) -> Caller:
         """The bearer token's caller, else the console's session cookie's, else a 401."""
         if self._mode == "gateway":
-            return Caller(self._from_gateway(connection))
+            return Caller(self._from_gateway(connection), from_header=True)
         header = connection.headers.get("authorization")
         cookie = session_token(connection)
         if header is None and cookie is not None:
@@ -124,7 +128,7 @@ class Authenticator:
         return self.session(token).user_id
 
     def session(self, token: str) -> Caller:
-        """What a valid token proves (its user, expiry, operator claim); a 401 otherwise."""
+        """What a valid token proves (its user, its expiry); a 401 otherwise."""
         known = self._verified.get(token)
         if known is not None:
             return known
@@ -139,9 +143,14 @@ class Authenticator:
                     "verify_exp": False,
                     "verify_nbf": False,
                     "verify_iat": False,
+                    # Checked only when configured: ILPS's tokens carry neither.
+                    "verify_aud": self._audience is not None,
+                    "verify_iss": self._issuer is not None,
                 },
+                audience=self._audience,
+                issuer=self._issuer,
             )
-            expires = check_times(claims, self._clock())
+            expires = check_times(claims, self._clock(), self._leeway)
         except jwt.InvalidTokenError as error:
             log.info("a token was refused: %s: %s", type(error).__name__, error)
             raise _unauthorized(reason(error)) from None
@@ -149,7 +158,8 @@ class Authenticator:
             user_id = UUID(str(claims["sub"]))
         except ValueError:
             raise _unauthorized("the token's subject is not a user id") from None
-        caller = Caller(user_id, float(expires), claims.get(OPERATOR_CLAIM) is True)
+        # No claim makes an operator: anyone holding the shared secret could set one.
+        caller = Caller(user_id, float(expires))
         self._verified.put(token, caller)
         return caller
 
@@ -209,4 +219,7 @@ def authenticator(settings: Settings) -> Authenticator:
         mode=settings.auth_mode,
         gateway_header=settings.auth_gateway_header,
         trusted=settings.trusted(),
+        leeway=settings.auth_jwt_leeway_seconds,
+        audience=settings.auth_jwt_audience,
+        issuer=settings.auth_jwt_issuer,
     )

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 import uuid
+from pathlib import Path
 
 from web.auth import development_secret, issue_token, secret_path
 from web.console.links import sign_in_link
 from web.settings import Settings
 
 RULE = "=" * 72
+_ROOT = Path(__file__).resolve().parents[1]
+#: A recording the checkout ships, so that the curl example works as printed.
+SAMPLE = _ROOT / "tests" / "data" / "two_cities_5s.wav"
+
+
+def _run_py() -> str:
+    """How to run ``run.py`` with this very interpreter (the venv's, not whatever
+    ``python`` is on PATH)."""
+    return f"{shlex.quote(sys.executable)} {shlex.quote(str(_ROOT / 'run.py'))}"
 
 
 def banner(url: str, settings: Settings, joined: str | None = None) -> list[str]:
@@ -40,18 +52,19 @@ def _how_to_call(url: str, settings: Settings) -> list[str]:
     if not settings.auth_jwt_algorithm.startswith("HS"):
         return [f"callers need {settings.auth_jwt_algorithm} tokens of the configured key"]
     if settings.auth_jwt_secret is not None:
-        return ["tokens: python run.py token --user <uuid> (with the same MANAGER_AUTH_JWT_SECRET)"]
+        return [f"tokens: {_run_py()} token --user <uuid> (with the same MANAGER_AUTH_JWT_SECRET)"]
     secret = development_secret(settings.data_dir)
     user = uuid.uuid5(uuid.NAMESPACE_URL, "dev-user:" + secret)
     token = issue_token(secret, user, algorithm=settings.auth_jwt_algorithm)
     data_dir = secret_path(settings.data_dir).parent
+    sample = shlex.quote(str(SAMPLE))
     return [
         f"development user {user}; its token (30 days):",
         f"  export TOKEN={token}",
         f"sign in: {sign_in_link(url, token)}",
         "try it:",
-        f'  curl -s -H "Authorization: Bearer $TOKEN" -F file=@speech.wav {url}/tasks',
+        f'  curl -s -H "Authorization: Bearer $TOKEN" -F file=@{sample} {url}/tasks',
         f'  curl -N -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>/events',
         f'  curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks/<id>',
-        f"other users: MANAGER_DATA_DIR={data_dir} python run.py token --user <uuid>",
+        f"other users: MANAGER_DATA_DIR={data_dir} {_run_py()} token --user <uuid>",
     ]

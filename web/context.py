@@ -16,6 +16,7 @@ from supervisor.door import Elsewhere, TaskDoor
 from supervisor.supervisor import Supervisor
 from web.auth import Authenticator, Caller
 from web.settings import Settings
+from web.upload_spool import UploadSlots
 from web.webhook_delivery import Sender
 
 
@@ -30,6 +31,8 @@ class Services:
     webhooks: Sender
     #: Every command on a task goes through it.
     door: TaskDoor = field(init=False)
+    #: Uploads in flight, at most ``MANAGER_MAX_CONCURRENT_UPLOADS``.
+    uploads: UploadSlots = field(init=False)
     #: Set on SIGTERM: new tasks get 503 while the actors stop.
     draining: anyio.Event = field(default_factory=anyio.Event)
     #: What the configured transcriber recognises: other languages are a 422 at creation.
@@ -43,10 +46,14 @@ class Services:
 
     def __post_init__(self) -> None:
         self.door = TaskDoor(self.supervisor, self.elsewhere)
+        self.uploads = UploadSlots(self.settings.max_concurrent_uploads)
 
     def is_operator(self, caller: Caller) -> bool:
-        """Listed in ``MANAGER_ADMIN_USERS``, or holding a token with the operator claim."""
-        return caller.operator or caller.user_id in self.settings.admin_users
+        """Listed in ``MANAGER_ADMIN_USERS`` (no token claim makes one); a user id from the
+        gateway's header only where ``MANAGER_AUTH_GATEWAY_OPERATORS`` says."""
+        if caller.from_header and not self.settings.auth_gateway_operators:
+            return False
+        return caller.user_id in self.settings.admin_users
 
 
 def services(connection: HTTPConnection) -> Services:

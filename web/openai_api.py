@@ -95,17 +95,18 @@ async def _transcribe(request: Request, receive: Receive) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Refused(400, "Idempotency-Key must be 1 to 200 characters")
-    parsed = await read_upload(request, app.settings.max_upload_bytes)
-    granularities = [v for name, v in parsed.repeated if name in GRANULARITIES]
-    form = parse_form(parsed.fields, granularities, {"languages": app.languages})
-    task = NewTask(
-        user_id=user_id,
-        title=parsed.upload.filename[:50],
-        language=form.language,
-        reference_text=(form.reference_text or "").strip() or None,
-        idempotency_key=key,
-    )
-    record, _ = await admit(app, task, parsed.upload)
+    with app.uploads.slot():
+        async with read_upload(request, app.settings.max_upload_bytes) as parsed:
+            granularities = [v for name, v in parsed.repeated if name in GRANULARITIES]
+            form = parse_form(parsed.fields, granularities, {"languages": app.languages})
+            task = NewTask(
+                user_id=user_id,
+                title=parsed.upload.filename[:50],
+                language=form.language,
+                reference_text=(form.reference_text or "").strip() or None,
+                idempotency_key=key,
+            )
+            record, _ = await admit(app, task, parsed.upload)
     patience = app.settings.transcription_wait_seconds
     waited = await wait_for_end(app, user_id, record.id, record.last_seq, receive, patience)
     match waited.outcome:

@@ -14,6 +14,7 @@ from web import openapi_admin, openapi_openai
 from web.params import INSTANT_RANGE, SEQ_MAX
 from web.routes_deliveries import DeliveryListOut, RedeliveryOut
 from web.routes_tasks import CreateFields
+from web.routes_webhook_secret import RotateIn, WebhookSecretOut
 from web.schemas import AcceptedOut, ErrorOut, EventOut, TaskListOut, TaskOut
 
 _MODELS: list[type[BaseModel]] = [
@@ -24,6 +25,8 @@ _MODELS: list[type[BaseModel]] = [
     AcceptedOut,
     DeliveryListOut,
     RedeliveryOut,
+    RotateIn,
+    WebhookSecretOut,
     *openapi_admin.MODELS,
     *openapi_openai.MODELS,
 ]
@@ -232,6 +235,22 @@ def _paths() -> dict[str, Any]:
             },
         },
         **openapi_openai.paths(_json, _errors, _ref, task_id=_ID),
+        "/webhook-secret": {
+            "post": {
+                "summary": "Make or rotate your webhook signing secret (shown once)",
+                "description": "Deliveries to your tasks' webhook_url are signed with it; the"
+                " one it replaces signs too for `overlap_seconds` (several `v1,` signatures).",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref(RotateIn)}},
+                },
+                "responses": {
+                    "201": _json(WebhookSecretOut, "The new secret"),
+                    **auth,
+                    **_errors(413, 422),
+                },
+            },
+        },
         **openapi_admin.paths(
             _json,
             _errors,

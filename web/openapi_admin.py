@@ -45,7 +45,7 @@ _COOKIE = (
     "carry the cookie must come from the service's own page (Origin or Sec-Fetch-Site), "
     "else 403."
 )
-_ONLY = "Operators only (MANAGER_ADMIN_USERS or the token's operator claim); 404 to others."
+_ONLY = "Operators only (MANAGER_ADMIN_USERS); 404 to others."
 
 Json = Callable[[type[BaseModel], str], dict[str, Any]]
 Errors = Callable[..., dict[str, Any]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,6 +26,7 @@ from web.admin_schemas import (
     OverviewOut,
     TimelineOut,
 )
+from web.bodies import read_small_body
 from web.context import Services, services
 from web.errors import ApiError
 from web.params import Instant
@@ -38,6 +39,8 @@ WORKING = (Status.STARTED, Status.PREPROCESSING, Status.TRANSCRIBING, Status.EVA
 
 
 class AdminListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the README promises 422 for anything else
+
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=200)
     status: list[Status] = []
@@ -119,6 +122,8 @@ async def retry_task(request: Request) -> Response:
     task_id = task_id_of(request)
     owner = await _owner(app, task_id)
     refuse_when_draining(app)
+    if await app.store.audio_removed(task_id):
+        raise ApiError(409, "the task cannot run again: retention removed its audio")
     retried = await _retry(app, task_id)
     record = await app.store.get(owner, task_id)
     if record is None:
@@ -142,13 +147,18 @@ async def bulk_retry(request: Request) -> Response:
     """Run again every failed task the filter matches (at most 500 per call)."""
     app = operator(request)
     try:
-        body = BulkRetryIn.model_validate_json(await request.body() or b"{}")
+        body = BulkRetryIn.model_validate_json(await read_small_body(request) or b"{}")
     except ValidationError as error:
         raise ApiError(422, validation_detail(error)) from None
     refuse_when_draining(app)
     where = AdminFilter((), body.user_id, body.created_after, body.created_before)
     failed = await AdminStore(app.database).failed(where)
-    retried = [task_id for task_id in failed if await _retry(app, task_id)]
+    # A task whose audio retention removed cannot run again: left out, as a single retry's 409.
+    retried = [
+        task_id
+        for task_id in failed
+        if not await app.store.audio_removed(task_id) and await _retry(app, task_id)
+    ]
     return ModelResponse(BulkRetryOut(matched=len(failed), retried=retried))
 
 

@@ -12,14 +12,15 @@ from contextlib import aclosing
 from uuid import UUID
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from store.records import NewTask, TaskSummary
+from store.records import NewTask
 from store.tasks import ListQuery
 from supervisor.lifecycle import Status
-from web.context import Services, services
+from web.bodies import read_small_body
+from web.context import services
 from web.errors import ApiError, not_found
 from web.feed import TaskFeed, open_feed
 from web.ilps_schemas import (
@@ -71,12 +72,7 @@ def _task_id(request: Request) -> UUID:
 
 async def _user_id(request: Request) -> UUID:
     """The ``user_id`` of a small JSON body (read up to ``_MAX_BODY`` bytes, no further)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise ApiError(413, f"the body is larger than {_MAX_BODY} bytes")
-    return parse(UserIn, bytes(body), "body").user_id
+    return parse(UserIn, await read_small_body(request, _MAX_BODY), "body").user_id
 
 
 async def health(request: Request) -> ASGIApp:
@@ -87,32 +83,38 @@ async def transcribe(request: Request) -> ASGIApp:
     """Store the task and hand it to the supervisor; the pipeline runs in the background."""
     app = services(request)
     refuse_when_draining(app)
-    parsed = await read_upload(request, app.settings.max_upload_bytes)
-    fields = parse(TranscribeIn, dict(parsed.fields), "body")
-    task = NewTask(
-        user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
-    )
-    record, _ = await admit(app, task, parsed.upload)
+    with app.uploads.slot():
+        async with read_upload(request, app.settings.max_upload_bytes) as parsed:
+            fields = parse(TranscribeIn, dict(parsed.fields), "body")
+            task = NewTask(
+                user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
+            )
+            record, _ = await admit(app, task, parsed.upload)
     return ModelResponse(CreatedOut(id=record.id))
 
 
-async def _all_tasks(app: Services, user_id: UUID) -> AsyncIterator[TaskSummary]:
-    cursor: str | None = None
-    while True:
-        page = await app.store.page(ListQuery(user_id=user_id, limit=_PAGE, cursor=cursor))
-        for item in page.items:
-            yield item
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
-
-
 async def list_tasks(request: Request) -> ASGIApp:
-    """All of the user's tasks, newest first."""
+    """All of the user's tasks, newest first, as the contract says: one JSON array, sent a
+    page at a time (a page read, encoded and sent before the next is read), so a user with
+    many tasks costs a page of memory, not all of them at once."""
     app = services(request)
     user_id = await _user_id(request)
-    items = [TaskItemOut.of(s).model_dump(mode="json") async for s in _all_tasks(app, user_id)]
-    return JSONResponse(items)
+    first = await app.store.page(ListQuery(user_id=user_id, limit=_PAGE))  # errors answer here
+
+    async def pages() -> AsyncIterator[bytes]:
+        page, separator = first, b"["
+        while True:
+            for summary in page.items:
+                yield separator + TaskItemOut.of(summary).model_dump_json().encode()
+                separator = b","
+            if page.next_cursor is None:
+                break
+            page = await app.store.page(
+                ListQuery(user_id=user_id, limit=_PAGE, cursor=page.next_cursor)
+            )
+        yield b"[]" if separator == b"[" else b"]"
+
+    return StreamingResponse(pages(), media_type="application/json")
 
 
 async def task_detail(request: Request) -> ASGIApp:

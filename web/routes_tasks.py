@@ -8,7 +8,7 @@ from dataclasses import replace
 from urllib.parse import quote
 from uuid import UUID
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -30,12 +30,15 @@ from web.ranges import Unsatisfiable, parse_range
 from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
-from web.uploads import read_upload
+from web.uploads import ParsedUpload, read_upload
 from web.webhook_urls import MAX_URL_LENGTH, RefusedUrl, check_url
 
 
 class CreateFields(BaseModel):
-    """The text fields of ``POST /tasks`` beside the ``file`` part."""
+    """The text fields of ``POST /tasks`` beside the ``file`` part (no others: a misspelt
+    field is a 422, not silently a task without it)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, max_length=50)
     text_id: UUID | None = None
@@ -51,6 +54,8 @@ class CreateFields(BaseModel):
 
 
 class ListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the README promises 422 for anything else
+
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=200)
     status: list[Status] = []
@@ -78,7 +83,17 @@ async def create_task(request: Request) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 200:
         raise ApiError(422, "Idempotency-Key must be 1 to 200 characters")
-    parsed = await read_upload(request, app.settings.max_upload_bytes)
+    with app.uploads.slot():
+        async with read_upload(request, app.settings.max_upload_bytes) as parsed:
+            task, upload = _new_task(app, parsed, user_id, key)
+            record, created = await admit(app, task, upload)  # as stored: no actor moved it
+    headers = {"Location": f"/tasks/{record.id}"}
+    return ModelResponse(TaskOut.of(record), 201 if created else 200, headers=headers)
+
+
+def _new_task(
+    app: Services, parsed: ParsedUpload, user_id: UUID, key: str | None
+) -> tuple[NewTask, NewUpload]:
     try:
         fields = CreateFields.model_validate(parsed.fields, context={"languages": app.languages})
     except ValidationError as error:
@@ -96,9 +111,7 @@ async def create_task(request: Request) -> Response:
         idempotency_key=key,
         webhook_url=webhook_url,
     )
-    record, created = await admit(app, task, upload)  # as stored: no actor has moved it
-    headers = {"Location": f"/tasks/{record.id}"}
-    return ModelResponse(TaskOut.of(record), 201 if created else 200, headers=headers)
+    return task, upload
 
 
 def _webhook_url(app: Services, raw: str | None) -> str | None:

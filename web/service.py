@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
@@ -32,19 +33,22 @@ from ops.logs import install_context
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.cluster import ClusterStore
-from store.database import Database, open_database
+from store.database import Database, describe, open_database
 from store.deliveries import DeliveryStore
 from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
 from store.tasks import TaskStore
+from store.webhook_secrets import WebhookSecretStore
 from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
+from web.header_limits import limited_config
 from web.observed import Observed
 from web.openai_api import transcriber_label
 from web.retention import Retention
 from web.settings import Settings
+from web.startup_errors import database_unusable
 from web.webhook_delivery import Sender
 from web.webhook_signing import generated_secret, secret_key
 
@@ -185,8 +189,9 @@ async def _running(
         outcome.state, outcome.duration
     )
     install_context()
-    server_config = uvicorn.Config(
+    server_config = limited_config(
         Observed(create_app(services)),
+        max_header_bytes=settings.max_header_bytes,
         lifespan="off",
         # scope["client"] stays the TCP peer: the trusted-network check must not be
         # fooled by an X-Forwarded-For that anyone on loopback can send.
@@ -243,6 +248,7 @@ def _sender(settings: Settings, database: Database, port: int) -> Sender:
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private,
         retry_scale=settings.webhook_retry_scale,
+        secrets=WebhookSecretStore(database),
     )
 
 
@@ -291,12 +297,20 @@ async def serve_forever(
 
     ``on_ready`` is called once the service is up: tasks recovered, HTTP accepting.
     """
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with open_service(settings, speech, url, sock) as running:
-            _tune_garbage_collector()
-            if on_ready is not None:
-                on_ready(running)
-            async for signum in signals:
-                log.warning("received %s: draining", signal.Signals(signum).name)
-                break
-            await running.drain()
+    try:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with open_service(settings, speech, url, sock) as running:
+                _tune_garbage_collector()
+                if on_ready is not None:
+                    on_ready(running)
+                async for signum in signals:
+                    log.warning("received %s: draining", signal.Signals(signum).name)
+                    break
+                await running.drain()
+    except Exception as error:
+        reason = database_unusable(error)
+        if reason is None:
+            raise
+        # One line, as for the other start-up failures (README): not a traceback.
+        sys.stderr.write(f"cannot use the database {describe(url)}: {reason}\n")
+        raise SystemExit(1) from None

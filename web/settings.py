@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 from speech.cpus import cpu_count
 from store.config import DatabaseSettings
 from supervisor.config import SupervisorConfig
+from web.header_limits import DEFAULT_MAX_HEADER_BYTES
 from web.trusted import DEFAULT_TRUSTED_NETWORKS, TrustedNetworks, parse_networks
 from web.webhook_signing import secret_key
 from web.webhook_urls import MAX_URL_LENGTH, check_url
@@ -40,8 +41,18 @@ class Settings(DatabaseSettings):
     #: PEM public key (or a path to one) for RS256/ES256 tokens.
     auth_jwt_public_key: str | None = None
     auth_gateway_header: str = "X-User-Id"
+    #: Clock skew allowed on a token's ``iat``, ``nbf`` and ``exp``.
+    auth_jwt_leeway_seconds: float = Field(5.0, ge=0, le=300)
+    #: Tokens must carry this ``aud`` (unset: not checked, as ILPS issues none).
+    auth_jwt_audience: str | None = None
+    #: Tokens must carry this ``iss`` (unset: not checked).
+    auth_jwt_issuer: str | None = None
     #: Comma-separated CIDRs whose peers may assert a user id (gateway mode, ILPS routes).
+    #: The default serves the ILPS routes only: gateway mode needs it set explicitly.
     trusted_networks: str = DEFAULT_TRUSTED_NETWORKS
+    #: Whether a user id taken from the gateway's header may be an operator
+    #: (``MANAGER_ADMIN_USERS``); off, operators need a token.
+    auth_gateway_operators: bool = False
 
     #: Operators (the console's operator view, ``/admin/...``): user ids, comma-separated.
     admin_users: Annotated[list[UUID], NoDecode] = []
@@ -49,6 +60,10 @@ class Settings(DatabaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
 
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    #: Uploads in flight at once (per process); the next one gets 503 and Retry-After.
+    max_concurrent_uploads: int = Field(16, ge=1, le=1024)
+    #: A request whose line and headers pass this many bytes gets 431 and a closed connection.
+    max_header_bytes: int = Field(DEFAULT_MAX_HEADER_BYTES, ge=8192, le=1024 * 1024)
     ilps_compat: bool = False
 
     capacity: int = Field(default_factory=cpu_count, ge=1)
@@ -71,6 +86,16 @@ class Settings(DatabaseSettings):
     def _cidrs(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _gateway_networks(self) -> Settings:
+        if self.auth_mode == "gateway" and "trusted_networks" not in self.model_fields_set:
+            raise ValueError(
+                "MANAGER_AUTH_MODE=gateway needs MANAGER_TRUSTED_NETWORKS: set it to the "
+                "gateway's addresses (CIDRs, e.g. 10.0.0.5/32); the header is believed only "
+                "from there"
+            )
+        return self
 
     @property
     def trusts_identity(self) -> bool:

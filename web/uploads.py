@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import re
-from collections.abc import Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
 from speech.sniff import media_type, sniff_audio
 from store.records import NewUpload
 from web.errors import ApiError
+from web.upload_spool import HashingSpool, SpooledBody
+
+log = logging.getLogger(__name__)
 
 #: Room for the multipart framing and the text fields around the file.
 _FRAMING = 256 * 1024
@@ -40,8 +43,13 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"the upload is larger than {limit} bytes")
 
 
-async def read_upload(request: Request, limit: int) -> ParsedUpload:
-    """Parse ``file`` and the text fields; 413/415/422 before anything is stored."""
+@asynccontextmanager
+async def read_upload(request: Request, limit: int) -> AsyncIterator[ParsedUpload]:
+    """Parse ``file`` and the text fields; 413/415/422 before anything is stored.
+
+    The file is spooled to disk as it arrives, hashed on the way; the upload's body
+    reads it back from there, so store it before this context ends.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + _FRAMING:
         raise _too_large(limit)  # refused before a byte of the body is read
@@ -54,10 +62,19 @@ async def read_upload(request: Request, limit: int) -> ParsedUpload:
         raise _too_large(limit) from None
     except MultiPartException as error:
         raise ApiError(422, f"the multipart body is malformed: {error.message}") from None
+    except ClientDisconnect:
+        raise _hung_up(request) from None
     try:
-        return await _accept(_as_utf8(form), limit)
+        yield await _accept(_as_utf8(form), limit)
     finally:
         await form.close()
+
+
+def _hung_up(request: Request) -> ApiError:
+    """A client that went away mid-upload: its error, one line in the log."""
+    client = request.client
+    log.info("a client (%s) hung up before its upload ended", client.host if client else "?")
+    return ApiError(400, "the client closed the connection before the upload ended")
 
 
 async def _parse(request: Request) -> FormData:
@@ -88,13 +105,24 @@ async def _parse(request: Request) -> FormData:
 
 class _Parser(MultiPartParser):
     """Notices a body that ends before its closing boundary: python-multipart accepts
-    one silently, and Starlette then drops the part in progress without closing it."""
+    one silently, and Starlette then drops the part in progress without closing it.
+    And spools each file into a ``HashingSpool``: on disk past 64 KiB, hashed as written.
+    """
 
     complete = False
 
     def on_end(self) -> None:
         self.complete = True
         super().on_end()
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        upload = self._current_part.file
+        if upload is not None:  # a file part: swap Starlette's spool for a hashing one
+            spool = HashingSpool()
+            self._files_to_close_on_error[-1].close()
+            self._files_to_close_on_error[-1] = spool
+            upload.file = spool  # type: ignore[assignment]  # a BinaryIO in all but name
 
 
 def _as_utf8(form: FormData) -> FormData:
@@ -162,14 +190,15 @@ async def _accept(form: FormData, limit: int) -> ParsedUpload:
         raise ApiError(422, "the file is empty")
     if not sniff_audio(head, filename, content_type):
         raise ApiError(415, "the file is not a recording in a format this service decodes")
-    data = head + await file.read()
+    spool = file.file
+    assert isinstance(spool, HashingSpool)  # _Parser spools every file so
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     repeated = tuple((k, v) for k, v in form.multi_items() if isinstance(v, str))
     upload = NewUpload(
-        data=data,
+        data=SpooledBody(spool),
         filename=filename,
         content_type=content_type,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=spool.sha256.hexdigest(),
     )
     return ParsedUpload(fields, upload, repeated)
 

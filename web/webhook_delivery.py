@@ -19,8 +19,9 @@ import anyio
 import httpx
 
 from store.deliveries import DELIVERED, FAILED, GONE, PENDING, REFUSED, DeliveryStore, Due, Outcome
+from store.webhook_secrets import WebhookSecretStore
 from supervisor.ports import JournalUnavailable
-from web.webhook_signing import signature
+from web.webhook_signing import secret_key, signatures
 from web.webhook_urls import Address, first_refused, literal_address
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,11 @@ class Sender:
         retry_scale: float = 1.0,
         resolver: Resolve = resolve,
         transport: httpx.AsyncBaseTransport | None = None,
+        secrets: WebhookSecretStore | None = None,
     ) -> None:
         self._store = store
         self._key = key
+        self._secrets = secrets
         self._base = task_url_base
         self._timeout = timeout
         self._allow_private = allow_private
@@ -165,9 +168,15 @@ class Sender:
         parts = urlsplit(due.url)
         host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
         pinned: Address | None = None
+        # One deadline for the lookup and the send: a slow resolver must not outlast the
+        # claim's lease, or another round would send the delivery a second time.
+        deadline = anyio.current_time() + self._timeout
         if not self._allow_private:
             try:
-                addresses = await self._resolve(host, port)
+                with anyio.fail_after(self._timeout):
+                    addresses = await self._resolve(host, port)
+            except TimeoutError:
+                return outcome(PENDING, error="timed out resolving the host name")
             except OSError:
                 return outcome(PENDING, error="the host name did not resolve")
             refused = first_refused(addresses)
@@ -177,7 +186,7 @@ class Sender:
                 return outcome(PENDING, error="the host name did not resolve")
             pinned = addresses[0]  # connect to what was checked, not to a second lookup
         try:
-            with anyio.fail_after(self._timeout):
+            with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
                 code = await self._post(client, due, pinned)
         except TimeoutError:
             return outcome(PENDING, error="timed out")
@@ -191,8 +200,17 @@ class Sender:
             return outcome(DELIVERED, code)
         return outcome(GONE if code == 410 else PENDING, code)
 
+    async def _keys(self, due: Due) -> list[bytes]:
+        """The service's key for its own URL; for a task's URL its owner's secrets (every
+        one inside a rotation's overlap), else, for an owner who made none, the service's."""
+        if due.service_wide or self._secrets is None:
+            return [self._key]
+        owned = await self._secrets.signing(due.user_id)
+        return [secret_key(secret) for secret in owned] or [self._key]
+
     async def _post(self, client: httpx.AsyncClient, due: Due, pinned: Address | None) -> int:
         body = message(due, self._base)
+        keys = await self._keys(due)
         stamp = int(time.time())
         webhook_id = str(due.id)
         headers = {
@@ -200,7 +218,7 @@ class Sender:
             "user-agent": "service-task-manager-webhooks",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(stamp),
-            "webhook-signature": signature(self._key, webhook_id, stamp, body),
+            "webhook-signature": signatures(keys, webhook_id, stamp, body),
         }
         url = httpx.URL(due.url)
         extensions = {}

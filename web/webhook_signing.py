@@ -40,6 +40,11 @@ def signature(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def signatures(keys: list[bytes], webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The header for several keys (a rotation's overlap): space-separated ``v1,`` values."""
+    return " ".join(signature(key, webhook_id, timestamp, body) for key in keys)
+
+
 def secret_path(data_dir: Path) -> Path:
     """Where the generated webhook secret of ``data_dir`` lives (an absolute path)."""
     return (data_dir / "webhook-secret").resolve()

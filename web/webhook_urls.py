@@ -36,7 +36,8 @@ def check_url(raw: str, *, allow_private: bool) -> str:
         literal = literal_address(host)
         if literal is not None and not is_public(literal):
             raise RefusedUrl(f"webhook_url points at a non-public address ({literal})")
-        if host == "localhost" or host.endswith(".localhost"):
+        name = host.rstrip(".")  # "localhost." is the same name, fully qualified
+        if name == "localhost" or name.endswith(".localhost"):
             raise RefusedUrl("webhook_url points at this machine (localhost)")
     return raw
 
@@ -77,10 +78,21 @@ def literal_address(host: str) -> Address | None:
         return None
 
 
+#: IPv6 prefixes that carry an IPv4 address to a translator or relay (6to4, NAT64 and its
+#: local-use prefix): through them a request reaches whatever IPv4 address is inside.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.IPv6Network(prefix) for prefix in ("2002::/16", "64:ff9b::/96", "64:ff9b:1::/48")
+)
+
+
 def is_public(address: Address) -> bool:
-    """Whether a webhook may go there without ALLOW_PRIVATE: globally routable unicast."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    """Whether a webhook may go there without ALLOW_PRIVATE: globally routable unicast,
+    and no IPv6 address that only carries an IPv4 one (6to4, NAT64), whatever is inside."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+        elif any(address in prefix for prefix in _EMBEDDING_IPV4):
+            return False
     return address.is_global and not address.is_multicast
 
 

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from web.auth import Caller
+from web.bodies import read_small_body
 from web.console.cookie import clear_session, set_session
 from web.context import services
 from web.errors import ApiError
@@ -35,7 +36,7 @@ def _who(request: Request, caller: Caller) -> dict[str, object]:
 
 async def _token_of(request: Request) -> str:
     try:
-        body = json.loads(await request.body())
+        body = json.loads(await read_small_body(request))
     except (ValueError, UnicodeDecodeError):
         body = None
     token = body.get("token") if isinstance(body, dict) else None

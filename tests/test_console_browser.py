@@ -79,7 +79,12 @@ async def test_a_learner_records_and_sees_the_statuses_live_then_the_scored_word
             assert [await p.get_attribute("data-word") for p in await practise.all()] == first
 
             words = page.get_by_test_id("word")
-            assert await words.count() == len(READING.split())
+            read = page.locator("[data-testid=word]:not([data-verdict=inserted])")
+            assert await read.count() == len(READING.split())
+            # Speech that is not the text shows too, where it was said.
+            said = [w for w in task["evaluation"].get("inserted", []) if w["word"].strip()]
+            inserted = page.locator("[data-testid=word][data-verdict=inserted]")
+            assert await inserted.count() == len(said)
             verdicts = {await w.get_attribute("data-verdict") for w in await words.all()}
             assert verdicts <= {"correct", "mispronounced", "missed", "inserted"}
             await words.first.focus()  # by keyboard: expected vs heard
@@ -87,7 +92,7 @@ async def test_a_learner_records_and_sees_the_statuses_live_then_the_scored_word
             await expect(detail).to_contain_text("expected /")
             await expect(detail).to_contain_text("heard /")
             sounds = page.get_by_test_id("sound-word")  # the Sounds panel: phones under words
-            await expect(sounds).to_have_count(len(scored))
+            await expect(sounds).to_have_count(len(scored) + len(said))
             assert (await page.get_by_test_id("transcript").inner_text()).strip()
 
             # How the word should sound (speech synthesis), and how the learner said it.

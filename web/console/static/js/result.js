@@ -72,7 +72,11 @@ function showScores(task) {
   const accuracy = typeof task.accuracy === "number" ? task.accuracy : null;
   document.getElementById("accuracy").textContent = accuracy === null ? "not scored" : `${Math.round(accuracy)} / 100`;
   document.getElementById("accuracy-meaning").textContent =
-    accuracy === null ? "No reference text was given, so the reading was not scored." : meaning(accuracy);
+    accuracy === null
+      ? "No reference text was given, so the reading was not scored."
+      : task.evaluation?.other_text === true
+        ? "This seems to be a reading of another text: its words were not found in the recording."
+        : meaning(accuracy);
   const completeness = task.evaluation?.completeness;
   const known = typeof completeness === "number";
   document.getElementById("completeness-box").hidden = !known;

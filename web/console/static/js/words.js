@@ -57,11 +57,40 @@ function verdictOf(word, pairs) {
   return "mispronounced";
 }
 
-/** The reference words of a task: text, verdict, score, sound pairs, times. */
+/** Speech that is not the text (evaluation.inserted), as words in the reading. */
+function insertedWords(task) {
+  const inserted = Array.isArray(task.evaluation?.inserted) ? task.evaluation.inserted : [];
+  return inserted
+    .filter((word) => word && String(word.word ?? "").trim() && number(word.start) !== undefined)
+    .map((word) => {
+      const heard = tokens(word.heard);
+      return {
+        text: String(word.word).trim(), verdict: "inserted", score: undefined,
+        pairs: heard.map((sound) => ({ expected: "", heard: sound })), expected: [], heard,
+        start: number(word.start), end: number(word.end),
+      };
+    });
+}
+
+/** The reference words of a task (text, verdict, score, sound pairs, times), with the
+ * inserted words between them where they were said. */
 export function referenceWords(task) {
+  const words = scoredWords(task);
+  for (const extra of insertedWords(task)) {
+    // After the last word that began before it (or first, before every timed word).
+    let at = 0;
+    words.forEach((word, i) => {
+      if (word.start !== undefined && word.start <= extra.start) at = i + 1;
+    });
+    words.splice(at, 0, extra);
+  }
+  return words.map((word, index) => ({ ...word, index }));
+}
+
+function scoredWords(task) {
   const words = Array.isArray(task.evaluation?.words) ? task.evaluation.words : [];
   let offset = 0;
-  return words.map((word, index) => {
+  return words.map((word) => {
     const expected = tokens(word.expected ?? word.ipa);
     const named = String(word.verdict ?? "").toLowerCase();
     let pairs = pairsOf(word, expected, named, offset, task.mistakes);
@@ -69,8 +98,8 @@ export function referenceWords(task) {
     if (verdict === "missed") pairs = expected.map((sound) => ({ expected: sound, heard: "" }));
     if (named !== "inserted") offset += expected.length;
     return {
-      index,
       text: String(word.word ?? word.text ?? ""),
+      instead: typeof word.heard_word === "string" ? word.heard_word : "",
       verdict,
       score: number(word.score),
       pairs,
@@ -109,6 +138,7 @@ export function problem(word) {
   if (word.verdict === "missed") return "not heard: skipped, or too quiet";
   if (word.verdict === "inserted") return "said, but not in the text";
   const changes = word.pairs.filter((pair) => pair.expected !== pair.heard).map(change);
+  if (word.instead) changes.unshift(`heard as “${word.instead}”`); // another word was said
   return changes.length ? changes.join("; ") : "its sounds were unclear";
 }
 

@@ -31,14 +31,16 @@ async function overview() {
 function payloadCell(payload) {
   const entries = Object.entries(payload || {});
   if (!entries.length) return el("td", { text: "–" });
-  // Folded: one line of its keys; the whole payload, readable, when unfolded.
+  // Folded: one line of its keys (with the short values); the whole payload when unfolded.
+  const brief = entries.map(([key, value]) => (value !== null && typeof value === "object" ? key : `${key}: ${value}`));
+  const line = brief.join(", ");
   return el(
     "td",
     {},
     el(
       "details",
       {},
-      el("summary", { text: entries.map(([key]) => key).join(", ") }),
+      el("summary", { text: line.length > 80 ? `${line.slice(0, 79)}…` : line }),
       el("pre", { text: JSON.stringify(payload, null, 2) }),
     ),
   );

@@ -3,7 +3,6 @@ whose connections a test can cut, as a network drop does."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -134,15 +133,3 @@ async def other_site(html: str, host: str = "localhost") -> AsyncIterator[str]:
         finally:
             server.should_exit = True
     sock.close()
-
-
-#: The screenshot the README shows: rewritten only when asked (``STM_UPDATE_SCREENSHOT=1``).
-DOCS_SCREENSHOT = Path(__file__).parents[1] / "docs" / "console.png"
-
-
-def screenshot_path(tmp_path: Path) -> Path:
-    """Where a test's screenshot goes: a temporary folder, so a test run leaves the tree
-    clean; the tracked ``docs/console.png`` only with ``STM_UPDATE_SCREENSHOT=1``."""
-    if os.environ.get("STM_UPDATE_SCREENSHOT") == "1":
-        return DOCS_SCREENSHOT
-    return tmp_path / "console.png"

@@ -37,7 +37,13 @@ async def _failed_task(svc: Running, user: uuid.UUID, title: str = "silence") ->
     return str(task["id"])
 
 
-ADMIN_GETS = ["/admin/overview", "/admin/tasks", "/admin/tasks/{id}", "/admin/tasks/{id}/events"]
+ADMIN_GETS = [
+    "/admin/overview",
+    "/admin/tasks",
+    "/admin/tasks/{id}",
+    "/admin/tasks/{id}/audio",
+    "/admin/tasks/{id}/events",
+]
 ADMIN_POSTS = ["/admin/tasks/{id}/retry", "/admin/retry"]
 
 
@@ -112,6 +118,22 @@ async def test_an_operator_reads_a_tasks_detail_and_timeline(svc: Running, user:
     assert missing.status_code == 404
 
 
+async def test_an_operator_plays_another_users_recording_whole_or_a_range(
+    svc: Running, user: uuid.UUID
+) -> None:
+    task_id = await _failed_task(svc, user)
+    path = f"/admin/tasks/{task_id}/audio"
+    whole = await svc.client.get(path, headers=auth(OPERATOR))
+    assert whole.status_code == 200
+    assert whole.content == SILENT
+    part = await svc.client.get(path, headers={**auth(OPERATOR), "Range": "bytes=0-99"})
+    assert part.status_code == 206
+    assert part.content == SILENT[:100]
+    assert part.headers["content-range"] == f"bytes 0-99/{len(SILENT)}"
+    missing = await svc.client.get(f"/admin/tasks/{uuid.uuid4()}/audio", headers=auth(OPERATOR))
+    assert missing.status_code == 404
+
+
 async def test_an_operator_retries_another_users_failed_task(svc: Running, user: uuid.UUID) -> None:
     task_id = await _failed_task(svc, user)
     answer = await svc.client.post(f"/admin/tasks/{task_id}/retry", headers=auth(OPERATOR))
@@ -169,6 +191,7 @@ async def test_the_admin_routes_are_in_the_openapi_document(svc: Running) -> Non
         "/admin/overview",
         "/admin/tasks",
         "/admin/tasks/{task_id}",
+        "/admin/tasks/{task_id}/audio",
         "/admin/tasks/{task_id}/events",
         "/admin/tasks/{task_id}/retry",
         "/admin/retry",

@@ -12,35 +12,27 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import URL
 
-from tests.browser_helpers import (
-    CuttableProxy,
-    chromium,
-    needs_chromium,
-    other_site,
-    page_of,
-    screenshot_path,
-)
+from tests.browser_helpers import CuttableProxy, chromium, needs_chromium, other_site, page_of
 from tests.conftest import SECRET
+from tests.console_checks import (
+    ENGLISH,
+    READING,
+    WATCH_CLIP,
+    played_clip,
+    screenshots,
+    sign_in,
+    speech_hook,
+)
 from tests.service_helpers import auth, create, read_stream, repeat_wav, running_service
 from tests.stages_helpers import wav_of
 from web.auth import issue_token
-from web.console.links import sign_in_link
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser, needs_chromium, pytest.mark.timeout(300)]
 
-READING = "It was the best of times, it was the worst of times"
 SILENT = wav_of(np.zeros(16_000, dtype=np.int16), 16_000)
 #: The order statuses come in (queued only when the engines are busy; evaluating with a text).
 ORDER = ["created", "queued", "started", "preprocessing", "transcribing", "evaluating", "completed"]
 WAIT_MS = 120_000
-
-
-async def sign_in(page: Page, base_url: str, user: uuid.UUID) -> None:
-    """Open the sign-in link run.py prints, and wait until the page is signed in."""
-    await page.goto(sign_in_link(base_url, issue_token(SECRET, user)))
-    await expect(page.locator("body[data-ready=true]")).to_be_attached()
-    await expect(page.get_by_test_id("nav-record")).to_be_visible()
-    assert "token" not in page.url  # out of the address bar at once
 
 
 async def history(page: Page) -> list[str]:
@@ -51,7 +43,8 @@ async def test_a_learner_records_and_sees_the_statuses_live_then_the_scored_word
     service_database_url: URL, tmp_path: Path, user: uuid.UUID
 ) -> None:
     async with running_service(service_database_url, tmp_path) as svc, chromium() as browser:
-        async with page_of(browser) as page:
+        async with page_of(browser, height=740) as page:
+            await page.add_init_script(speech_hook(ENGLISH))
             await sign_in(page, svc.service.url, user)
             await page.get_by_test_id("record").click()
             await expect(page.get_by_test_id("record-state")).to_contain_text("5 s", timeout=20_000)
@@ -59,6 +52,8 @@ async def test_a_learner_records_and_sees_the_statuses_live_then_the_scored_word
             await expect(page.get_by_test_id("record-state")).to_contain_text("ready to send")
             await page.get_by_test_id("reference-text").fill(READING)
             await page.get_by_test_id("submit").click()
+            await expect(page.get_by_test_id("task-view")).to_be_in_viewport()  # no scrolling
+            await expect(page.get_by_test_id("task-cancel")).to_be_visible()
             status = page.get_by_test_id("task-status")
             await expect(status).to_have_attribute("data-status", "completed", timeout=WAIT_MS)
 
@@ -66,26 +61,79 @@ async def test_a_learner_records_and_sees_the_statuses_live_then_the_scored_word
             assert seen == [s for s in ORDER if s in seen]  # in order, each once
             assert {"created", "preprocessing", "transcribing", "evaluating"} <= set(seen)
             await expect(page.get_by_test_id("accuracy")).to_have_text(re.compile(r"\d+ / 100"))
+            await expect(page.get_by_test_id("accuracy-meaning")).to_contain_text("how close")
+            task_id = page.url.rsplit("/", 1)[1]
+            task = (await svc.client.get(f"/tasks/{task_id}", headers=auth(user))).json()
+            scored = task["evaluation"]["words"]
+
+            # Practise first: the flagged words, mispronounced (lowest first), then missed.
+            def flagged(verdict: str) -> list[str]:
+                ranked = sorted(
+                    (w for w in scored if w["verdict"] == verdict), key=lambda w: w["score"]
+                )
+                return [w["word"] for w in ranked]
+
+            first = (flagged("mispronounced") + flagged("missed"))[:3]
+            assert first  # the text's unread end, at least
+            practise = page.get_by_test_id("practise-word")
+            assert [await p.get_attribute("data-word") for p in await practise.all()] == first
+
             words = page.get_by_test_id("word")
-            assert await words.count() == len(READING.split())
+            read = page.locator("[data-testid=word]:not([data-verdict=inserted])")
+            assert await read.count() == len(READING.split())
+            # Speech that is not the text shows too, where it was said.
+            said = [w for w in task["evaluation"].get("inserted", []) if w["word"].strip()]
+            inserted = page.locator("[data-testid=word][data-verdict=inserted]")
+            assert await inserted.count() == len(said)
             verdicts = {await w.get_attribute("data-verdict") for w in await words.all()}
             assert verdicts <= {"correct", "mispronounced", "missed", "inserted"}
             await words.first.focus()  # by keyboard: expected vs heard
-            await expect(page.get_by_test_id("word-detail")).to_contain_text("expected /")
+            detail = page.get_by_test_id("word-detail")
+            await expect(detail).to_contain_text("expected /")
+            await expect(detail).to_contain_text("heard /")
+            sounds = page.get_by_test_id("sound-word")  # the Sounds panel: phones under words
+            await expect(sounds).to_have_count(len(scored) + len(said))
             assert (await page.get_by_test_id("transcript").inner_text()).strip()
 
-            played = await page.evaluate(
-                """async () => {
-                    const audio = document.getElementById("playback");
-                    audio.muted = true;
-                    await audio.play();
-                    await new Promise((done) => audio.addEventListener("timeupdate", () =>
-                        audio.currentTime > 0.3 && done(), { once: false }));
-                    return audio.currentTime;
-                }"""
+            # How the word should sound (speech synthesis), and how the learner said it.
+            timed = page.locator("[data-testid=word][data-start]").first
+            await timed.click()
+            text = await timed.evaluate("(n) => n.lastChild.textContent")
+            await page.get_by_test_id("listen-word").click()
+            spoken = await page.evaluate("window.__spoken")
+            assert spoken[-1] == {"text": text, "lang": "en-GB"}
+            await page.evaluate(WATCH_CLIP)
+            await page.get_by_test_id("play-word").click()
+            start = float(await timed.get_attribute("data-start") or 0)
+            end = float(await timed.get_attribute("data-end") or 0)
+            began, stopped = await played_clip(page)
+            assert start - 0.1 <= began < end
+            assert end - 0.05 <= stopped <= end + 0.35
+            await page.get_by_test_id("listen-sentence").click()
+            assert (await page.evaluate("window.__spoken"))[-1]["text"] == READING
+
+            # The whole recording, its words lit up as they are said (the word times).
+            await page.evaluate("document.getElementById('playback').muted = true")
+            await page.get_by_test_id("play-all").click()
+            await expect(page.locator("#transcript .speaking").first).to_be_attached()
+            shot = await screenshots(tmp_path)
+            await page.get_by_test_id("task-view").screenshot(path=str(shot / "learner-360.png"))
+
+            # The transcript's downloads, once the service offers them (GET .../transcript).
+            offered = await svc.client.head(
+                f"/tasks/{task_id}/transcript?format=txt", headers=auth(user)
             )
-            assert played > 0.3
-            await page.get_by_test_id("task-view").screenshot(path=str(screenshot_path(tmp_path)))
+            downloads = page.get_by_test_id("downloads")
+            if offered.status_code != 200:
+                await expect(downloads).to_be_hidden()
+                return
+            await expect(downloads).to_be_visible()
+            for fmt in ("txt", "srt", "vtt", "json"):
+                link = page.get_by_test_id(f"download-{fmt}")
+                assert await link.get_attribute("download")
+                href = await link.get_attribute("href")
+                assert href == f"/tasks/{task_id}/transcript?format={fmt}"
+                assert await page.evaluate("(u) => fetch(u).then((r) => r.status)", href) == 200
 
 
 async def test_a_file_upload_is_cancelled_retried_and_deleted_in_a_live_list(

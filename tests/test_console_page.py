@@ -109,15 +109,3 @@ async def test_the_page_is_served_beside_the_ilps_legacy_routes(
         assert (await svc.client.get("/console/js/app.js")).status_code == 200
         legacy = await svc.client.get("/health")
         assert legacy.status_code == 200
-
-
-def test_a_test_run_writes_its_screenshot_to_a_temporary_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The tracked docs/console.png changes only when asked: a test run leaves the tree clean."""
-    from tests.browser_helpers import DOCS_SCREENSHOT, screenshot_path
-
-    monkeypatch.delenv("STM_UPDATE_SCREENSHOT", raising=False)
-    assert screenshot_path(tmp_path).parent == tmp_path
-    monkeypatch.setenv("STM_UPDATE_SCREENSHOT", "1")
-    assert screenshot_path(tmp_path) == DOCS_SCREENSHOT

@@ -117,6 +117,26 @@ def paths(
                 "responses": {"200": json(AdminTaskDetailOut, "The task"), **auth},
             },
         },
+        "/admin/tasks/{task_id}/audio": {
+            "parameters": [task_id],
+            "get": {
+                "summary": "Any user's recording, as GET /tasks/{task_id}/audio (Range too)",
+                "description": _ONLY,
+                "parameters": [{"name": "Range", "in": "header", "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "The bytes as uploaded",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    "206": {
+                        "description": "The range asked for (Content-Range)",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    **auth,
+                    **errors(416),
+                },
+            },
+        },
         "/admin/tasks/{task_id}/events": {
             "parameters": [task_id],
             "get": {

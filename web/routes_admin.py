@@ -31,7 +31,13 @@ from web.context import Services, services
 from web.errors import ApiError
 from web.params import Instant
 from web.responses import ModelResponse
-from web.routes_tasks import queue_position, refuse_when_draining, task_id_of, validation_detail
+from web.routes_tasks import (
+    audio_response,
+    queue_position,
+    refuse_when_draining,
+    task_id_of,
+    validation_detail,
+)
 from web.schemas import EventOut
 
 #: The statuses in which a task is at work in a stage.
@@ -109,6 +115,18 @@ async def get_task(request: Request) -> Response:
     return ModelResponse(AdminTaskDetailOut.of(record, await queue_position(app, record)))
 
 
+async def get_audio(request: Request) -> Response:
+    """Any user's recording (the console plays an operator the words of a result)."""
+    app = operator(request)
+    task_id = task_id_of(request)
+    audio = await app.store.audio(await _owner(app, task_id), task_id)
+    if audio is None:
+        raise ApiError(404, "Task not found.")
+    if not audio.data:
+        raise ApiError(404, "this task's audio was removed by the retention policy")
+    return audio_response(request, audio)
+
+
 async def timeline(request: Request) -> Response:
     app = operator(request)
     task_id = task_id_of(request)
@@ -166,6 +184,7 @@ ROUTES = [
     Route("/admin/overview", overview, methods=["GET"]),
     Route("/admin/tasks", list_tasks, methods=["GET"]),
     Route("/admin/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/admin/tasks/{task_id}/audio", get_audio, methods=["GET"]),
     Route("/admin/tasks/{task_id}/events", timeline, methods=["GET"]),
     Route("/admin/tasks/{task_id}/retry", retry_task, methods=["POST"]),
     Route("/admin/retry", bulk_retry, methods=["POST"]),

@@ -28,15 +28,59 @@ async function overview() {
   list.replaceChildren(...pairs.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]));
 }
 
-async function timeline(task) {
-  const { events } = await api(`/admin/tasks/${task.id}/events`);
-  const items = events.map((event) => {
-    const payload = Object.keys(event.payload).length ? ` ${JSON.stringify(event.payload)}` : "";
-    return el("li", { "data-testid": "timeline-item", text: `${when(event.created_at)} ${event.type}: ${event.status}${payload}` });
-  });
-  document.getElementById("timeline").replaceChildren(...items);
-  document.getElementById("timeline-title").textContent = `Timeline of ${task.title}`;
-  document.getElementById("timeline-view").hidden = false;
+function payloadCell(payload) {
+  const entries = Object.entries(payload || {});
+  if (!entries.length) return el("td", { text: "–" });
+  // Folded: one line of its keys (with the short values); the whole payload when unfolded.
+  const brief = entries.map(([key, value]) => (value !== null && typeof value === "object" ? key : `${key}: ${value}`));
+  const line = brief.join(", ");
+  return el(
+    "td",
+    {},
+    el(
+      "details",
+      {},
+      el("summary", { text: line.length > 80 ? `${line.slice(0, 79)}…` : line }),
+      el("pre", { text: JSON.stringify(payload, null, 2) }),
+    ),
+  );
+}
+
+/** The task's events as a table, in a row right under the task's own (toggled). */
+async function timeline(task, line, toggle) {
+  const open = line.querySelector(".timeline");
+  if (open) {
+    open.remove();
+    toggle.setAttribute("aria-expanded", "false");
+    return;
+  }
+  let events;
+  try {
+    ({ events } = await api(`/admin/tasks/${task.id}/events`));
+  } catch (error) {
+    notify(error.message);
+    return;
+  }
+  const head = el("tr", {}, ...["When", "Event", "Status", "Details"].map((t) => el("th", { scope: "col", text: t })));
+  const rows = events.map((event) =>
+    el(
+      "tr",
+      { "data-testid": "timeline-item" },
+      el("td", { text: when(event.created_at) }),
+      el("td", { text: event.type }),
+      el("td", { text: event.status }),
+      payloadCell(event.payload),
+    ),
+  );
+  const table = el(
+    "table",
+    { "data-testid": "timeline" },
+    el("caption", { text: `Timeline of ${task.title || "(untitled)"}: ${events.length} events, oldest first` }),
+    el("thead", {}, head),
+    el("tbody", {}, ...rows),
+  );
+  line.append(el("div", { class: "timeline" }, table));
+  toggle.setAttribute("aria-expanded", "true");
 }
 
 async function retry(task) {
@@ -51,22 +95,28 @@ async function retry(task) {
 }
 
 function row(task) {
+  const toggle = el("button", {
+    type: "button", "data-testid": "admin-timeline", text: "Timeline", "aria-label": `Timeline of ${task.title}`,
+    "aria-expanded": "false", onclick: () => timeline(task, line, toggle),
+  });
   const buttons = [
-    el("button", { type: "button", "data-testid": "admin-timeline", text: "Timeline", "aria-label": `Timeline of ${task.title}`, onclick: () => timeline(task) }),
+    el("a", { href: `#review/${task.id}`, class: "button", "data-testid": "admin-open", text: "Open", "aria-label": `Open ${task.title}` }),
+    toggle,
   ];
   if (task.status === "failed" || task.status === "cancelled") {
     buttons.push(el("button", { type: "button", "data-testid": "admin-retry", text: "Retry", "aria-label": `Retry ${task.title}`, onclick: () => retry(task) }));
   }
-  return el(
+  const line = el(
     "li",
     { "data-testid": "admin-row", "data-task-id": task.id, "data-status": task.status },
-    el("strong", { text: task.title || "(untitled)" }),
+    el("strong", { class: "title", text: task.title || "(untitled)" }),
     " ",
     el("span", { class: `status s-${task.status}`, "data-testid": "row-status", text: task.status }),
     el("small", { text: ` user ${task.user_id} · attempt ${task.attempt} · ${when(task.created_at)}` }),
     task.failure_reason ? el("small", { class: "reason", "data-testid": "failure-reason", text: ` – ${task.failure_reason}` }) : "",
     el("span", { class: "actions" }, ...buttons),
   );
+  return line;
 }
 
 async function load(more) {

@@ -2,7 +2,9 @@
 
 import { setUpAdmin, showAdmin } from "./admin.js";
 import { api, notify } from "./api.js";
-import { closeTask, openTask, setUpLearner } from "./learner.js";
+import { setUpLearner } from "./learner.js";
+import { setUpListening } from "./listen.js";
+import { closeTask, openTask } from "./task.js";
 import { hideTasks, setUpTasks, showTasks } from "./tasks.js";
 
 const VIEWS = ["sign-in-view", "record-view", "tasks-view", "admin-view"];
@@ -17,10 +19,27 @@ function show(view) {
   }
 }
 
+/** The sign-in link's token, if the address holds one: taken out of the address bar
+ * (and history) at once, since the fragment holds a credential. */
+function takeToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (!fragment.has("token")) return null;
+  history.replaceState(null, "", `${location.pathname}#record`);
+  return fragment.get("token");
+}
+
 async function route() {
+  // The link opened, or pasted into a tab already open (only the fragment changed).
+  const token = takeToken();
+  if (token !== null) {
+    await signIn(token);
+    if (me) signedIn();
+  }
   if (!me) return show("sign-in-view");
   const [name, id] = location.hash.slice(1).split("/");
   if (name !== "tasks") hideTasks();
+  const reviewing = name === "review" && id && me.operator; // an operator reads any user's task
+  for (const node of ["record-title", "task-form"]) document.getElementById(node).hidden = reviewing;
   if (name === "tasks") {
     show("tasks-view");
     await showTasks();
@@ -29,8 +48,11 @@ async function route() {
     await showAdmin();
   } else {
     show("record-view");
-    if (name === "task" && id) await openTask(id);
-    else document.getElementById("task-view").hidden = true;
+    if ((name === "task" || reviewing) && id) await openTask(id, { operator: reviewing });
+    else {
+      closeTask();
+      document.getElementById("task-view").hidden = true;
+    }
   }
 }
 
@@ -63,14 +85,8 @@ async function start() {
   setUpLearner();
   setUpTasks();
   setUpAdmin();
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.has("token")) {
-    // Out of the address bar (and history) at once: the fragment held a credential.
-    history.replaceState(null, "", `${location.pathname}#record`);
-    await signIn(fragment.get("token"));
-  } else {
-    await whoAmI();
-  }
+  setUpListening();
+  if (!new URLSearchParams(location.hash.slice(1)).has("token")) await whoAmI();
   if (me) signedIn();
   document.getElementById("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -1,67 +1,46 @@
-// A finished task's result: verdict per reference word, transcript, IPA, playback.
-//
-// What it reads, defensively (README, "The console"): task.accuracy, task.result (IPA),
-// task.transcript, task.words [{text, start, end}], task.mistakes (ILPS-shaped) and
-// task.evaluation.words [{word, ipa, correct, mistakes}] as scored today; a richer
-// evaluation's per-word verdict, expected, heard, start and end are used when present.
+// A finished task's result for a learner: the scores and what they mean, the words to
+// practise first, each word's sounds, how it should sound and how it was said.
 
 import { el } from "./api.js";
+import { highlight, showHeard, showSounds } from "./heard.js";
+import { playClip, say } from "./listen.js";
+import { meaning, practiseFirst, problem, referenceWords, VERDICTS } from "./words.js";
 
-const VERDICTS = {
-  correct: "✓",
-  mispronounced: "≈",
-  missed: "✗",
-  inserted: "+",
-};
+const audio = () => document.getElementById("playback");
+const canPlay = (word) => typeof word.start === "number" && typeof word.end === "number" && word.end > word.start;
 
-const tokens = (value) =>
-  Array.isArray(value) ? value.map(String) : typeof value === "string" ? value.split(/\s+/).filter(Boolean) : [];
-
-/** What the learner said for each reference word, from the ILPS-shaped mistakes. */
-function heardFromMistakes(expected, offset, mistakes) {
-  const heard = [...expected];
-  for (const mistake of mistakes || []) {
-    const position = mistake && mistake.reference && mistake.reference.position;
-    if (typeof position !== "number" || position < offset || position >= offset + expected.length) continue;
-    if (mistake.type === "Replacement") heard[position - offset] = String(mistake.actual?.value ?? "?");
-    if (mistake.type === "Deletion") heard[position - offset] = null;
-  }
-  return heard.filter((token) => token !== null);
-}
-
-function verdictOf(word, expected, heard) {
-  const named = String(word.verdict ?? word.status ?? "").toLowerCase();
-  if (named in VERDICTS) return named;
-  if (word.correct === true || word.mistakes === 0) return "correct";
-  if (expected.length && !heard.length) return "missed";
-  return "mispronounced";
-}
-
-/** The reference words with verdict, expected and heard sounds, and times when known. */
-export function referenceWords(task) {
-  const words = Array.isArray(task.evaluation?.words) ? task.evaluation.words : [];
-  let offset = 0;
-  return words.map((word) => {
-    const expected = tokens(word.expected ?? word.ipa);
-    const given = word.heard ?? word.actual;
-    const heard = given !== undefined ? tokens(given) : heardFromMistakes(expected, offset, task.mistakes);
-    if (String(word.verdict ?? "").toLowerCase() !== "inserted") offset += tokens(word.ipa ?? word.expected).length;
-    return {
-      text: String(word.word ?? word.text ?? ""),
-      verdict: verdictOf(word, expected, heard),
-      expected,
-      heard,
-      start: typeof word.start === "number" ? word.start : undefined,
-      end: typeof word.end === "number" ? word.end : undefined,
-    };
+function listenButton(word, testId) {
+  return el("button", {
+    type: "button", class: "listen", "data-testid": testId, text: "♪ Listen",
+    "aria-label": `Listen: how “${word.text}” sounds`, onclick: () => say(word.text),
   });
 }
 
+function playButton(word, testId) {
+  if (!canPlay(word)) return "";
+  return el("button", {
+    type: "button", "data-testid": testId, text: "▶ Yours",
+    "aria-label": `Yours: play how you said “${word.text}”`, onclick: () => playClip(audio(), word.start, word.end),
+  });
+}
+
+function sounds(word) {
+  return `expected /${word.expected.join(" ")}/, heard /${word.heard.join(" ") || "nothing"}/`;
+}
+
+function showWord(word, detail) {
+  const score = typeof word.score === "number" ? ` · ${Math.round(word.score)} / 100` : "";
+  const what = problem(word);
+  detail.replaceChildren(
+    el("p", { class: "detail-head" }, el("strong", { text: `“${word.text}”` }), ` ${VERDICTS[word.verdict]} ${word.verdict}${score}`),
+    what ? el("p", { "data-testid": "word-problem", text: what }) : "",
+    el("p", { class: "ipa", lang: "und-fonipa", "data-testid": "word-sounds", text: sounds(word) }),
+    el("div", { class: "row" }, listenButton(word, "listen-word"), playButton(word, "play-word")),
+  );
+  detail.dataset.word = String(word.index);
+}
+
 function wordButton(word, detail) {
-  const sounds = `expected /${word.expected.join(" ")}/, heard /${word.heard.join(" ") || "nothing"}/`;
-  const show = () => {
-    detail.textContent = `“${word.text}”: ${word.verdict}; ${sounds}`;
-  };
   return el(
     "button",
     {
@@ -71,48 +50,73 @@ function wordButton(word, detail) {
       "data-verdict": word.verdict,
       "data-start": word.start,
       "data-end": word.end,
-      "aria-label": `${word.text}: ${word.verdict}; ${sounds}`,
-      onfocus: show,
-      onclick: show,
-      onmouseenter: show,
+      "aria-label": [word.text, word.verdict, problem(word), sounds(word)].filter(Boolean).join("; "),
+      onfocus: () => showWord(word, detail),
+      onclick: () => showWord(word, detail),
     },
     el("span", { class: "symbol", "aria-hidden": "true", text: VERDICTS[word.verdict] }),
     word.text,
   );
 }
 
-/** Render the result of a completed task into the page. */
-export function showResult(task) {
-  const words = document.getElementById("words");
-  const detail = document.getElementById("word-detail");
-  const reference = referenceWords(task);
-  words.replaceChildren(...reference.map((word) => wordButton(word, detail)));
-  if (!reference.length) words.textContent = "No reference text: nothing to score.";
-  detail.textContent = "";
-  const accuracy = typeof task.accuracy === "number" ? `${Math.round(task.accuracy)} / 100` : "not scored";
-  document.getElementById("accuracy").textContent = accuracy;
-  const heard = Array.isArray(task.words) ? task.words : [];
-  const transcript = document.getElementById("transcript");
-  transcript.replaceChildren(
-    ...heard.map((word) =>
-      el("span", { class: "spoken", "data-start": word.start, "data-end": word.end, text: `${word.text} ` }),
-    ),
+function practiseItem(word) {
+  return el(
+    "li",
+    { "data-testid": "practise-word", "data-word": word.text },
+    el("span", { class: "practise-text" }, el("strong", { text: word.text }), ` ${VERDICTS[word.verdict]} ${problem(word)}`),
+    el("span", { class: "actions" }, listenButton(word, "practise-listen"), playButton(word, "practise-play")),
   );
-  if (!heard.length) transcript.textContent = task.transcript || "(nothing recognised)";
-  document.getElementById("ipa").textContent = task.result || "–";
-  const audio = document.getElementById("playback");
-  audio.src = `/tasks/${task.id}/audio`;
-  audio.ontimeupdate = () => highlight(audio.currentTime);
-  audio.onended = () => highlight(-1);
-  document.getElementById("result").hidden = false;
 }
 
-/** Mark the words being spoken at `time` seconds (aria-current, and a class to style). */
-function highlight(time) {
-  for (const node of document.querySelectorAll("#result [data-start]")) {
-    const on = time >= Number(node.dataset.start) && time < Number(node.dataset.end);
-    node.classList.toggle("speaking", on);
-    if (on) node.setAttribute("aria-current", "true");
-    else node.removeAttribute("aria-current");
+function showScores(task) {
+  const accuracy = typeof task.accuracy === "number" ? task.accuracy : null;
+  document.getElementById("accuracy").textContent = accuracy === null ? "not scored" : `${Math.round(accuracy)} / 100`;
+  document.getElementById("accuracy-meaning").textContent =
+    accuracy === null
+      ? "No reference text was given, so the reading was not scored."
+      : task.evaluation?.other_text === true
+        ? "This seems to be a reading of another text: its words were not found in the recording."
+        : meaning(accuracy);
+  const completeness = task.evaluation?.completeness;
+  const known = typeof completeness === "number";
+  document.getElementById("completeness-box").hidden = !known;
+  if (known) {
+    const note = completeness <= 20 ? ": is this a reading of the text?" : "";
+    document.getElementById("completeness").textContent = `${Math.round(completeness)} %`;
+    document.getElementById("completeness-note").textContent = `of the text read${note}`;
   }
+}
+
+/** Render the result of a completed task; `audioUrl` is where its recording is. */
+export function showResult(task, audioUrl) {
+  const reference = referenceWords(task);
+  const detail = document.getElementById("word-detail");
+  showScores(task);
+  const first = practiseFirst(reference);
+  document.getElementById("practise-box").hidden = !reference.length;
+  const practise = document.getElementById("practise");
+  practise.replaceChildren(...first.map(practiseItem));
+  if (reference.length && !first.length) practise.replaceChildren(el("li", { text: "Nothing: every word sounded as expected." }));
+
+  const words = document.getElementById("words");
+  words.replaceChildren(...reference.map((word) => wordButton(word, detail)));
+  if (!reference.length) words.textContent = "No reference text: nothing to score.";
+  detail.replaceChildren();
+  const sentence = task.reference_text || reference.map((w) => w.text).join(" ");
+  const listen = document.getElementById("listen-sentence");
+  listen.hidden = !sentence;
+  listen.onclick = () => say(sentence);
+
+  showHeard(task, document.getElementById("transcript"));
+  showSounds(task, reference, document.getElementById("sounds"), document.getElementById("sounds-legend"));
+
+  const player = audio();
+  player.src = audioUrl;
+  player.ontimeupdate = () => highlight(document.getElementById("result"), player.currentTime);
+  player.onended = () => highlight(document.getElementById("result"), -1);
+  document.getElementById("play-all").onclick = () => {
+    player.currentTime = 0;
+    player.play().catch(() => {});
+  };
+  document.getElementById("result").hidden = false;
 }

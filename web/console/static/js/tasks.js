@@ -68,7 +68,7 @@ function row(task) {
   return el(
     "li",
     { "data-testid": "task-row", "data-task-id": task.id, "data-status": task.status },
-    el("strong", { text: task.title || "(untitled)" }),
+    el("strong", { class: "title", text: task.title || "(untitled)" }),
     " ",
     el("span", { class: `status s-${task.status}`, "data-testid": "row-status", text: task.status }),
     el("small", { text: ` ${when(task.created_at)}${accuracy}` }),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -212,15 +211,16 @@ def espeak(voice: str) -> bytes:
 
 
 def worker_memory(config: WhisperConfig) -> float:
-    """Peak resident MiB of a fresh process that loads both models and transcribes."""
+    """Peak resident MiB of a fresh process that loads both models and runs the
+    transcribing stage on the reading, as an engine worker does."""
     code = (
-        "import resource, sys; sys.path.insert(0, '.');"
-        "from bench.transcription import whisper_text, phones_text;"
+        "import sys; sys.path.insert(0, '.');"
+        "from bench.transcription import stage_words;"
         "from speech.whisper_model import WhisperConfig;"
         "from tests.pron_corpus import passage_pcm;"
-        f"whisper_text(passage_pcm(), WhisperConfig({config.model!r}));"
-        "phones_text(passage_pcm());"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        f"stage_words(passage_pcm(), WhisperConfig({config.model!r}));"
+        # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec (the parent's peak).
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
@@ -274,9 +274,6 @@ def main() -> None:
         "telephone_8khz": tel,
         "espeak_ng": voices,
         "worker_peak_rss_mib": worker_memory(greedy),
-        "bench_process_peak_rss_mib": round(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-        ),
     }
     print(json.dumps(report, ensure_ascii=False))
 

@@ -202,6 +202,21 @@ def test_verdicts_scores_and_mistakes_never_contradict_each_other(
         assert verdicts.accuracy == round(sum(w["score"] for w in read) / len(read), 2)
 
 
+def test_accents_and_weak_forms_are_pronunciations_not_mistakes() -> None:
+    def said(word: str) -> set[str]:
+        return {" ".join(min(s.accepted) for s in v) for v in entry(word).variants}
+
+    short = entry("short")
+    assert [s.phone for s in short.variants[0]] == ["SH", "AO", "R", "T"]  # dictionary first
+    assert ["SH", "AO", "T"] in [[s.phone for s in v] for v in short.variants]  # non-rhotic
+    assert "i v l" in said("evil")  # a syllabic l
+    assert {"ɐ v", "ɐ", "ɑ f"} <= said("of")  # weak forms
+    assert not entry("glimbershine").known
+    # A learner substitution is never an accepted sound of what it replaces.
+    assert "s" not in entry("think").variants[0][0].accepted
+    assert "i" not in entry("it").variants[0][0].accepted
+
+
 def test_numbers_and_abbreviations_are_read_as_words() -> None:
     assert [w.text for w in spoken_words("Dr. Smith paid $42 on the 21st, e.g. 1984!")] == [
         "doctor", "smith", "paid", "forty", "two", "dollars", "on", "the", "twenty",

@@ -130,8 +130,11 @@ class _Graph:
         return state
 
 
-def _build(words: Sequence[Entry], emissions: Emissions) -> tuple[_Graph, list[int], list[int]]:
-    """The graph, the states the unread end may be entered from, and the end states."""
+def _build(
+    words: Sequence[Entry], emissions: Emissions, read: int = 0
+) -> tuple[_Graph, list[int], list[int]]:
+    """The graph, the states the unread end may be entered from (after the first ``read``
+    words only), and the end states."""
     graph = _Graph([], [], [], [], [], [])
     lead_blank = graph.add(emissions.blank, _BLANK)
     lead_garbage = graph.add(emissions.garbage, _GARBAGE)
@@ -139,7 +142,7 @@ def _build(words: Sequence[Entry], emissions: Emissions) -> tuple[_Graph, list[i
     graph.preds[lead_blank].append((lead_garbage, 0.0))
     graph.starts += [lead_blank, lead_garbage]
     before = [lead_blank, lead_garbage]  # states a word may be entered from
-    unread_from = list(before)
+    unread_from = list(before) if read <= 0 else []
     for w, word in enumerate(words):
         exits: list[int] = []
         for v, variant in enumerate(word.variants):
@@ -168,16 +171,17 @@ def _build(words: Sequence[Entry], emissions: Emissions) -> tuple[_Graph, list[i
         entry = INSERTION_COST if w < len(words) - 1 else 0.0  # after the last: free
         graph.preds[garbage] += [(e, entry) for e in exits] + [(blank, entry)]
         before = [*exits, blank, garbage]
-        if w < len(words) - 1:
+        if read - 1 <= w < len(words) - 1:
             unread_from += before
     graph.finals += before
     return graph, unread_from, before
 
 
-def align(words: Sequence[Entry], emissions: Emissions) -> CtcAlignment:
-    """The best path of the text's graph through the frames."""
+def align(words: Sequence[Entry], emissions: Emissions, read: int = 0) -> CtcAlignment:
+    """The best path of the text's graph through the frames; the first ``read`` words are
+    known to be read (the transcriber heard them), so the path may not leave them unread."""
     frames = len(emissions.blank)
-    graph, unread_from, _ = _build(words, emissions)
+    graph, unread_from, _ = _build(words, emissions, min(read, len(words)))
     # The unread end: its own blank and garbage, entered from any word but the last.
     end_blank = graph.add(emissions.blank, _BLANK)
     end_garbage = graph.add(emissions.garbage, _GARBAGE)
@@ -193,7 +197,7 @@ def align(words: Sequence[Entry], emissions: Emissions) -> CtcAlignment:
             preds[s, k], costs[s, k] = p, c
     preds[end_blank, :2] = (end_blank, end_garbage)
     preds[end_garbage, :2] = (end_garbage, end_blank)
-    sources = np.array(unread_from, dtype=np.int64)
+    sources = np.array(unread_from or [states], dtype=np.int64)  # [states]: never
     emission = np.stack(graph.emission, axis=1)  # frames x states
     score = np.full(states + 1, _NEG)
     score[graph.starts] = emission[0, graph.starts]

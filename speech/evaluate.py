@@ -74,7 +74,7 @@ def _aligned(words: list[Entry], emissions: Emissions, found: Match) -> CtcAlign
     """The whole reading aligned at once, or in pieces when that would be too big."""
     frames = len(emissions.blank)
     if _cells(words, frames) <= MAX_VITERBI_CELLS:
-        return align(words, emissions)
+        return align(words, emissions, found.read)
     samples = frames * FRAME_SAMPLES
     pieces = plan([w.word for w in words], found.heard, samples)
     if pieces is None or any(
@@ -84,7 +84,7 @@ def _aligned(words: list[Entry], emissions: Emissions, found: Match) -> CtcAlign
         # No usable cut: the words the recording could hold, the rest unread.
         readable = max(int(frames * FRAME_SECONDS * WORDS_PER_SECOND), 1)
         pieces = [Piece(0, min(readable, len(words)), 0, samples)]
-    return align_in_pieces(words, emissions, pieces)
+    return align_in_pieces(words, emissions, pieces, found.read)
 
 
 def evaluate_reading(

@@ -138,16 +138,18 @@ def _shifted(part: CtcAlignment, piece: Piece) -> tuple[list[AlignedWord], list[
 
 
 def align_in_pieces(
-    words: Sequence[Entry], emissions: Emissions, pieces: Sequence[Piece]
+    words: Sequence[Entry], emissions: Emissions, pieces: Sequence[Piece], read: int = 0
 ) -> CtcAlignment:
     """Each piece aligned alone, as one alignment of the whole reading (frames and word
-    indices absolute); the words after the last piece's are unread."""
+    indices absolute); the words after the last piece's are unread, the first ``read``
+    are not (``ctc_align.align``)."""
     aligned: list[AlignedWord] = []
     garbage: list[tuple[int, int]] = []
     frames = len(emissions.blank)
     for piece in pieces:
         a, b = piece.start // FRAME_SAMPLES, min(-(-piece.end // FRAME_SAMPLES), frames)
-        part = align(words[piece.first : piece.last], emissions.window(a, b))
+        known = min(max(read - piece.first, 0), piece.last - piece.first)
+        part = align(words[piece.first : piece.last], emissions.window(a, b), known)
         shifted, stretches = _shifted(part, piece)
         aligned += shifted
         garbage += stretches

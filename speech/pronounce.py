@@ -89,17 +89,6 @@ def non_rhotic(phones: tuple[str, ...]) -> tuple[str, ...] | None:
     return kept if len(kept) < len(phones) else None
 
 
-def variants_of(word: str) -> tuple[tuple[tuple[str, ...], ...], bool]:
-    """The ARPAbet pronunciations of one spoken word, and whether the dictionary had it
-    (else the letter rules spell the one variant). Beside the dictionary's, each one's
-    non-rhotic form: not saying such an R is an accent, not a mistake."""
-    known = cmu_variants().get(word)
-    if not known:
-        return (spell(word),), False
-    accents = [v for p in known if (v := non_rhotic(p)) is not None]
-    return tuple(dict.fromkeys([*known, *accents])), True
-
-
 @functools.cache
 def cmu_dictionary() -> dict[str, tuple[str, ...]]:
     """Word -> first pronunciation (ARPAbet, no stress), loaded once per process."""

@@ -42,6 +42,13 @@ class Match:
     extra: tuple[int, ...] = ()
 
     @property
+    def read(self) -> int:
+        """How many words of the text were surely read: up to the last of two consecutive
+        text words heard as two consecutive words (one alone may be a chance "the")."""
+        pairs = [i for i, j in self.same.items() if self.same.get(i - 1) == j - 1]
+        return max(pairs) + 1 if pairs and not self.other_text else 0
+
+    @property
     def other_text(self) -> bool:
         """Mostly words that are not the text's: a reading of another text."""
         if len(self.heard) < OTHER_TEXT_WORDS:

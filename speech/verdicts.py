@@ -2,8 +2,9 @@
 
 One source of truth per word, its slots' margins (``gop.py``):
 
-* ``missed``: the path left it unread (the end of a text not read), or none of its
-  sounds is there at all; or the recording is a reading of another text
+* ``missed``: the path left it unread (the end of a text not read; never a word before
+  the last pair of text words the transcriber heard in order), or none of its sounds is
+  there at all and the transcriber did not hear it; or the recording is a reading of another text
   (``transcript_match.py``): every word, and ``other_text`` says so.
 * ``mispronounced``: some sound is heard differently. Either a slot is flagged by its
   GOP (a learner substitute beats it, or it is absent), or the transcriber heard another
@@ -34,6 +35,9 @@ from .verdict_shapes import compatible, ilps_mistakes, word_mistakes
 
 __all__ = ["ReferenceWord", "Verdicts", "ilps_mistakes", "judge"]
 
+#: The share of a text's words the phones must find said to overrule the transcriber's
+#: "another text".
+PHONES_READ = 0.5
 #: Speech the path explained as not the text, this long (20 ms frames), is an inserted word.
 INSERTED_FRAMES = 15
 
@@ -143,9 +147,10 @@ def _word(
     emissions: Emissions,
     replaced_by: list[str | None] | None,
     said: str,
+    heard_there: bool,
 ) -> dict[str, Any]:
     gops = measure(aligned.slots, emissions)
-    if replaced_by is None and all(g.expected < ABSENT for g in gops):
+    if replaced_by is None and not heard_there and all(g.expected < ABSENT for g in gops):
         return _missed(index, ref, aligned)
     if replaced_by is None:
         sounds = [_sound(g) for g in gops]
@@ -199,6 +204,18 @@ def _inserted(
     ]  # fmt: skip
 
 
+def _phones_read_it(alignment: CtcAlignment, emissions: Emissions) -> bool:
+    """The phones say the text was read: the path read at least ``PHONES_READ`` of its
+    words with every sound present. The transcriber alone is not enough to call a
+    recording another text: on a voice it hears badly (synthetic speech), it writes
+    other words for this one."""
+    present = sum(
+        bool(w.slots) and all(g.expected >= ABSENT for g in measure(w.slots, emissions))
+        for w in alignment.words
+    )
+    return present >= PHONES_READ * len(alignment.words)
+
+
 def judge(
     references: Sequence[ReferenceWord],
     alignment: CtcAlignment,
@@ -211,18 +228,18 @@ def judge(
     """Verdicts, scores and mistakes of an aligned reading. ``said``: per text word the
     transcriber heard as other words, those words' entries."""
     words: list[dict[str, Any]] = []
+    other = match.other_text and not _phones_read_it(alignment, emissions)
     for i, ref in enumerate(references):
         aligned = alignment.words[i]
-        if match.other_text or aligned.variant is None:
+        if other or aligned.variant is None:
             words.append(compatible(_missed(i, ref, None)))
             continue
         replaced_by = _replaced(ref, aligned, said.get(i, []), heard) if i in said else None
         said_text = " ".join(match.heard[j].text for j in match.replaced.get(i, ()))
-        words.append(compatible(_word(i, ref, aligned, emissions, replaced_by, said_text)))
-    inserted = [] if match.other_text else _inserted(alignment, match, heard, recognised)
+        there = i in match.same  # the transcriber heard this very word: not missed
+        words.append(compatible(_word(i, ref, aligned, emissions, replaced_by, said_text, there)))
+    inserted = [] if other else _inserted(alignment, match, heard, recognised)
     read = [w for w in words if w["verdict"] != "missed"]
     accuracy = round(sum(w["score"] for w in read) / len(read), 2) if read else 0.0
     completeness = round(100 * len(read) / len(words), 2) if words else 0.0
-    return Verdicts(
-        words, inserted, accuracy, completeness, word_mistakes(words, inserted), match.other_text
-    )
+    return Verdicts(words, inserted, accuracy, completeness, word_mistakes(words, inserted), other)

@@ -32,7 +32,7 @@ class WhisperConfig:
     model: str
     device: str = "cpu"
     compute_type: str = "int8"
-    beam_size: int = 1
+    beam_size: int = 5
 
 
 def bundled_model() -> str:

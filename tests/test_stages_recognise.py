@@ -187,9 +187,9 @@ def test_whisper_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for name in os.environ:
         if name.startswith("MANAGER_"):
             monkeypatch.delenv(name)
-    assert SpeechSettings().whisper == WhisperConfig(bundled_model(), "cpu", "int8", 1)
-    named = SpeechSettings(whisper_model="small", whisper_device="auto", whisper_beam_size=5)
-    assert named.whisper == WhisperConfig("small", "auto", "int8", 5)
+    assert SpeechSettings().whisper == WhisperConfig(bundled_model(), "cpu", "int8", 5)
+    named = SpeechSettings(whisper_model="small", whisper_device="auto", whisper_beam_size=1)
+    assert named.whisper == WhisperConfig("small", "auto", "int8", 1)
     assert languages_of(named.whisper).accepts("de")  # a name without .en: multilingual
     assert not languages_of(SpeechSettings(whisper_model="base.en").whisper).accepts("de")
     with pytest.raises(ValidationError, match="is not a CTranslate2 model directory"):

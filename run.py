@@ -117,7 +117,7 @@ def _logging(settings: Settings) -> None:
 
 def _print_banner(settings: Settings, running: RunningService) -> None:
     from store.database import describe
-    from web.banner import banner
+    from web.banner import RULE, banner
 
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
     host = f"[{host}]" if ":" in host else host
@@ -128,7 +128,12 @@ def _print_banner(settings: Settings, running: RunningService) -> None:
             f"instance {cluster.config.name} ({cluster.instance_id}) joined the cluster"
             f" on {describe(running.url_of_database)}"
         )
-    print("\n".join(banner(f"http://{host}:{running.port}", settings, joined)), flush=True)
+    lines = banner(f"http://{host}:{running.port}", settings, joined)
+    if settings.log_format == "json":
+        # One JSON line like every other: a container's log collector parses each line.
+        logging.getLogger("run").info("\n".join(line for line in lines if line != RULE))
+        return
+    print("\n".join(lines), flush=True)
 
 
 def _serve() -> int:

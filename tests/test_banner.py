@@ -51,3 +51,10 @@ def test_the_curl_example_names_a_file_that_exists_and_this_python(tmp_path: Pat
     for line in commands:
         assert f"{sys.executable} " in line
         assert " python run.py" not in line
+
+
+def test_the_banner_prints_no_token_when_told_not_to(tmp_path: Path) -> None:
+    lines = banner(URL, settings(tmp_path, print_dev_token=False))
+    assert not [line for line in lines if "TOKEN" in line or "sign in" in line]
+    (how,) = [line for line in lines if line.startswith("tokens: ")]
+    assert how.endswith(" token --user <uuid> (signed with the data dir's secret)")

@@ -53,6 +53,8 @@ def _how_to_call(url: str, settings: Settings) -> list[str]:
         return [f"callers need {settings.auth_jwt_algorithm} tokens of the configured key"]
     if settings.auth_jwt_secret is not None:
         return [f"tokens: {_run_py()} token --user <uuid> (with the same MANAGER_AUTH_JWT_SECRET)"]
+    if not settings.print_dev_token:
+        return [f"tokens: {_run_py()} token --user <uuid> (signed with the data dir's secret)"]
     secret = development_secret(settings.data_dir)
     user = uuid.uuid5(uuid.NAMESPACE_URL, "dev-user:" + secret)
     token = issue_token(secret, user, algorithm=settings.auth_jwt_algorithm)

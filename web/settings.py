@@ -34,6 +34,9 @@ class Settings(DatabaseSettings):
     metrics_token: SecretStr | None = None
     #: Apply the Alembic migrations at start.
     migrate_on_start: bool = True
+    #: Print a development user's token in the start banner when the JWT secret is the
+    #: generated one (the container image turns it off: logs are no place for a credential).
+    print_dev_token: bool = True
 
     auth_mode: Literal["jwt", "gateway"] = "jwt"
     auth_jwt_secret: SecretStr | None = None

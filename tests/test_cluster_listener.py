@@ -74,7 +74,7 @@ async def test_notifications_arrive_and_a_killed_connection_comes_back_and_catch
             await _execute(
                 url,
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'stm listener T'",
+                " WHERE application_name = 'stm listener T' AND datname = current_database()",
             )
             # In LISTEN mode it catches up only on (re)connecting: this tick is that.
             await heard.ticked.wait()

@@ -25,6 +25,7 @@ from cluster.listener import EventsMode, Listener
 from cluster.membership import Expelled, Membership
 from ops import lifecycle
 from store.cluster import ClusterStore
+from store.database import Silence
 from supervisor.door import TaskDoor
 from supervisor.messages import CancelOutcome
 from supervisor.ports import JournalUnavailable
@@ -77,6 +78,7 @@ class ClusterMember:
             poll=config.poll,
             poll_seconds=config.poll_seconds,
             instance=config.name,
+            silence=Silence(config.lease_seconds),
         )
         self._claim_wanted = anyio.Event()
         #: Whether unowned tasks may be waiting: a claim runs only then, so a task that
@@ -120,6 +122,7 @@ class ClusterMember:
                 group.start_soon(self._membership.watch, self._someone_died)
                 group.start_soon(self._renewing)
                 group.start_soon(self._claiming)
+                group.start_soon(self._sweeping)
                 self.wake_claimer(unowned=True)
                 task_status.started()
                 await anyio.sleep_forever()
@@ -179,14 +182,16 @@ class ClusterMember:
                 return
             self._maybe_unowned = True  # a full batch: there may be more
 
-    def _ended(self, task_id: UUID) -> None:
-        """A supervision ended here. Still held means it ended without a terminal write
-        (it crashed while stopping, say): it goes back to the queue for anyone."""
-        if task_id in self.claims and not self._leaving and self._door.accepting:
-            fence = self.claims.fence(task_id)
-            self.claims.drop(task_id)
-            if fence is not None:
-                self._soon(self._release, task_id, fence.owner, fence.generation)
+    def _ended(self, task_id: UUID, terminal: bool) -> None:
+        """A supervision ended here: its claim goes. Unless the task was seen to end,
+        its live row goes back to the queue for anyone, if it still names this
+        instance (the actor crashed while stopping, a write's answer was lost...):
+        else nobody would ever claim it."""
+        fence = self.claims.fence(task_id)
+        self.claims.drop(task_id)
+        # Stopping: leaving hands every live row over at once.
+        if fence is not None and not terminal and not self._leaving and self._door.accepting:
+            self._soon(self._release, task_id, fence.owner, fence.generation)
         self.wake_claimer()
 
     async def _release(self, task_id: UUID, owner: UUID, generation: int) -> None:
@@ -265,6 +270,15 @@ class ClusterMember:
         owner, _, _task = payload.partition(":")
         if owner == str(self.instance_id):
             self._soon(self._carry_pending_cancels)
+
+    async def _sweeping(self) -> None:
+        """Pick up the cancels recorded for this instance once a lease, whatever the
+        notifications said: a notification can be lost with the connection that was to
+        hear it, and the cancel stays recorded (in polling mode each tick does this)."""
+        while True:
+            await anyio.sleep(self.config.lease_seconds)
+            if self.listener.mode is EventsMode.LISTEN:
+                await self._carry_pending_cancels()
 
     async def _carry_pending_cancels(self) -> None:
         try:

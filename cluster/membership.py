@@ -24,6 +24,7 @@ import asyncpg
 from sqlalchemy import URL
 
 from cluster.listener import dedicated_connection
+from store.database import Silence
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class Membership:
         self._url = url
         self.name = name
         self.lease_seconds = lease_seconds
+        #: Every connection of the membership counts as lost after a lease of silence.
+        self._silence = Silence(lease_seconds)
         self._sleep = sleep
         self._connection: asyncpg.Connection | None = None
         self.member: Member | None = None
@@ -100,7 +103,9 @@ class Membership:
 
     async def _join(self, instance_id: UUID) -> None:
         await self._drop_connection()
-        connection = await dedicated_connection(self._url, "membership", self.name)
+        connection = await dedicated_connection(
+            self._url, "membership", self.name, silence=self._silence
+        )
         try:
             key = _new_key()
             await connection.execute("SELECT pg_advisory_lock($1)", key)
@@ -151,7 +156,9 @@ class Membership:
         if connection is not None and not connection.is_closed():
             return connection
         await self._drop_connection()
-        connection = await dedicated_connection(self._url, "membership", self.name)
+        connection = await dedicated_connection(
+            self._url, "membership", self.name, silence=self._silence
+        )
         try:
             if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", member.lock_key):
                 raise Expelled(str(member.id))
@@ -199,6 +206,7 @@ class Membership:
                     self._url,
                     "watch",
                     self.name,
+                    silence=self._silence,
                     # A backend waiting on a lock does not read from its client: without
                     # this check, each dropped watch (a change of members) would wait on
                     # as a connection of its own until the lock came free.

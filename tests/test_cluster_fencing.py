@@ -116,13 +116,29 @@ async def test_a_write_of_an_owner_that_lost_the_task_is_refused_and_changes_not
     # A, paused meanwhile, wakes at the seq it knew: the seq guard alone would let it in.
     with pytest.raises(Fenced):
         await old.append(task_id, 1, QUEUED)
-    assert task_id not in a  # the supervisor stops its actor, with no restart
+    assert task_id in a  # a write changes no claim: the supervisor decides what to do
     snapshot = await old.load(task_id)
     assert snapshot is not None
     assert snapshot.seq == 1
     new = PgJournal(database, claims=b)
     event = await new.append(task_id, 1, QUEUED)
     assert event.seq == 2
+
+
+async def test_a_write_refused_by_its_seq_says_so_and_changes_no_claim(
+    database: Database, database_url: URL
+) -> None:
+    """A write whose answer was lost has landed: the next try with the same seq is
+    refused by the seq guard, not the fence, and the instance keeps its task."""
+    a = await _member(database_url)
+    task_id = await _admit(database, a)
+    journal = PgJournal(database, claims=a)
+    await journal.append(task_id, 1, QUEUED)  # landed; say its answer was lost
+    with pytest.raises(StaleWrite) as refused:
+        await journal.append(task_id, 1, QUEUED)
+    assert not isinstance(refused.value, Fenced)
+    assert task_id in a
+    assert await _live(database_url, task_id) == (a.instance_id, 0)
 
 
 async def test_a_write_fenced_by_an_unowned_row_only_lands_while_nobody_owns_the_task(
@@ -133,9 +149,8 @@ async def test_a_write_fenced_by_an_unowned_row_only_lands_while_nobody_owns_the
     # C holds nothing of it: its write (a cancel of a task no actor here runs) is fenced
     # by "nobody owns it".
     bystander = PgJournal(database, claims=c)
-    with pytest.raises(StaleWrite) as refused:
+    with pytest.raises(Fenced):  # A owns it: C's writer asks A instead
         await bystander.append(task_id, 1, cancelled("by C"))
-    assert not isinstance(refused.value, Fenced)
     await _presumed_dead(database_url, a)
     event = await bystander.append(task_id, 1, cancelled("by C"))
     assert event.status is Status.CANCELLED
@@ -149,8 +164,8 @@ async def test_the_terminal_write_ends_the_claim_and_a_retry_makes_the_task_live
     task_id = await _admit(database, a)
     journal = PgJournal(database, claims=a)
     await journal.append(task_id, 1, cancelled("stop"))
-    assert task_id not in a
     assert await _live(database_url, task_id) is None
+    a.drop(task_id)  # the end of its supervision lets the claim go
     # Retried on B (with room): B runs the new attempt.
     retried = await PgJournal(database, claims=b).append(task_id, 2, requeued(2))
     assert retried.status is Status.CREATED

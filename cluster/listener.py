@@ -34,6 +34,10 @@ Sleep = Callable[[float], Awaitable[None]]
 #: The channel of the check that LISTEN works, and how long its notification may take.
 _PROBE = "stm_probe"
 PROBE_SECONDS = 3.0
+#: After a probe that heard nothing: LISTEN is tried again after this long, doubling
+#: up to the cap while it keeps failing.
+PROBE_AGAIN_SECONDS = 60.0
+PROBE_AGAIN_CAP = 3600.0
 
 #: Seconds a dedicated connection may take to open.
 CONNECT_TIMEOUT = 10.0
@@ -88,6 +92,7 @@ class Listener:
         sleep: Sleep = anyio.sleep,
         probe_url: URL | str | None = None,
         silence: Silence | None = None,
+        probe_again_seconds: float = PROBE_AGAIN_SECONDS,
     ) -> None:
         self._url = url
         #: Where the check that LISTEN works sends its notification (the same database;
@@ -104,6 +109,7 @@ class Listener:
         self.listening = anyio.Event()
         self.reconnections = 0
         self._silence = silence or Silence()
+        self._probe_again = probe_again_seconds
         #: The heartbeat's channel (this connection's own) and the beat it waits for.
         self._beat_channel = f"stm_beat_{secrets.token_hex(6)}"
         self._beat = ""
@@ -117,7 +123,7 @@ class Listener:
             )
             await self._polling()
             return
-        failures = 0
+        failures = deaf = 0
         while True:
             lost = anyio.Event()
             connection = await self._connect_catching_up()
@@ -128,16 +134,23 @@ class Listener:
             try:
                 await self._listen(connection, lost)
                 if not await self._delivers(connection):
-                    log.warning(
-                        "cluster events: LISTEN delivers nothing here (PgBouncer in"
-                        " transaction mode?); polling every %.2f s instead",
-                        self._poll_seconds,
-                    )
+                    # One slow probe must not make polling for ever: look again later
+                    # (and less often each time it fails again).
+                    deaf += 1
+                    again = min(self._probe_again * 2 ** (deaf - 1), PROBE_AGAIN_CAP)
+                    if deaf == 1:
+                        log.warning(
+                            "cluster events: LISTEN delivers nothing here (PgBouncer in"
+                            " transaction mode?); polling every %.2f s instead, and"
+                            " trying LISTEN again in %.0f s",
+                            self._poll_seconds,
+                            again,
+                        )
                     self.mode = EventsMode.POLL
                     connection.terminate()
-                    await self._polling()
-                    return
-                failures = 0
+                    await self._poll_for(again)
+                    continue
+                failures = deaf = 0
                 self.mode = EventsMode.LISTEN
                 self.listening.set()
                 await self._safe_tick()  # what happened while nobody listened

@@ -10,7 +10,9 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 from sqlalchemy import URL
@@ -21,13 +23,18 @@ from store.database import Database, connect_arguments, open_database
 from store.journal import PgJournal
 from store.records import NewTask, NewUpload
 from store.tasks import TaskStore
+from supervisor.config import SupervisorConfig
 from supervisor.events import Change, EventType
 from supervisor.lifecycle import Status
+from supervisor.messages import CancelOutcome
 from supervisor.ports import Fenced, StaleWrite
+from supervisor.supervisor import Supervisor
 from supervisor.transitions import cancelled, requeued
 
 pytestmark = pytest.mark.anyio
 
+#: The supervisor's pipeline, never used by a cancel written offline.
+_NO_PIPELINE: Any = object()
 QUEUED = Change(EventType.STATUS, Status.QUEUED, {"position": 0})
 
 
@@ -210,3 +217,22 @@ async def test_only_a_change_of_members_tells_the_others(database_url: URL) -> N
     finally:
         await listening.close()
     assert len(heard) == 2
+
+
+async def test_a_cancel_written_offline_of_a_task_another_instance_owns_gives_way(
+    database: Database, database_url: URL
+) -> None:
+    """The write of a cancel no actor here carries out is fenced by "nobody owns it":
+    refused because A owns the task, it answers at once (A is asked instead) rather
+    than load and write again and again (before: a refusal for any reason was taken
+    for a moved seq, and it looped with no pause for as long as A owned the task)."""
+    a, c = await _member(database_url), await _member(database_url)
+    task_id = await _admit(database, a)
+    supervisor = Supervisor(
+        PgJournal(database, claims=c), _NO_PIPELINE, SupervisorConfig(capacity=1), claims=c
+    )
+    with anyio.fail_after(5):
+        assert await supervisor.cancel_offline(task_id, "by C") is CancelOutcome.ENDED
+    snapshot = await PgJournal(database).load(task_id)
+    assert snapshot is not None
+    assert snapshot.status is Status.CREATED  # untouched: A runs it

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -308,7 +309,15 @@ class PgJournal:
             fence=fence,
             terminal=terminal,
         )
-        row = await self._database.row(event, **params)
+        try:
+            row = await self._database.row(event, **params)
+        except asyncpg.ForeignKeyViolationError:
+            if new_owner is None:
+                raise
+            # This instance was presumed dead and has not heard yet: the new attempt
+            # waits unowned for a claim (its own, once it has joined again).
+            params["l_owner"] = new_owner = None
+            row = await self._database.row(event, **params)
         if row is None:
             raise await self._refusal(task_id, after_seq, fence, params)
         if new_owner is not None and self._claims is not None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -33,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cluster.claims import Claims
 from store.cursor import decode_cursor, encode_cursor
-from store.database import Database
+from store.database import Database, Row
 from store.fingerprint import request_fingerprint
 from store.models import TERMINAL_SQL, AudioRow, EventRow, LiveTaskRow, TaskRow
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord, TaskSummary
@@ -285,7 +286,34 @@ class TaskStore:
     ) -> tuple[TaskRecord, bool] | None:
         """The new task, or the one holding the key; None if that one has just gone."""
         owner = self._claims.new_owner() if self._claims is not None else None
-        row = await self._database.row(
+        try:
+            row = await self._admit_row(task, upload, fingerprint, owner)
+        except asyncpg.ForeignKeyViolationError:
+            if owner is None:
+                raise
+            # This instance was presumed dead (its row is gone) and has not heard yet:
+            # the task waits unowned for a claim (its own, once it has joined again).
+            owner = None
+            row = await self._admit_row(task, upload, fingerprint, owner)
+        if row is not None:
+            if owner is not None and self._claims is not None:
+                self._claims.hold(row.id, 0)
+            return TaskRecord(**row), True
+        holder = await self._database.row(
+            _BY_KEY, user_id=task.user_id, idempotency_key=task.idempotency_key
+        )
+        if holder is None:
+            return None
+        stored = holder.request_fingerprint
+        if stored is not None and fingerprint is not None and stored != fingerprint:
+            raise KeyReused(task.idempotency_key)
+        record = await self.get(task.user_id, holder.id)
+        return None if record is None else (record, False)
+
+    async def _admit_row(
+        self, task: NewTask, upload: NewUpload, fingerprint: str | None, owner: UUID | None
+    ) -> Row | None:
+        return await self._database.row(
             _ADMIT,
             id=uuid4(),
             user_id=task.user_id,
@@ -305,20 +333,6 @@ class TaskStore:
             a_data=upload.data,
             l_owner=owner,
         )
-        if row is not None:
-            if owner is not None and self._claims is not None:
-                self._claims.hold(row.id, 0)
-            return TaskRecord(**row), True
-        holder = await self._database.row(
-            _BY_KEY, user_id=task.user_id, idempotency_key=task.idempotency_key
-        )
-        if holder is None:
-            return None
-        stored = holder.request_fingerprint
-        if stored is not None and fingerprint is not None and stored != fingerprint:
-            raise KeyReused(task.idempotency_key)
-        record = await self.get(task.user_id, holder.id)
-        return None if record is None else (record, False)
 
     async def get(self, user_id: UUID, task_id: UUID) -> TaskRecord | None:
         row = await self._database.row(_GET, id=task_id, user_id=user_id)

@@ -236,3 +236,23 @@ async def test_a_cancel_written_offline_of_a_task_another_instance_owns_gives_wa
     snapshot = await PgJournal(database).load(task_id)
     assert snapshot is not None
     assert snapshot.status is Status.CREATED  # untouched: A runs it
+
+
+async def test_an_instance_presumed_dead_still_admits_and_retries_leaving_the_task_unowned(
+    database: Database, database_url: URL
+) -> None:
+    """Between being presumed dead and hearing of it, an instance's admissions and
+    retries named it as the owner and met the foreign key: a 500 for every upload.
+    Now the task waits unowned for a claim (its own, once it has joined again)."""
+    a = await _member(database_url)
+    ended = await _admit(database, a)
+    await PgJournal(database, claims=a).append(ended, 1, cancelled("stop"))
+    a.drop(ended)
+    await _presumed_dead(database_url, a)
+    admitted = await _admit(database, a)
+    assert admitted not in a
+    assert await _live(database_url, admitted) == (None, 0)
+    retried = await PgJournal(database, claims=a).append(ended, 2, requeued(2))
+    assert retried.status is Status.CREATED
+    assert ended not in a
+    assert await _live(database_url, ended) == (None, 0)

@@ -89,6 +89,7 @@ class ClusterMember:
         #: The members as the last tick saw them: the watch looks again when they change.
         self._members_seen = ""
         self._leaving = False
+        self._rejoining = anyio.Lock()
         door.supervisor.on_ended = self._ended
 
     @property
@@ -145,10 +146,11 @@ class ClusterMember:
         while True:
             await self._claim_wanted.wait()
             self._claim_wanted = anyio.Event()
+            expelled = self.instance_id
             try:
                 await self._claim_while_room()
             except Expelled:
-                await self._rejoin()
+                await self._rejoin(expelled)
             except Exception as error:  # noqa: BLE001 - the claimer must outlive any one claim
                 if not isinstance(error, JournalUnavailable):
                     log.exception("cluster: a claim failed; trying again")
@@ -212,6 +214,7 @@ class ClusterMember:
         outages = 0
         while True:
             await anyio.sleep(interval)
+            expelled = self.instance_id
             try:
                 if await self._membership.renew():
                     self.wake_claimer(unowned=True)
@@ -219,16 +222,24 @@ class ClusterMember:
             except Expelled:
                 if self._leaving:
                     return
-                await self._rejoin()
+                await self._rejoin(expelled)
             except Exception as error:  # noqa: BLE001 - an outage, or worse: try again
                 outages += 1
                 if outages == 1:
                     log.warning("cluster: cannot renew the lease (%s); retrying", error)
 
-    async def _rejoin(self) -> None:
-        """Presumed dead while alive (paused, cut off): give every task up, join anew."""
-        if self._leaving:
-            return
+    async def _rejoin(self, expelled: UUID) -> None:
+        """Presumed dead while alive (paused, cut off): give every task up, join anew.
+
+        Once: the claimer and the renewal can both find out, and the second to come
+        finds the instance under a new identity already (``expelled`` is the one that
+        was found out)."""
+        async with self._rejoining:
+            if self._leaving or self.instance_id != expelled:
+                return
+            await self._rejoin_now()
+
+    async def _rejoin_now(self) -> None:
         lost = self.claims.clear(uuid.uuid4())
         log.error(
             "cluster: this instance was presumed dead; its %d task(s) run elsewhere now;"

@@ -181,10 +181,20 @@ _AUDIO_OF = compile_query(
     .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id")),
     idempotent=True,
 )
-_DELETE = compile_query(
-    delete(TaskRow)
-    .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id"))
-    .returning(TaskRow.id),
+#: Locks the live row first, as every fenced write does (``store.journal``: the live
+#: row, then the task row): the cascade would otherwise lock them the other way round,
+#: and a delete meeting a write of the same task was a deadlock (one of them aborted).
+#: The count is a one-time filter: it runs before the scan locks the task row.
+_DELETE = Query(
+    """
+    WITH live AS MATERIALIZED (
+        SELECT task_id FROM live_tasks WHERE task_id = $1 FOR UPDATE
+    )
+    DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND (SELECT count(*) FROM live) >= 0
+    RETURNING id
+    """,
+    ("id", "user_id"),
+    {},
     idempotent=False,  # run again after a commit whose answer was lost, it would say "gone"
 )
 #: Inserts tried when the task holding the key is deleted between insert and lookup.

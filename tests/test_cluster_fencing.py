@@ -256,3 +256,52 @@ async def test_an_instance_presumed_dead_still_admits_and_retries_leaving_the_ta
     assert retried.status is Status.CREATED
     assert ended not in a
     assert await _live(database_url, ended) == (None, 0)
+
+
+async def test_a_delete_meeting_a_fenced_write_of_the_same_task_waits_instead_of_deadlocking(
+    database: Database, database_url: URL, user: uuid.UUID
+) -> None:
+    """A fenced write locks the task's live row, then its task row; a delete locked the
+    task row, then (the cascade) the live row: the two met in a deadlock and one was
+    aborted (a 500 for the delete, or a crashed actor). The write is played here step
+    by step in a transaction of its own, in the statement's order."""
+    a = await _member(database_url)
+    data = b"RIFF" + secrets.token_bytes(64)
+    upload = NewUpload(data, "a.wav", "audio/wav", hashlib.sha256(data).hexdigest())
+    task_id, _ = await TaskStore(database, a).create(NewTask(user, "t", "en-US"), upload)
+    writer = await asyncpg.connect(**connect_arguments(database_url))
+    try:
+        write = writer.transaction()
+        await write.start()
+        # The fence: the live row, share-locked first.
+        await writer.execute("SELECT 1 FROM live_tasks WHERE task_id = $1 FOR SHARE", task_id)
+        deleted: list[bool] = []
+
+        async def delete() -> None:
+            deleted.append(await TaskStore(database).delete(user, task_id))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(delete)
+            with anyio.fail_after(10):
+                await _waits_for_a_lock(database_url)  # the delete is under way, and waits
+            # The write's second step: the task row (before: the delete held it, and
+            # waited for the live row, which this transaction holds).
+            await writer.execute("UPDATE tasks SET last_seq = 2 WHERE id = $1", task_id)
+            await write.commit()
+        assert deleted == [True]
+    finally:
+        await writer.close()
+
+
+async def _waits_for_a_lock(url: URL) -> None:
+    """Until a DELETE of the test's database waits for a lock (another session's state:
+    looked at, for want of any event it could send)."""
+    while True:
+        rows = await _sql(
+            url,
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM tasks%'",
+        )
+        if rows:
+            return
+        await anyio.sleep(0.02)

@@ -235,6 +235,12 @@ _REFUSAL = compile_query(
     .where(TaskRow.id == bindparam("task_id")),
     idempotent=True,
 )
+_EVENT_AT = compile_query(
+    select(EventRow.type, EventRow.status, EventRow.payload, EventRow.created_at).where(
+        EventRow.task_id == bindparam("task_id"), EventRow.seq == bindparam("seq")
+    ),
+    idempotent=True,
+)
 _RUNNABLE = compile_query(
     select(*_SNAPSHOT_COLUMNS)
     # The partial index's own predicate, as text, so the planner matches it to ix_tasks_live.
@@ -319,7 +325,18 @@ class PgJournal:
             params["l_owner"] = new_owner = None
             row = await self._database.row(event, **params)
         if row is None:
-            raise await self._refusal(task_id, after_seq, fence, params)
+            refusal = await self._refusal(task_id, after_seq, fence, params)
+            landed = None if isinstance(refusal, Fenced) else await self._landed(task_id, seq)
+            if landed is None or (landed.type, landed.status, landed.payload) != (
+                change.type,
+                change.status,
+                change.payload,
+            ):
+                raise refusal
+            # This very write landed and its answer was lost: it is done.
+            if outbox:
+                webhooks.recorded()
+            return landed
         if new_owner is not None and self._claims is not None:
             # What this write recorded (the new attempt is this instance's), not a side
             # effect: a refused or a terminal write changes no claim; the end of the
@@ -328,6 +345,15 @@ class PgJournal:
         if outbox and row[1]:
             webhooks.recorded()
         return Event(task_id, seq, change.type, change.status, change.payload, row[0])
+
+    async def _landed(self, task_id: UUID, seq: int) -> Event | None:
+        """Event ``seq`` of the task as stored, if there is one."""
+        row = await self._database.row(_EVENT_AT, task_id=task_id, seq=seq)
+        if row is None:
+            return None
+        return Event(
+            task_id, seq, EventType(row.type), Status(row.status), row.payload, row.created_at
+        )
 
     async def _refusal(
         self, task_id: UUID, after_seq: int, fence: str, params: dict[str, Any]

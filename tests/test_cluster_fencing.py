@@ -135,14 +135,18 @@ async def test_a_write_of_an_owner_that_lost_the_task_is_refused_and_changes_not
 async def test_a_write_refused_by_its_seq_says_so_and_changes_no_claim(
     database: Database, database_url: URL
 ) -> None:
-    """A write whose answer was lost has landed: the next try with the same seq is
-    refused by the seq guard, not the fence, and the instance keeps its task."""
+    """A write whose answer was lost has landed: the next try of it with the same seq
+    is found to be that write (answered as it landed); another write at that seq is
+    refused by the seq guard, not the fence; the instance keeps its task."""
     a = await _member(database_url)
     task_id = await _admit(database, a)
     journal = PgJournal(database, claims=a)
-    await journal.append(task_id, 1, QUEUED)  # landed; say its answer was lost
+    written = await journal.append(task_id, 1, QUEUED)  # landed; say its answer was lost
+    # The same write again: it is the one that landed, and it answers as it would have.
+    assert await journal.append(task_id, 1, QUEUED) == written
+    # Another write at that seq: the seq moved on under it.
     with pytest.raises(StaleWrite) as refused:
-        await journal.append(task_id, 1, QUEUED)
+        await journal.append(task_id, 1, cancelled("stale"))
     assert not isinstance(refused.value, Fenced)
     assert task_id in a
     assert await _live(database_url, task_id) == (a.instance_id, 0)

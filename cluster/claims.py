@@ -43,6 +43,9 @@ class Claims:
     def room(self) -> int:
         return max(0, self.limit - len(self._held))
 
+    def held(self) -> list[UUID]:
+        return list(self._held)
+
     def fence(self, task_id: UUID) -> Fence | None:
         """The fence of a held task; None when this instance does not hold it."""
         generation = self._held.get(task_id)

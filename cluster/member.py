@@ -283,13 +283,28 @@ class ClusterMember:
             self._soon(self._carry_pending_cancels)
 
     async def _sweeping(self) -> None:
-        """Pick up the cancels recorded for this instance once a lease, whatever the
-        notifications said: a notification can be lost with the connection that was to
-        hear it, and the cancel stays recorded (in polling mode each tick does this)."""
+        """Once a lease: pick up the cancels recorded for this instance, whatever the
+        notifications said (a notification can be lost with the connection that was to
+        hear it; in polling mode each tick does this), and hand back orphans."""
         while True:
             await anyio.sleep(self.config.lease_seconds)
             if self.listener.mode is EventsMode.LISTEN:
                 await self._carry_pending_cancels()
+            await self._release_orphans()
+
+    async def _release_orphans(self) -> None:
+        """Hand back the live tasks the database says are this instance's but that it
+        does not hold: a write that named it (an admission, a claim) landed and its
+        answer was lost, and nobody else would ever run them."""
+        try:
+            released = await self._store.release_orphans(
+                self.instance_id, self.claims.held(), self.config.lease_seconds
+            )
+        except JournalUnavailable:
+            return
+        if released:
+            log.warning("cluster: %d task(s) named this instance without its knowing", released)
+            self.wake_claimer(unowned=True)
 
     async def _carry_pending_cancels(self) -> None:
         try:

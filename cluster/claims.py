@@ -1,8 +1,11 @@
 """Which live tasks this instance holds, under which fencing generation (no I/O here).
 
-The journal fences every write with the generation held here; a write refused by its
-fence (the task was claimed by another instance, or deleted) drops the claim, and
-the supervisor then stops the task's actor without writing anything more.
+The journal fences every write with the generation held here and changes nothing here
+when a write is refused: it says why (``Fenced``: the task was claimed by another
+instance, or deleted; ``StaleWrite``: only the seq moved on). The supervisor decides:
+fenced, it drops the claim and stops the actor without writing anything more; stale,
+it starts the next actor from the journal. The end of a task's supervision lets its
+claim go (and its live row, if the task did not end).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Claims:
     @property
     def room(self) -> int:
         return max(0, self.limit - len(self._held))
+
+    def held(self) -> list[UUID]:
+        return list(self._held)
 
     def fence(self, task_id: UUID) -> Fence | None:
         """The fence of a held task; None when this instance does not hold it."""

@@ -30,8 +30,8 @@ Sleep = Callable[[float], Awaitable[None]]
 @dataclass
 class _Followed:
     fanout: Fanout
-    #: The newest seq published here; -1 before the first.
-    last: int = -1
+    #: The newest seq published here (at first, the first subscriber's position).
+    last: int = 0
     #: The first seq notified (where reading starts before anything was published).
     first_notified: int | None = None
     #: The highest seq notified: there is something to read while it is above ``last``.
@@ -57,11 +57,13 @@ class EventHub:
     def __len__(self) -> int:
         return len(self._followed)
 
-    def subscribe(self, task_id: UUID) -> Subscription:
-        """Every event of the task persisted from now on (by any instance)."""
+    def subscribe(self, task_id: UUID, after: int = 0) -> Subscription:
+        """Every event of the task persisted from now on (by any instance); ``after`` is
+        the client's position: a task nobody here followed yet is read from there on,
+        not from its first event (a retried task's history holds earlier ends)."""
         followed = self._followed.get(task_id)
         if followed is None or followed.fanout.deleted:
-            followed = self._followed[task_id] = _Followed(Fanout(self.buffer))
+            followed = self._followed[task_id] = _Followed(Fanout(self.buffer), last=after)
         return Subscription(None, followed.fanout.add(), followed.fanout)
 
     def notified(self, task_id: UUID, seq: int) -> None:
@@ -112,7 +114,7 @@ class EventHub:
         self._prune()
         if not self._followed:
             return
-        wanted = {task_id: max(f.last, 0) for task_id, f in self._followed.items()}
+        wanted = {task_id: f.last for task_id, f in self._followed.items()}
         try:
             for task_id in await self.store.missing(list(wanted)):
                 self.deleted(task_id)
@@ -154,7 +156,8 @@ class EventHub:
 
 
 def _read_after(followed: _Followed) -> int:
-    """Read after what was published; before the first, from the first notified."""
-    if followed.last >= 0 or followed.first_notified is None:
-        return max(followed.last, 0)
-    return followed.first_notified - 1
+    """Read after what was published (at first, the first subscriber's position), or
+    from the first notified: what came before it was in each subscriber's replay."""
+    if followed.first_notified is None:
+        return followed.last
+    return max(followed.last, followed.first_notified - 1)

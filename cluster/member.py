@@ -25,6 +25,7 @@ from cluster.listener import EventsMode, Listener
 from cluster.membership import Expelled, Membership
 from ops import lifecycle
 from store.cluster import ClusterStore
+from store.database import Silence
 from supervisor.door import TaskDoor
 from supervisor.messages import CancelOutcome
 from supervisor.ports import JournalUnavailable
@@ -77,6 +78,7 @@ class ClusterMember:
             poll=config.poll,
             poll_seconds=config.poll_seconds,
             instance=config.name,
+            silence=Silence(config.lease_seconds),
         )
         self._claim_wanted = anyio.Event()
         #: Whether unowned tasks may be waiting: a claim runs only then, so a task that
@@ -87,6 +89,7 @@ class ClusterMember:
         #: The members as the last tick saw them: the watch looks again when they change.
         self._members_seen = ""
         self._leaving = False
+        self._rejoining = anyio.Lock()
         door.supervisor.on_ended = self._ended
 
     @property
@@ -120,6 +123,7 @@ class ClusterMember:
                 group.start_soon(self._membership.watch, self._someone_died)
                 group.start_soon(self._renewing)
                 group.start_soon(self._claiming)
+                group.start_soon(self._sweeping)
                 self.wake_claimer(unowned=True)
                 task_status.started()
                 await anyio.sleep_forever()
@@ -142,10 +146,11 @@ class ClusterMember:
         while True:
             await self._claim_wanted.wait()
             self._claim_wanted = anyio.Event()
+            expelled = self.instance_id
             try:
                 await self._claim_while_room()
             except Expelled:
-                await self._rejoin()
+                await self._rejoin(expelled)
             except Exception as error:  # noqa: BLE001 - the claimer must outlive any one claim
                 if not isinstance(error, JournalUnavailable):
                     log.exception("cluster: a claim failed; trying again")
@@ -179,14 +184,16 @@ class ClusterMember:
                 return
             self._maybe_unowned = True  # a full batch: there may be more
 
-    def _ended(self, task_id: UUID) -> None:
-        """A supervision ended here. Still held means it ended without a terminal write
-        (it crashed while stopping, say): it goes back to the queue for anyone."""
-        if task_id in self.claims and not self._leaving and self._door.accepting:
-            fence = self.claims.fence(task_id)
-            self.claims.drop(task_id)
-            if fence is not None:
-                self._soon(self._release, task_id, fence.owner, fence.generation)
+    def _ended(self, task_id: UUID, terminal: bool) -> None:
+        """A supervision ended here: its claim goes. Unless the task was seen to end,
+        its live row goes back to the queue for anyone, if it still names this
+        instance (the actor crashed while stopping, a write's answer was lost...):
+        else nobody would ever claim it."""
+        fence = self.claims.fence(task_id)
+        self.claims.drop(task_id)
+        # Stopping: leaving hands every live row over at once.
+        if fence is not None and not terminal and not self._leaving and self._door.accepting:
+            self._soon(self._release, task_id, fence.owner, fence.generation)
         self.wake_claimer()
 
     async def _release(self, task_id: UUID, owner: UUID, generation: int) -> None:
@@ -207,6 +214,7 @@ class ClusterMember:
         outages = 0
         while True:
             await anyio.sleep(interval)
+            expelled = self.instance_id
             try:
                 if await self._membership.renew():
                     self.wake_claimer(unowned=True)
@@ -214,16 +222,24 @@ class ClusterMember:
             except Expelled:
                 if self._leaving:
                     return
-                await self._rejoin()
+                await self._rejoin(expelled)
             except Exception as error:  # noqa: BLE001 - an outage, or worse: try again
                 outages += 1
                 if outages == 1:
                     log.warning("cluster: cannot renew the lease (%s); retrying", error)
 
-    async def _rejoin(self) -> None:
-        """Presumed dead while alive (paused, cut off): give every task up, join anew."""
-        if self._leaving:
-            return
+    async def _rejoin(self, expelled: UUID) -> None:
+        """Presumed dead while alive (paused, cut off): give every task up, join anew.
+
+        Once: the claimer and the renewal can both find out, and the second to come
+        finds the instance under a new identity already (``expelled`` is the one that
+        was found out)."""
+        async with self._rejoining:
+            if self._leaving or self.instance_id != expelled:
+                return
+            await self._rejoin_now()
+
+    async def _rejoin_now(self) -> None:
         lost = self.claims.clear(uuid.uuid4())
         log.error(
             "cluster: this instance was presumed dead; its %d task(s) run elsewhere now;"
@@ -265,6 +281,30 @@ class ClusterMember:
         owner, _, _task = payload.partition(":")
         if owner == str(self.instance_id):
             self._soon(self._carry_pending_cancels)
+
+    async def _sweeping(self) -> None:
+        """Once a lease: pick up the cancels recorded for this instance, whatever the
+        notifications said (a notification can be lost with the connection that was to
+        hear it; in polling mode each tick does this), and hand back orphans."""
+        while True:
+            await anyio.sleep(self.config.lease_seconds)
+            if self.listener.mode is EventsMode.LISTEN:
+                await self._carry_pending_cancels()
+            await self._release_orphans()
+
+    async def _release_orphans(self) -> None:
+        """Hand back the live tasks the database says are this instance's but that it
+        does not hold: a write that named it (an admission, a claim) landed and its
+        answer was lost, and nobody else would ever run them."""
+        try:
+            released = await self._store.release_orphans(
+                self.instance_id, self.claims.held(), self.config.lease_seconds
+            )
+        except JournalUnavailable:
+            return
+        if released:
+            log.warning("cluster: %d task(s) named this instance without its knowing", released)
+            self.wake_claimer(unowned=True)
 
     async def _carry_pending_cancels(self) -> None:
         try:

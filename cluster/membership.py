@@ -24,6 +24,7 @@ import asyncpg
 from sqlalchemy import URL
 
 from cluster.listener import dedicated_connection
+from store.database import Silence
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +35,36 @@ INSERT INTO cluster_instances (id, name, lock_key, lease_until)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
 """
 #: Renew this lease and, only if this instance is still a member, remove the members
-#: whose lease ran out (their tasks become unowned in the same transaction).
+#: whose lease ran out (their tasks become unowned in the same transaction). Only if
+#: this instance's own lease had not run out and the server has been up for a lease:
+#: after an outage or a restart every lease ran out, and the others renew theirs
+#: in their own time.
 _RENEW = """
-WITH renewed AS (
+WITH mine AS (
+    SELECT lease_until >= now() AS on_time FROM cluster_instances WHERE id = $1
+), renewed AS (
     UPDATE cluster_instances SET lease_until = now() + make_interval(secs => $2)
     WHERE id = $1 RETURNING id
 ), expired AS (
     DELETE FROM cluster_instances
     WHERE lease_until < now() AND id <> $1 AND EXISTS (SELECT 1 FROM renewed)
+      AND (SELECT on_time FROM mine)
+      AND now() - pg_postmaster_start_time() > make_interval(secs => $2)
     RETURNING id
 )
 SELECT (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM expired) AS expired
 """
+#: Whether the server started less than a lease ago: then every session lock was let go
+#: at once, and a free lock says nothing of its holder, who may not have reconnected.
+_JUST_STARTED = "SELECT now() - pg_postmaster_start_time() < make_interval(secs => $1)"
 _LEAVE = "DELETE FROM cluster_instances WHERE id = $1"
 _MEMBERS = "SELECT id, lock_key FROM cluster_instances ORDER BY lock_key"
 _PRESUMED_DEAD = "DELETE FROM cluster_instances WHERE id = $1 AND lock_key = $2"
 _STILL_MEMBER = "SELECT 1 FROM cluster_instances WHERE id = $1"
+
+
+#: Tries (0.1 s apart) to take this instance's own lock again on a new connection.
+_RELOCK_TRIES = 30
 
 
 class Expelled(Exception):
@@ -82,6 +97,8 @@ class Membership:
         self._url = url
         self.name = name
         self.lease_seconds = lease_seconds
+        #: Every connection of the membership counts as lost after a lease of silence.
+        self._silence = Silence(lease_seconds)
         self._sleep = sleep
         self._connection: asyncpg.Connection | None = None
         self.member: Member | None = None
@@ -100,7 +117,9 @@ class Membership:
 
     async def _join(self, instance_id: UUID) -> None:
         await self._drop_connection()
-        connection = await dedicated_connection(self._url, "membership", self.name)
+        connection = await dedicated_connection(
+            self._url, "membership", self.name, silence=self._silence
+        )
         try:
             key = _new_key()
             await connection.execute("SELECT pg_advisory_lock($1)", key)
@@ -151,11 +170,20 @@ class Membership:
         if connection is not None and not connection.is_closed():
             return connection
         await self._drop_connection()
-        connection = await dedicated_connection(self._url, "membership", self.name)
+        connection = await dedicated_connection(
+            self._url, "membership", self.name, silence=self._silence
+        )
         try:
-            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", member.lock_key):
-                raise Expelled(str(member.id))
-            if await connection.fetchval(_STILL_MEMBER, member.id) is None:
+            # A watcher may hold the lock for a moment (it found it free after a
+            # restart, and lets it go once it sees the server is new): only a missing
+            # row says this instance was presumed dead.
+            for _ in range(_RELOCK_TRIES):
+                if await connection.fetchval(_STILL_MEMBER, member.id) is None:
+                    raise Expelled(str(member.id))
+                if await connection.fetchval("SELECT pg_try_advisory_lock($1)", member.lock_key):
+                    break
+                await self._sleep(0.1)
+            else:
                 raise Expelled(str(member.id))
         except BaseException:
             connection.terminate()
@@ -199,6 +227,7 @@ class Membership:
                     self._url,
                     "watch",
                     self.name,
+                    silence=self._silence,
                     # A backend waiting on a lock does not read from its client: without
                     # this check, each dropped watch (a change of members) would wait on
                     # as a connection of its own until the lock came free.
@@ -230,10 +259,15 @@ class Membership:
             me = self.member
             members = [Member(r["id"], r["lock_key"]) for r in await connection.fetch(_MEMBERS)]
             others = [m for m in members if me is None or m.id != me.id]
-            removed = 0
+            removed, restarted = 0, False
             for other in others:  # a dead one's lock is free: take it, remove it, let go
                 if await connection.fetchval("SELECT pg_try_advisory_lock($1)", other.lock_key):
+                    if restarted := await self._restarted(connection, other):
+                        break
                     removed += await self._remove(connection, other)
+            if restarted:
+                await self._sleep(self.lease_seconds / 3)  # the others take their locks again
+                continue
             if removed:
                 presumed_dead()
                 continue  # the ring changed
@@ -249,8 +283,24 @@ class Membership:
                 await connection.execute("SELECT pg_advisory_lock($1)", successor.lock_key)
             finally:
                 self._blocked = None
+            if await self._restarted(connection, successor):
+                await self._sleep(self.lease_seconds / 3)
+                continue
             if await self._remove(connection, successor):
                 presumed_dead()
+
+    async def _restarted(self, connection: asyncpg.Connection, member: Member) -> bool:
+        """The lock of ``member`` was free: proof of its death, unless the server has
+        just started (every lock was let go then). Then let go of it at once: its
+        holder takes it again when it reconnects, and if it does not, its lease
+        runs out."""
+        if not await connection.fetchval(_JUST_STARTED, self.lease_seconds):
+            return False
+        await connection.execute("SELECT pg_advisory_unlock($1)", member.lock_key)
+        log.warning(
+            "cluster: the database has just started; member %s may yet come back", member.id
+        )
+        return True
 
     async def _remove(self, connection: asyncpg.Connection, member: Member) -> int:
         try:

@@ -44,8 +44,8 @@ class RemoteTasks:
         self._journal: Journal = supervisor.journal
         self._patience = patience
 
-    def subscribe(self, task_id: UUID) -> Subscription:
-        return self._hub.subscribe(task_id)
+    def subscribe(self, task_id: UUID, after: int = 0) -> Subscription:
+        return self._hub.subscribe(task_id, after)
 
     async def cancel(self, task_id: UUID, reason: str) -> CancelOutcome:
         """Cancel a task that no actor here runs; MOVED when it turns out to be ours."""

@@ -56,6 +56,21 @@ _RELEASE = _query(
     "generation",
     idempotent=True,
 )
+#: The live tasks that name ``owner`` but that it does not hold (a write naming it
+#: landed and its answer was lost: an admission, a claim): back to the queue. Only
+#: those queued a while ago, so an admission whose answer is on its way is left alone.
+_ORPHANS = _query(
+    """
+    UPDATE live_tasks SET owner = NULL
+    WHERE owner = $1 AND NOT (task_id = ANY($2::uuid[]))
+      AND queued_at < now() - make_interval(secs => $3)
+    RETURNING task_id
+    """,
+    "owner",
+    "held",
+    "older_than",
+    idempotent=True,
+)
 #: Records the cancel on the live row (a trigger tells the owner) and says who owns it.
 _REQUEST_CANCEL = _query(
     "UPDATE live_tasks SET cancel_reason = $2 WHERE task_id = $1 RETURNING owner",
@@ -134,6 +149,11 @@ class ClusterStore:
     async def release(self, task_id: UUID, owner: UUID, generation: int) -> None:
         """Leave a live task unowned for the next claim (nothing if it moved on)."""
         await self._database.value(_RELEASE, task_id=task_id, owner=owner, generation=generation)
+
+    async def release_orphans(self, owner: UUID, held: list[UUID], older_than: float) -> int:
+        """Leave unowned the live tasks naming ``owner`` that it does not hold; how many."""
+        rows = await self._database.rows(_ORPHANS, owner=owner, held=held, older_than=older_than)
+        return len(rows)
 
     async def request_cancel(self, task_id: UUID, reason: str) -> CancelRequest:
         row = await self._database.row(_REQUEST_CANCEL, task_id=task_id, reason=reason)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -67,7 +70,46 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
-async def _setup_connection(connection: asyncpg.Connection) -> None:
+@dataclass(frozen=True)
+class Silence:
+    """How long a connection to the database may stay silent before it counts as lost:
+    one number, ``seconds`` (the cluster's lease), from which every timeout follows.
+
+    * TCP keepalives on the client's side: probes after ``seconds / 3`` idle, every
+      ``seconds / 6``, three unanswered and the kernel drops the connection;
+    * ``TCP_USER_TIMEOUT``: data unacknowledged for ``seconds`` drops it too (a
+      partition in the middle of a statement);
+    * the pool's ``command_timeout``: a statement answered after ``seconds`` is given up
+      (``JournalUnavailable``; a write whose answer is lost this way is found by its
+      seq on the next try);
+    * the listener's heartbeat (``cluster.listener``) every ``seconds / 3``, with a
+      deadline of as much: it hears its own notification, or it reconnects.
+
+    Keepalives catch a path that died; only the heartbeat catches one that still
+    acknowledges but delivers nothing (a stuck proxy, a half-open NAT entry).
+    """
+
+    seconds: float = 10.0
+
+    @property
+    def heartbeat(self) -> float:
+        return self.seconds / 3
+
+    def tune(self, connection: asyncpg.Connection) -> None:
+        """Set the socket options on a new connection (TCP only; a Unix socket has none)."""
+        sock = connection._transport.get_extra_info("socket")  # asyncpg has no public way
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        idle, interval = max(1, int(self.seconds / 3)), max(1, int(self.seconds / 6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self.seconds * 1000))
+
+
+async def _setup_connection(silence: Silence, connection: asyncpg.Connection) -> None:
+    silence.tune(connection)
     # JSON columns in and out as Python values, as the models declare them.
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
@@ -207,13 +249,19 @@ class Database:
 
 @asynccontextmanager
 async def open_database(
-    url: URL | str, *, pool_size: int = 10, acquire_timeout: float = 10.0
+    url: URL | str,
+    *,
+    pool_size: int = 10,
+    acquire_timeout: float = 10.0,
+    silence: Silence | None = None,
 ) -> AsyncIterator[Database]:
     """A pool of up to ``pool_size`` connections to ``url``; none is opened until used."""
+    silence = silence or Silence()
     pool = asyncpg.create_pool(
         min_size=0,
         max_size=pool_size,
-        init=_setup_connection,
+        init=functools.partial(_setup_connection, silence),
+        command_timeout=silence.seconds,
         reset=_keep_session,
         record_class=Row,
         # Keepalives: a server (or a path to it) that vanished is noticed in seconds.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -222,6 +223,24 @@ _NORMALISED = compile_query(
     select(AudioRow.pcm, AudioRow.duration).where(AudioRow.task_id == bindparam("task_id")),
     idempotent=True,
 )
+#: Why a write was refused: the task's seq, and its live row (owner and generation).
+_REFUSAL = compile_query(
+    select(
+        TaskRow.last_seq,
+        LiveTaskRow.task_id.is_not(None).label("live"),
+        LiveTaskRow.owner,
+        LiveTaskRow.generation,
+    )
+    .outerjoin(LiveTaskRow, LiveTaskRow.task_id == TaskRow.id)
+    .where(TaskRow.id == bindparam("task_id")),
+    idempotent=True,
+)
+_EVENT_AT = compile_query(
+    select(EventRow.type, EventRow.status, EventRow.payload, EventRow.created_at).where(
+        EventRow.task_id == bindparam("task_id"), EventRow.seq == bindparam("seq")
+    ),
+    idempotent=True,
+)
 _RUNNABLE = compile_query(
     select(*_SNAPSHOT_COLUMNS)
     # The partial index's own predicate, as text, so the planner matches it to ix_tasks_live.
@@ -296,19 +315,62 @@ class PgJournal:
             fence=fence,
             terminal=terminal,
         )
-        row = await self._database.row(event, **params)
+        try:
+            row = await self._database.row(event, **params)
+        except asyncpg.ForeignKeyViolationError:
+            if new_owner is None:
+                raise
+            # This instance was presumed dead and has not heard yet: the new attempt
+            # waits unowned for a claim (its own, once it has joined again).
+            params["l_owner"] = new_owner = None
+            row = await self._database.row(event, **params)
         if row is None:
-            if fence == OWNED and self._claims is not None and self._claims.drop(task_id):
-                raise Fenced(f"task {task_id} is no longer run by this instance")
-            raise StaleWrite(f"task {task_id} is not at seq {after_seq}")
-        if self._claims is not None:
-            if terminal:
-                self._claims.drop(task_id)
-            elif new_owner is not None:
-                self._claims.hold(task_id, 0)
+            refusal = await self._refusal(task_id, after_seq, fence, params)
+            landed = None if isinstance(refusal, Fenced) else await self._landed(task_id, seq)
+            if landed is None or (landed.type, landed.status, landed.payload) != (
+                change.type,
+                change.status,
+                change.payload,
+            ):
+                raise refusal
+            # This very write landed and its answer was lost: it is done.
+            if outbox:
+                webhooks.recorded()
+            return landed
+        if new_owner is not None and self._claims is not None:
+            # What this write recorded (the new attempt is this instance's), not a side
+            # effect: a refused or a terminal write changes no claim; the end of the
+            # task's supervision lets its claim go.
+            self._claims.hold(task_id, 0)
         if outbox and row[1]:
             webhooks.recorded()
         return Event(task_id, seq, change.type, change.status, change.payload, row[0])
+
+    async def _landed(self, task_id: UUID, seq: int) -> Event | None:
+        """Event ``seq`` of the task as stored, if there is one."""
+        row = await self._database.row(_EVENT_AT, task_id=task_id, seq=seq)
+        if row is None:
+            return None
+        return Event(
+            task_id, seq, EventType(row.type), Status(row.status), row.payload, row.created_at
+        )
+
+    async def _refusal(
+        self, task_id: UUID, after_seq: int, fence: str, params: dict[str, Any]
+    ) -> StaleWrite:
+        """Why the write was refused, as the exception to raise: ``Fenced`` when the task
+        is gone or its live row names another owner (or, for a write fenced by "nobody
+        owns it", any owner), else ``StaleWrite`` (the seq moved on: a write whose answer
+        was lost has landed, say). Nothing is changed here: the caller decides."""
+        row = await self._database.row(_REFUSAL, task_id=task_id)
+        if row is None:
+            return Fenced(f"task {task_id} is gone")
+        if row.live and fence == OWNED:
+            if (row.owner, row.generation) != (params["f_owner"], params["f_generation"]):
+                return Fenced(f"task {task_id} is no longer run by this instance")
+        elif row.live and fence == UNOWNED and row.owner is not None:
+            return Fenced(f"task {task_id} is run by another instance")
+        return StaleWrite(f"task {task_id} is at seq {row.last_seq}, not {after_seq}")
 
     def _fence(
         self, task_id: UUID, change: Change, params: dict[str, Any]

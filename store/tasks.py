@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -185,10 +186,20 @@ _AUDIO_OF = compile_query(
     .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id")),
     idempotent=True,
 )
-_DELETE = compile_query(
-    delete(TaskRow)
-    .where(TaskRow.id == bindparam("id"), TaskRow.user_id == bindparam("user_id"))
-    .returning(TaskRow.id),
+#: Locks the live row first, as every fenced write does (``store.journal``: the live
+#: row, then the task row): the cascade would otherwise lock them the other way round,
+#: and a delete meeting a write of the same task was a deadlock (one of them aborted).
+#: The count is a one-time filter: it runs before the scan locks the task row.
+_DELETE = Query(
+    """
+    WITH live AS MATERIALIZED (
+        SELECT task_id FROM live_tasks WHERE task_id = $1 FOR UPDATE
+    )
+    DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND (SELECT count(*) FROM live) >= 0
+    RETURNING id
+    """,
+    ("id", "user_id"),
+    {},
     idempotent=False,  # run again after a commit whose answer was lost, it would say "gone"
 )
 #: Inserts tried when the task holding the key is deleted between insert and lookup.
@@ -290,8 +301,36 @@ class TaskStore:
     ) -> tuple[TaskRecord, bool] | None:
         """The new task, or the one holding the key; None if that one has just gone."""
         owner = self._claims.new_owner() if self._claims is not None else None
-        row = await self._admit_row(
-            upload,
+        try:
+            row = await self._admit_row(task, upload, fingerprint, owner)
+        except asyncpg.ForeignKeyViolationError:
+            if owner is None:
+                raise
+            # This instance was presumed dead (its row is gone) and has not heard yet:
+            # the task waits unowned for a claim (its own, once it has joined again).
+            owner = None
+            row = await self._admit_row(task, upload, fingerprint, owner)
+        if row is not None:
+            if owner is not None and self._claims is not None:
+                self._claims.hold(row.id, 0)
+            return TaskRecord(**row), True
+        holder = await self._database.row(
+            _BY_KEY, user_id=task.user_id, idempotency_key=task.idempotency_key
+        )
+        if holder is None:
+            return None
+        stored = holder.request_fingerprint
+        if stored is not None and fingerprint is not None and stored != fingerprint:
+            raise KeyReused(task.idempotency_key)
+        record = await self.get(task.user_id, holder.id)
+        return None if record is None else (record, False)
+
+    async def _admit_row(
+        self, task: NewTask, upload: NewUpload, fingerprint: str | None, owner: UUID | None
+    ) -> Row | None:
+        """The admitting statement: small bytes as a parameter, a spooled upload streamed
+        in chunks (never held whole in memory)."""
+        params: dict[str, Any] = dict(
             id=uuid4(),
             user_id=task.user_id,
             title=task.title,
@@ -309,24 +348,6 @@ class TaskStore:
             a_channels=upload.channels,
             l_owner=owner,
         )
-        if row is not None:
-            if owner is not None and self._claims is not None:
-                self._claims.hold(row.id, 0)
-            return TaskRecord(**row), True
-        holder = await self._database.row(
-            _BY_KEY, user_id=task.user_id, idempotency_key=task.idempotency_key
-        )
-        if holder is None:
-            return None
-        stored = holder.request_fingerprint
-        if stored is not None and fingerprint is not None and stored != fingerprint:
-            raise KeyReused(task.idempotency_key)
-        record = await self.get(task.user_id, holder.id)
-        return None if record is None else (record, False)
-
-    async def _admit_row(self, upload: NewUpload, **params: Any) -> Row | None:
-        """The admitting statement: small bytes as a parameter, a spooled upload streamed
-        in chunks (never held whole in memory)."""
         if isinstance(upload.data, bytes):
             return await self._database.row(_ADMIT, a_data=upload.data, a_oid=None, **params)
         params["a_data"] = None

@@ -75,6 +75,11 @@ class TaskActor:
         #: The command being carried out; if the actor crashes, its successor gets it.
         self.in_flight: Command | None = None
 
+    @property
+    def status(self) -> Status:
+        """The task's status as this actor last persisted (or loaded) it."""
+        return self._status
+
     async def run(
         self,
         mailbox: ObjectReceiveStream[Message],
@@ -88,6 +93,8 @@ class TaskActor:
         """
         snapshot = snapshot or await self._journal.load(self.task_id)
         if snapshot is None or is_terminal(snapshot.status):
+            if snapshot is not None:
+                self._status = snapshot.status
             return
         self._status, self._seq, self._attempt = snapshot.status, snapshot.seq, snapshot.attempt
         self._since = anyio.current_time()
@@ -174,8 +181,9 @@ class TaskActor:
         wait and try again, keeping the mailbox and the subscribers' streams open.
 
         Nothing was written when ``JournalUnavailable`` is raised. If a write did land
-        but its answer was lost, the next try is a ``StaleWrite``: a crash, and the
-        restarted actor reads the truth from the journal.
+        but its answer was lost, the next try is a ``StaleWrite`` (the seq moved on,
+        not the owner): the supervisor starts the next actor from the journal, which
+        holds that write.
         """
         outages = 0
         while True:

@@ -26,8 +26,8 @@ from supervisor.transitions import requeued
 class Elsewhere(Protocol):
     """The tasks no actor here runs (another instance does, or none yet)."""
 
-    def subscribe(self, task_id: UUID) -> Subscription:
-        """Live events of the task, whoever runs it."""
+    def subscribe(self, task_id: UUID, after: int = 0) -> Subscription:
+        """Live events of the task, whoever runs it, for a client at seq ``after``."""
         ...
 
     async def cancel(self, task_id: UUID, reason: str) -> CancelOutcome:
@@ -101,11 +101,13 @@ class TaskDoor:
         """Give an already persisted task its actor (nothing happens if it has one)."""
         await self.supervisor.start(task_id, snapshot)
 
-    async def follow(self, task_id: UUID, *, anywhere: bool = False) -> Subscription | None:
+    async def follow(
+        self, task_id: UUID, *, anywhere: bool = False, after: int = 0
+    ) -> Subscription | None:
         """Live events after the returned seq; None when nobody here runs the task.
 
         ``anywhere`` (the task is live): a task run by another instance is followed
-        through the cluster instead.
+        through the cluster instead, from the client's position ``after``.
         """
         owned = self._ownership.get(task_id)
         if owned is not None:
@@ -119,7 +121,7 @@ class TaskDoor:
                 if subscription is not None:
                     return subscription
         if anywhere and self.elsewhere is not None:
-            return self.elsewhere.subscribe(task_id)
+            return self.elsewhere.subscribe(task_id, after)
         return None
 
     async def cancel(self, task_id: UUID, reason: str = "cancelled by the user") -> CancelOutcome:

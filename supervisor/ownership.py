@@ -36,6 +36,8 @@ class Owned:
     pending: list[Command] = field(default_factory=list)
     #: Set by ``stop``: the actor is not restarted, whatever ends it.
     stopping: bool = False
+    #: Set when the last actor saw the task end (persisted, or found, terminal).
+    terminal: bool = False
     #: Set when the supervision has ended and every pending command has its answer.
     ended: Latch = field(default_factory=Latch)
 

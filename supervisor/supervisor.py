@@ -28,7 +28,7 @@ from supervisor.intensity import RestartIntensity
 from supervisor.lifecycle import is_terminal
 from supervisor.messages import Cancel, CancelOutcome, Command, Message, Stop, Subscribe
 from supervisor.ownership import Owned, Ownership
-from supervisor.ports import Journal, JournalUnavailable, StaleWrite, TaskSnapshot
+from supervisor.ports import Fenced, Journal, JournalUnavailable, StaleWrite, TaskSnapshot
 from supervisor.slots import EngineSlots
 from supervisor.transitions import cancelled, failed
 from supervisor.worker import RetryPolicy, Sleep
@@ -59,8 +59,9 @@ class Supervisor:
         #: an actor whose task is taken over (its write was fenced) is not restarted.
         #: Recovery is then the cluster's claims, not a scan of every live task.
         self.claims = claims
-        #: Called when a task's supervision has ended (the cluster frees its claim).
-        self.on_ended: Callable[[UUID], None] = lambda _: None
+        #: Called when a task's supervision has ended, with whether its last actor saw it
+        #: end (terminal): the cluster lets its claim go, and else its live row too.
+        self.on_ended: Callable[[UUID, bool], None] = lambda _, __: None
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
@@ -138,22 +139,24 @@ class Supervisor:
             # on finds the entry ended and goes to the journal itself.
             self.ownership.release(owned)
             owned.ended.set()
-            self.on_ended(owned.task_id)
+            self.on_ended(owned.task_id, owned.terminal)
 
     async def _restarting(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         """Run the task's actor; restart it after a crash, within the intensity limit."""
         config = self._config
         intensity = RestartIntensity(config.max_restarts, config.restart_period, self._clock)
         task_id = owned.task_id
-        outages = 0
+        outages = stale = 0
         while not owned.stopping:  # stopped while waiting to restart: no new actor
             try:
                 await self._run_actor(owned, snapshot)
                 return
             except Exception as error:  # noqa: BLE001 - every crash is ours to handle
-                if not self.holds(task_id):
+                if _raised(error, Fenced) or not self.holds(task_id):
                     # Fenced: another instance took it over (or it was deleted); it
                     # runs there now, and this one writes nothing more for it.
+                    if self.claims is not None:
+                        self.claims.drop(task_id)
                     log.warning("task %s: taken over by another instance; stopped here", task_id)
                     return
                 if self._stopping.is_set() or owned.stopping:
@@ -161,7 +164,16 @@ class Supervisor:
                     log.warning("task %s: actor crashed while stopping", task_id, exc_info=True)
                     return
                 snapshot = None  # the journal is the truth after any exit
-                if _only_unavailable(error):
+                if _only(error, StaleWrite):
+                    # The task moved on under the actor: a write whose answer was lost
+                    # landed. Not a crash: the next actor starts from what is stored
+                    # (at once the first time; again and again, with a growing pause).
+                    stale += 1
+                    log.warning("task %s: the journal is ahead of its actor; reloading", task_id)
+                    if stale > 1:
+                        await self._sleep(outage_delay(stale - 1, config.journal_retry_cap))
+                    continue
+                if _only(error, JournalUnavailable):
                     # The database is away: not the task's fault, so it does not count.
                     outages += 1
                     if outages == 1:
@@ -199,6 +211,7 @@ class Supervisor:
         metrics.ACTORS_LIVE.inc()
         try:
             await actor.run(receive, send, snapshot)
+            owned.terminal = is_terminal(actor.status)
         finally:
             metrics.ACTORS_LIVE.dec()
             owned.mailbox = None
@@ -251,6 +264,8 @@ class Supervisor:
                 return False
             try:
                 event = await self.journal.append(task_id, snapshot.seq, change)
+            except Fenced:
+                return False  # an owner took it meanwhile (or it is gone): ask it instead
             except StaleWrite:
                 continue  # it moved meanwhile: look again
             lifecycle.persisted(
@@ -317,7 +332,15 @@ def _answer_unsettled(owned: Owned) -> None:
     owned.pending.clear()
 
 
-def _only_unavailable(error: BaseException) -> bool:
+def _only(error: BaseException, kind: type[Exception]) -> bool:
+    """Whether ``error`` is ``kind``, or a group of nothing else."""
     if isinstance(error, BaseExceptionGroup):
-        return all(_only_unavailable(inner) for inner in error.exceptions)
-    return isinstance(error, JournalUnavailable)
+        return all(_only(inner, kind) for inner in error.exceptions)
+    return isinstance(error, kind)
+
+
+def _raised(error: BaseException, kind: type[Exception]) -> bool:
+    """Whether ``error`` is ``kind`` or holds one (in a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return any(_raised(inner, kind) for inner in error.exceptions)
+    return isinstance(error, kind)

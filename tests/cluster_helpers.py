@@ -59,6 +59,18 @@ def fetch(database: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     return anyio.run(_fetch, database, sql, *args)
 
 
+def terminate_backends(database: str, application_name: str) -> list[bool]:
+    """End the sessions named ``application_name`` in ``database`` only: the server is
+    shared, and other runs' instances carry the same names in their own databases."""
+    rows = fetch(
+        database,
+        "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity"
+        " WHERE application_name = $1 AND datname = current_database()",
+        application_name,
+    )
+    return [row["done"] for row in rows]
+
+
 def journal_of(database: str) -> tuple[dict[uuid.UUID, TaskRowView], dict[uuid.UUID, list[Event]]]:
     """Every task row and its events, straight from the database."""
     return anyio.run(read_journal, connect_to(database))

@@ -52,10 +52,37 @@ async def _admin(where: dict[str, str], statement: str) -> None:
         await connection.close()
 
 
+#: Every database this session created, and where: dropped when the session ends
+#: (the machine's server is shared; nothing of a test run may stay behind on it).
+_CREATED: list[tuple[dict[str, str], str]] = []
+
+
 async def _create_database(where: dict[str, str], name: str, template: str = "") -> None:
     await _admin(
         where, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
     )
+    _CREATED.append((dict(where), name))
+
+
+async def _drop_database(where: dict[str, str], name: str) -> None:
+    await _admin(where, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if (where, name) in _CREATED:
+        _CREATED.remove((where, name))
+
+
+async def _drop_created() -> None:
+    for where, name in list(_CREATED):
+        try:
+            await _drop_database(where, name)
+        except (OSError, asyncpg.PostgresError):
+            pass  # an embedded server already stopped: its data dir goes with the run
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the session's databases (the session-scoped ones and any a test made)."""
+    import anyio
+
+    anyio.run(_drop_created)
 
 
 def _database_name() -> str:
@@ -118,7 +145,7 @@ def service_database_url(_service_template: _Template) -> Iterator[URL]:
     name = _database_name()
     anyio.run(_create_database, template.where, name, template.url.database or "")
     yield template.url.set(database=name)
-    anyio.run(_admin, template.where, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    anyio.run(_drop_database, template.where, name)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from tests.cluster_helpers import (
     read_stream,
     shared_database,
     submit,
+    terminate_backends,
     wait_until,
 )
 from tests.conftest import MACHINE_HOST, MACHINE_PORT, machine_pg_available
@@ -208,12 +209,7 @@ def test_the_listen_connection_killed_from_the_database_side(cluster: Cluster) -
     for frame in read_stream(a.url, task_id, headers):
         frames.append(frame)
         if frame.data.get("status") == "transcribing" and not terminated:
-            killed = fetch(
-                cluster.database,
-                "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity"
-                " WHERE application_name = 'stm listener A'",
-            )
-            assert [row["done"] for row in killed] == [True]
+            assert terminate_backends(cluster.database, "stm listener A") == [True]
             terminated = True
         if frame.event == "status" and frame.data.get("status") in ENDED:
             break

@@ -10,7 +10,9 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 from sqlalchemy import URL
@@ -21,13 +23,18 @@ from store.database import Database, connect_arguments, open_database
 from store.journal import PgJournal
 from store.records import NewTask, NewUpload
 from store.tasks import TaskStore
+from supervisor.config import SupervisorConfig
 from supervisor.events import Change, EventType
 from supervisor.lifecycle import Status
+from supervisor.messages import CancelOutcome
 from supervisor.ports import Fenced, StaleWrite
+from supervisor.supervisor import Supervisor
 from supervisor.transitions import cancelled, requeued
 
 pytestmark = pytest.mark.anyio
 
+#: The supervisor's pipeline, never used by a cancel written offline.
+_NO_PIPELINE: Any = object()
 QUEUED = Change(EventType.STATUS, Status.QUEUED, {"position": 0})
 
 
@@ -116,13 +123,33 @@ async def test_a_write_of_an_owner_that_lost_the_task_is_refused_and_changes_not
     # A, paused meanwhile, wakes at the seq it knew: the seq guard alone would let it in.
     with pytest.raises(Fenced):
         await old.append(task_id, 1, QUEUED)
-    assert task_id not in a  # the supervisor stops its actor, with no restart
+    assert task_id in a  # a write changes no claim: the supervisor decides what to do
     snapshot = await old.load(task_id)
     assert snapshot is not None
     assert snapshot.seq == 1
     new = PgJournal(database, claims=b)
     event = await new.append(task_id, 1, QUEUED)
     assert event.seq == 2
+
+
+async def test_a_write_refused_by_its_seq_says_so_and_changes_no_claim(
+    database: Database, database_url: URL
+) -> None:
+    """A write whose answer was lost has landed: the next try of it with the same seq
+    is found to be that write (answered as it landed); another write at that seq is
+    refused by the seq guard, not the fence; the instance keeps its task."""
+    a = await _member(database_url)
+    task_id = await _admit(database, a)
+    journal = PgJournal(database, claims=a)
+    written = await journal.append(task_id, 1, QUEUED)  # landed; say its answer was lost
+    # The same write again: it is the one that landed, and it answers as it would have.
+    assert await journal.append(task_id, 1, QUEUED) == written
+    # Another write at that seq: the seq moved on under it.
+    with pytest.raises(StaleWrite) as refused:
+        await journal.append(task_id, 1, cancelled("stale"))
+    assert not isinstance(refused.value, Fenced)
+    assert task_id in a
+    assert await _live(database_url, task_id) == (a.instance_id, 0)
 
 
 async def test_a_write_fenced_by_an_unowned_row_only_lands_while_nobody_owns_the_task(
@@ -133,9 +160,8 @@ async def test_a_write_fenced_by_an_unowned_row_only_lands_while_nobody_owns_the
     # C holds nothing of it: its write (a cancel of a task no actor here runs) is fenced
     # by "nobody owns it".
     bystander = PgJournal(database, claims=c)
-    with pytest.raises(StaleWrite) as refused:
+    with pytest.raises(Fenced):  # A owns it: C's writer asks A instead
         await bystander.append(task_id, 1, cancelled("by C"))
-    assert not isinstance(refused.value, Fenced)
     await _presumed_dead(database_url, a)
     event = await bystander.append(task_id, 1, cancelled("by C"))
     assert event.status is Status.CANCELLED
@@ -149,8 +175,8 @@ async def test_the_terminal_write_ends_the_claim_and_a_retry_makes_the_task_live
     task_id = await _admit(database, a)
     journal = PgJournal(database, claims=a)
     await journal.append(task_id, 1, cancelled("stop"))
-    assert task_id not in a
     assert await _live(database_url, task_id) is None
+    a.drop(task_id)  # the end of its supervision lets the claim go
     # Retried on B (with room): B runs the new attempt.
     retried = await PgJournal(database, claims=b).append(task_id, 2, requeued(2))
     assert retried.status is Status.CREATED
@@ -195,3 +221,91 @@ async def test_only_a_change_of_members_tells_the_others(database_url: URL) -> N
     finally:
         await listening.close()
     assert len(heard) == 2
+
+
+async def test_a_cancel_written_offline_of_a_task_another_instance_owns_gives_way(
+    database: Database, database_url: URL
+) -> None:
+    """The write of a cancel no actor here carries out is fenced by "nobody owns it":
+    refused because A owns the task, it answers at once (A is asked instead) rather
+    than load and write again and again (before: a refusal for any reason was taken
+    for a moved seq, and it looped with no pause for as long as A owned the task)."""
+    a, c = await _member(database_url), await _member(database_url)
+    task_id = await _admit(database, a)
+    supervisor = Supervisor(
+        PgJournal(database, claims=c), _NO_PIPELINE, SupervisorConfig(capacity=1), claims=c
+    )
+    with anyio.fail_after(5):
+        assert await supervisor.cancel_offline(task_id, "by C") is CancelOutcome.ENDED
+    snapshot = await PgJournal(database).load(task_id)
+    assert snapshot is not None
+    assert snapshot.status is Status.CREATED  # untouched: A runs it
+
+
+async def test_an_instance_presumed_dead_still_admits_and_retries_leaving_the_task_unowned(
+    database: Database, database_url: URL
+) -> None:
+    """Between being presumed dead and hearing of it, an instance's admissions and
+    retries named it as the owner and met the foreign key: a 500 for every upload.
+    Now the task waits unowned for a claim (its own, once it has joined again)."""
+    a = await _member(database_url)
+    ended = await _admit(database, a)
+    await PgJournal(database, claims=a).append(ended, 1, cancelled("stop"))
+    a.drop(ended)
+    await _presumed_dead(database_url, a)
+    admitted = await _admit(database, a)
+    assert admitted not in a
+    assert await _live(database_url, admitted) == (None, 0)
+    retried = await PgJournal(database, claims=a).append(ended, 2, requeued(2))
+    assert retried.status is Status.CREATED
+    assert ended not in a
+    assert await _live(database_url, ended) == (None, 0)
+
+
+async def test_a_delete_meeting_a_fenced_write_of_the_same_task_waits_instead_of_deadlocking(
+    database: Database, database_url: URL, user: uuid.UUID
+) -> None:
+    """A fenced write locks the task's live row, then its task row; a delete locked the
+    task row, then (the cascade) the live row: the two met in a deadlock and one was
+    aborted (a 500 for the delete, or a crashed actor). The write is played here step
+    by step in a transaction of its own, in the statement's order."""
+    a = await _member(database_url)
+    data = b"RIFF" + secrets.token_bytes(64)
+    upload = NewUpload(data, "a.wav", "audio/wav", hashlib.sha256(data).hexdigest())
+    task_id, _ = await TaskStore(database, a).create(NewTask(user, "t", "en-US"), upload)
+    writer = await asyncpg.connect(**connect_arguments(database_url))
+    try:
+        write = writer.transaction()
+        await write.start()
+        # The fence: the live row, share-locked first.
+        await writer.execute("SELECT 1 FROM live_tasks WHERE task_id = $1 FOR SHARE", task_id)
+        deleted: list[bool] = []
+
+        async def delete() -> None:
+            deleted.append(await TaskStore(database).delete(user, task_id))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(delete)
+            with anyio.fail_after(10):
+                await _waits_for_a_lock(database_url)  # the delete is under way, and waits
+            # The write's second step: the task row (before: the delete held it, and
+            # waited for the live row, which this transaction holds).
+            await writer.execute("UPDATE tasks SET last_seq = 2 WHERE id = $1", task_id)
+            await write.commit()
+        assert deleted == [True]
+    finally:
+        await writer.close()
+
+
+async def _waits_for_a_lock(url: URL) -> None:
+    """Until a DELETE of the test's database waits for a lock (another session's state:
+    looked at, for want of any event it could send)."""
+    while True:
+        rows = await _sql(
+            url,
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM tasks%'",
+        )
+        if rows:
+            return
+        await anyio.sleep(0.02)

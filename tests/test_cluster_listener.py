@@ -74,11 +74,13 @@ async def test_notifications_arrive_and_a_killed_connection_comes_back_and_catch
             await _execute(
                 url,
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'stm listener T'",
+                " WHERE application_name = 'stm listener T' AND datname = current_database()",
             )
-            # In LISTEN mode it catches up only on (re)connecting: this tick is that.
+            # In LISTEN mode it catches up while it reconnects and once connected.
             await heard.ticked.wait()
-            assert listener.listening.is_set()
+            while not listener.listening.is_set():
+                heard.ticked = anyio.Event()
+                await heard.ticked.wait()
             assert heard.ticks > ticks
             assert listener.reconnections == 1
             heard.arrived = anyio.Event()
@@ -99,10 +101,40 @@ async def test_where_listen_delivers_nothing_the_listener_polls_and_says_so(
     )
     async with anyio.create_task_group() as group:
         group.start_soon(listener.run)
-        with anyio.fail_after(20):
-            while heard.ticks < 3:
+        with anyio.fail_after(20):  # it catches up while it connects and checks, then polls
+            while listener.mode is not EventsMode.POLL or heard.ticks < 3:
                 heard.ticked = anyio.Event()
                 await heard.ticked.wait()
         assert listener.mode is EventsMode.POLL
         group.cancel_scope.cancel()
     assert "LISTEN delivers nothing here" in caplog.text
+
+
+async def test_one_probe_that_heard_nothing_does_not_make_polling_for_ever(
+    url: URL, elsewhere: URL
+) -> None:
+    """The first check that LISTEN works hears nothing (slow, or sent astray): the
+    listener polls, then tries LISTEN again, and listens once the check passes."""
+    heard = _Heard()
+    listener = Listener(
+        url,
+        {},
+        heard.tick,
+        poll=False,
+        poll_seconds=0.05,
+        instance="R",
+        probe_url=elsewhere,  # this check's notification never arrives
+        probe_again_seconds=0.2,
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(listener.run)
+        with anyio.fail_after(30):
+            while listener.mode is not EventsMode.POLL:
+                heard.ticked = anyio.Event()
+                await heard.ticked.wait()
+            listener._probe_url = url  # the next check is heard
+            while not listener.listening.is_set():
+                heard.ticked = anyio.Event()
+                await heard.ticked.wait()
+        assert listener.mode.value == "listen"  # (mypy narrowed it to POLL above)
+        group.cancel_scope.cancel()

@@ -74,7 +74,7 @@ async def test_a_feed_past_the_end_ends_at_the_terminal_event_it_skips() -> None
     unlike an actor's, does not end when the task does): the terminal event ends it."""
     fanout = Fanout(8)
     live = Subscription(None, fanout.add(), fanout)
-    feed = TaskFeed(99, [], live)
+    feed = TaskFeed(99, [], live, past_end=True)
     fanout.publish(Event(uuid.uuid4(), 5, EventType.STATUS, Status.FAILED, {}, datetime.now(UTC)))
     with anyio.fail_after(5):
         assert [event async for event in feed.events()] == []

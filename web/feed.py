@@ -46,6 +46,9 @@ class TaskFeed:
     #: a moment (the service is stopping): its feed ends after the replay and the
     #: client comes back later.
     ended: bool = False
+    #: The client's position is beyond the journal's end (a Last-Event-ID from nowhere):
+    #: the next terminal event, however old, ends the feed.
+    past_end: bool = False
 
     @property
     def exhausted(self) -> bool:
@@ -78,8 +81,10 @@ class TaskFeed:
         async with self.live.events as live:
             async for event in live:
                 if event.seq <= last:
-                    if is_terminal_event(event):
-                        return  # the client is past the end (a Last-Event-ID beyond it)
+                    # Seen already. Only a client past the end stops at it: otherwise
+                    # it is an earlier attempt's end (a retried task), not this one's.
+                    if self.past_end and is_terminal_event(event):
+                        return
                     continue
                 yield event
                 last = event.seq
@@ -100,13 +105,17 @@ async def open_feed(
     no actor will ever publish for the task again (unless it is retried, and then
     its new actor is found here).
     """
-    live = await door.follow(task_id, anywhere=not is_terminal(status))
+    live = await door.follow(task_id, anywhere=not is_terminal(status), after=after)
+    past_end = False
     try:
         replay = await store.events_after(task_id, after)
+        if live is not None and live.seq is None and not replay and after > 0:
+            # Followed through the cluster with nothing to replay: at the end, or past it?
+            past_end = not await store.events_after(task_id, after - 1)
     except BaseException:
         if live is not None:
             await live.events.aclose()
         raise
     if live is not None and live.seq is not None:
         replay = [event for event in replay if event.seq <= live.seq]
-    return TaskFeed(after, replay, live, ended=is_terminal(status))
+    return TaskFeed(after, replay, live, ended=is_terminal(status), past_end=past_end)

@@ -33,7 +33,7 @@ from ops.logs import install_context
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.cluster import ClusterStore
-from store.database import Database, describe, open_database
+from store.database import Database, Silence, describe, open_database
 from store.deliveries import DeliveryStore
 from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
@@ -135,7 +135,8 @@ async def open_service(
             # Serialised by alembic's lock on its version table: instances that start
             # together migrate once.
             await anyio.to_thread.run_sync(upgrade, url)  # alembic runs its own loop
-        async with open_database(url, pool_size=settings.db_pool_size) as database:
+        silence = Silence(settings.lease_seconds)  # the one timeout (store/database.py)
+        async with open_database(url, pool_size=settings.db_pool_size, silence=silence) as database:
             async with _running(settings, speech, database, sock, url) as running:
                 yield running
 

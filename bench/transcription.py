@@ -19,7 +19,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -40,22 +39,10 @@ from speech.recognise import default_config, recognise_window  # noqa: E402
 from speech.whisper_engine import PROMPT_TOKENS, transcribe_window  # noqa: E402
 from speech.whisper_model import WhisperConfig  # noqa: E402
 from tests.pron_corpus import PASSAGE, passage_pcm  # noqa: E402
+from tests.word_errors import word_errors, words_of  # noqa: E402
 
 RUNS = 3
 VOICES = ("en-us", "en-gb", "en-gb-x-rp")
-
-
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def word_errors(reference: list[str], heard: list[str]) -> int:
-    row = list(range(len(heard) + 1))
-    for i, said in enumerate(reference, 1):
-        diagonal, row[0] = row[0], i
-        for j, word in enumerate(heard, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (said != word))
-    return row[-1]
 
 
 def whisper_text(pcm: bytes, config: WhisperConfig) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +41,7 @@ from supervisor.messages import StageSucceeded
 from supervisor.transitions import change_for
 from tests.pron_corpus import PASSAGE, passage_pcm
 from tests.stages_helpers import HUMAN_CLIP, HUMAN_TEXT
+from tests.word_errors import word_errors, words_of
 
 
 @pytest.fixture
@@ -62,20 +62,6 @@ class Progress:
         self.fractions.append(fraction)
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def word_errors(reference: list[str], heard: list[str]) -> int:
-    """The edit distance between two word sequences (substitutions, insertions, deletions)."""
-    row = list(range(len(heard) + 1))
-    for i, said in enumerate(reference, 1):
-        diagonal, row[0] = row[0], i
-        for j, word in enumerate(heard, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (said != word))
-    return row[-1]
-
-
 def _check(result: Transcription, duration: float) -> None:
     """Times in order and inside the audio; each phoneme under the word it falls in."""
     for items in (result.words, result.phonemes, result.segments):
@@ -83,7 +69,7 @@ def _check(result: Transcription, duration: float) -> None:
         assert starts == sorted(starts)
         assert all(0 <= item.start < item.end <= duration + 0.01 for item in items)
     assert result.transcript == " ".join(s.text for s in result.segments)
-    assert _words(result.transcript) == _words(" ".join(w.text for w in result.words))
+    assert words_of(result.transcript) == words_of(" ".join(w.text for w in result.words))
     assert all(0 <= w.confidence <= 1 for w in result.words)
     for phoneme in result.phonemes:
         if phoneme.word is not None:
@@ -103,7 +89,7 @@ async def test_human_clip(clip: NormalisedAudio) -> None:
         result = await EmbeddedTranscriber(anyio.CapacityLimiter(1)).transcribe(
             clip, "en-US", progress
         )
-    assert _words(result.transcript) == _words(HUMAN_TEXT)
+    assert words_of(result.transcript) == words_of(HUMAN_TEXT)
     # As Whisper writes it: capitalised and punctuated.
     assert result.transcript.startswith("It was the best of times,")
     assert len(result.phonemes) > 20
@@ -128,7 +114,7 @@ async def test_the_whole_reading_in_pieces_with_progress_and_absolute_times() ->
         again, still = await run_in_worker(_probe, limiter=limiter, what="probe")
     # The issue's target: a word error rate of at most 2 % (tiny.en hears "a season" for
     # "the season" in some windowings: 1 word of 119).
-    assert word_errors(_words(PASSAGE), _words(result.transcript)) <= 2
+    assert word_errors(words_of(PASSAGE), words_of(result.transcript)) <= 2
     assert len(progress.fractions) == 2
     assert progress.fractions == sorted(progress.fractions)
     assert progress.fractions[-1] == 1.0

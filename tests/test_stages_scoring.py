@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from speech.scoring import accuracy, align, per_word, score
+from tests.word_errors import word_errors
 
 tokens = st.lists(st.sampled_from(["a", "b", "c", "ð", "ə", "aɪ"]), max_size=12)
-
-
-def levenshtein(r: Sequence[str], a: Sequence[str]) -> int:
-    row = list(range(len(a) + 1))
-    for i, x in enumerate(r, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(a, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 @given(tokens)
@@ -35,7 +25,7 @@ def test_mistakes_agree_with_the_alignment(reference: list[str], actual: list[st
     steps = result.steps
     assert [s.ref for s in steps if s.ref is not None] == list(range(len(reference)))
     assert [s.act for s in steps if s.act is not None] == list(range(len(actual)))
-    assert sum(s.kind != "Match" for s in steps) == levenshtein(reference, actual)
+    assert sum(s.kind != "Match" for s in steps) == word_errors(reference, actual)
     kinds = {"Replacement": (True, True), "Insertion": (False, True), "Deletion": (True, False)}
     for step, mistake in zip([s for s in steps if s.kind != "Match"], result.mistakes, strict=True):
         assert mistake["type"] == step.kind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 
 def words_of(text: str) -> list[str]:
@@ -10,8 +11,9 @@ def words_of(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
 
-def word_errors(reference: list[str], heard: list[str]) -> int:
-    """The edit distance between two word sequences (substitutions, insertions, deletions)."""
+def word_errors(reference: Sequence[str], heard: Sequence[str]) -> int:
+    """The edit distance between two sequences of words or sounds (substitutions,
+    insertions, deletions)."""
     row = list(range(len(heard) + 1))
     for i, said in enumerate(reference, 1):
         diagonal, row[0] = row[0], i

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import URL
 
 from store.database import Database, open_database
-from store.deliveries import DeliveryStore
+from store.deliveries import DeliveryStore, Outcome
 from store.journal import PgJournal, WebhookPolicy
 from store.records import NewTask, NewUpload
 from store.tasks import TaskStore
@@ -97,7 +98,12 @@ async def test_a_claimed_delivery_is_not_claimed_again_while_leased(
     assert len(claimed) == 1
     again = await deliveries.claim(100, lease=600)
     assert all(d.task_id != task_id for d in again)
-    assert await deliveries.redeliver(task_id, claimed[0].id)  # due now again
+    # A redeliver while the attempt is in flight leaves it to that attempt (no second send).
+    assert await deliveries.redeliver(task_id, claimed[0].id)
+    assert all(d.task_id != task_id for d in await deliveries.claim(100, lease=600))
+    failed = Outcome("pending", datetime.now(UTC), 0.1, status_code=500, delay=3600)
+    await deliveries.record(claimed[0].id, failed)
+    assert await deliveries.redeliver(task_id, claimed[0].id)  # once it landed: due now again
     assert [d.id for d in await deliveries.claim(100, lease=600) if d.task_id == task_id] == [
         claimed[0].id
     ]

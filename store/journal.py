@@ -235,9 +235,16 @@ _REFUSAL = compile_query(
     .where(TaskRow.id == bindparam("task_id")),
     idempotent=True,
 )
-_EVENT_AT = compile_query(
-    select(EventRow.type, EventRow.status, EventRow.payload, EventRow.created_at).where(
-        EventRow.task_id == bindparam("task_id"), EventRow.seq == bindparam("seq")
+#: The task's last event, if it is event ``seq``: only the latest write can be one whose
+#: answer was lost (an actor on an older snapshot writes an earlier seq, and identical
+#: earlier events, "queued" say, must not let it run the task's stages again).
+_LAST_EVENT_AT = compile_query(
+    select(EventRow.type, EventRow.status, EventRow.payload, EventRow.created_at)
+    .join(TaskRow, TaskRow.id == EventRow.task_id)
+    .where(
+        EventRow.task_id == bindparam("task_id"),
+        EventRow.seq == bindparam("seq"),
+        TaskRow.last_seq == bindparam("seq"),
     ),
     idempotent=True,
 )
@@ -347,8 +354,8 @@ class PgJournal:
         return Event(task_id, seq, change.type, change.status, change.payload, row[0])
 
     async def _landed(self, task_id: UUID, seq: int) -> Event | None:
-        """Event ``seq`` of the task as stored, if there is one."""
-        row = await self._database.row(_EVENT_AT, task_id=task_id, seq=seq)
+        """Event ``seq`` of the task as stored, if it is the task's last one."""
+        row = await self._database.row(_LAST_EVENT_AT, task_id=task_id, seq=seq)
         if row is None:
             return None
         return Event(

@@ -152,6 +152,21 @@ async def test_a_write_refused_by_its_seq_says_so_and_changes_no_claim(
     assert await _live(database_url, task_id) == (a.instance_id, 0)
 
 
+async def test_a_write_the_journal_has_moved_past_is_stale_even_when_it_matches(
+    database: Database, database_url: URL
+) -> None:
+    """Only the task's latest event can be a write whose answer was lost: an actor on an
+    older snapshot writing an event identical to a stored earlier one (its "queued") is
+    refused by the seq guard, so it reloads instead of running the task's stages again."""
+    a = await _member(database_url)
+    task_id = await _admit(database, a)
+    journal = PgJournal(database, claims=a)
+    await journal.append(task_id, 1, QUEUED)
+    await journal.append(task_id, 2, cancelled("ended"))
+    with pytest.raises(StaleWrite):
+        await journal.append(task_id, 1, QUEUED)
+
+
 async def test_a_write_fenced_by_an_unowned_row_only_lands_while_nobody_owns_the_task(
     database: Database, database_url: URL
 ) -> None:

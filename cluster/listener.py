@@ -171,16 +171,28 @@ class Listener:
         """A new listening connection (None: it failed); catching up every poll
         interval while it is being opened, which a partition can make take long."""
         connection: asyncpg.Connection | None = None
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._polling)
-            try:
-                connection = await dedicated_connection(
-                    self._url, "listener", self._instance, silence=self._silence
-                )
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("cluster events: cannot LISTEN (%s); polling meanwhile", error)
-            finally:
-                group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._polling)
+                try:
+                    connection = await dedicated_connection(
+                        self._url, "listener", self._instance, silence=self._silence
+                    )
+                except (
+                    OSError,
+                    TimeoutError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                ) as error:
+                    log.warning("cluster events: cannot LISTEN (%s); polling meanwhile", error)
+                finally:
+                    group.cancel_scope.cancel()
+        except BaseException:
+            # Stopped (or the polling failed) just as the connection opened: it is closed
+            # here, or it would be left to the garbage collector.
+            if connection is not None:
+                connection.terminate()
+            raise
         return connection
 
     async def _heartbeat(self, connection: asyncpg.Connection, lost: anyio.Event) -> None:

@@ -14,7 +14,7 @@ import anyio
 from cluster.claims import Claims
 from cluster.hub import EventHub
 from store.cluster import ClusterStore
-from supervisor.events import EventType
+from supervisor.events import EventType, QueuePosition
 from supervisor.lifecycle import Status, is_terminal
 from supervisor.messages import CancelOutcome, Subscription
 from supervisor.ports import Journal, JournalUnavailable
@@ -67,6 +67,8 @@ class RemoteTasks:
             with anyio.move_on_after(self._patience):
                 async with live.events as events:
                     async for event in events:
+                        if isinstance(event, QueuePosition):
+                            continue
                         if event.type is EventType.STATUS and is_terminal(event.status):
                             return _answer(event.status)
             return await self._as_stored(task_id)

@@ -17,7 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ops import lifecycle
 from speech.base import NormalisedAudio, Pipeline
 from supervisor.backoff import outage_delay
-from supervisor.events import Change, Event, EventType
+from supervisor.events import Change, Event, EventType, QueuePosition
 from supervisor.fanout import Fanout
 from supervisor.lifecycle import Status, check_transition, is_terminal
 from supervisor.messages import (
@@ -124,6 +124,7 @@ class TaskActor:
                     policy=self._policy,
                     evaluates=evaluates,
                     post=outbox.send,
+                    on_move=self._queue_moved,
                 )
                 await worker.run()
 
@@ -131,7 +132,11 @@ class TaskActor:
         async for message in mailbox:
             match message:
                 case Subscribe(reply=reply):
-                    reply.set(Subscription(self._seq, self._fanout.add(), self._fanout))
+                    # A newcomer to a waiting task hears where it stands now, after the
+                    # journal's (older) "queued" event that its replay ends with.
+                    first = self._waiting_at()
+                    events = self._fanout.add(first)
+                    reply.set(Subscription(self._seq, events, self._fanout))
                 case Stop(deleted=deleted):
                     if deleted:
                         self._fanout.close(deleted=True)
@@ -144,7 +149,15 @@ class TaskActor:
                 case StageFailed(failure=failure):
                     change = change_for(message, self._status, evaluates=evaluates)
                     await self._persist(change, failure=failure)
-                case Queued() | SlotGranted() | StageEntered() | StageProgress() | RetryScheduled():
+                case Queued():
+                    # The place now, not the one the worker saw when it joined.
+                    now = self._slots.position(self.task_id)
+                    queued = message if now is None else Queued(now)
+                    await self._persist(change_for(queued, self._status, evaluates=evaluates))
+                    moved = self._waiting_at()
+                    if moved is not None and moved.position != queued.position:
+                        self._fanout.publish(moved)  # the line moved while it was written
+                case SlotGranted() | StageEntered() | StageProgress() | RetryScheduled():
                     await self._persist(change_for(message, self._status, evaluates=evaluates))
                 case StageSucceeded(output=output, fresh=fresh):
                     keep = output if fresh and isinstance(output, NormalisedAudio) else None
@@ -152,6 +165,20 @@ class TaskActor:
                     await self._persist(change, keep)
             if is_terminal(self._status):
                 return
+
+    def _waiting_at(self) -> QueuePosition | None:
+        """Where the task stands in the engine queue, while it is ``queued`` and holds a
+        place there."""
+        position = self._slots.position(self.task_id)
+        if self._status is not Status.QUEUED or position is None:
+            return None
+        return QueuePosition(self.task_id, position)
+
+    def _queue_moved(self, position: int) -> None:
+        """The line moved: tell the subscribers, once ``queued`` is journalled (before,
+        the "queued" event itself carries the place)."""
+        if self._status is Status.QUEUED:
+            self._fanout.publish(QueuePosition(self.task_id, position))
 
     async def _persist(
         self,

@@ -80,7 +80,8 @@ class TaskDoor:
         return self.supervisor.restarts
 
     def queue_position(self, task_id: UUID) -> int | None:
-        """The task's place in the engine queue now (1 = next), or None when not waiting."""
+        """The task's place in this instance's engine queue now (1 = next, 0 = it holds
+        a slot), or None when it has no place here."""
         return self.supervisor.slots.position(task_id)
 
     async def create(self, admit: Callable[[], Awaitable[tuple[A, bool]]]) -> tuple[A, bool]:

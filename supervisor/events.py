@@ -54,3 +54,21 @@ class Change:
     payload: dict[str, Any] = field(default_factory=dict)
     #: Task columns to set in the same transaction (results, timestamps, reason).
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    """A waiting task's place in its instance's engine queue moved (1 = next, 0 = its
+    turn has come). Not journalled: it is news only while it is true, so it carries no
+    seq, and a reconnecting client is told the current place instead of a history."""
+
+    task_id: UUID
+    position: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"task_id": str(self.task_id), "status": "queued", "position": self.position}
+
+
+#: What a task's subscribers receive: its journalled events and, while it waits, where
+#: it stands.
+Broadcast = Event | QueuePosition

@@ -7,7 +7,7 @@ from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ops.metrics import SSE_DROPPED
-from supervisor.events import Event
+from supervisor.events import Broadcast
 
 
 class Fanout:
@@ -20,19 +20,22 @@ class Fanout:
 
     def __init__(self, buffer: int) -> None:
         self._buffer = buffer
-        self._subscribers: set[MemoryObjectSendStream[Event]] = set()
+        self._subscribers: set[MemoryObjectSendStream[Broadcast]] = set()
         #: Set when the streams end because the task was deleted (they say so last).
         self.deleted = False
 
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def add(self) -> ObjectReceiveStream[Event]:
-        send, receive = anyio.create_memory_object_stream[Event](self._buffer)
+    def add(self, first: Broadcast | None = None) -> ObjectReceiveStream[Broadcast]:
+        """A new subscriber's stream; ``first`` is put on it alone, ahead of what follows."""
+        send, receive = anyio.create_memory_object_stream[Broadcast](self._buffer)
+        if first is not None:
+            send.send_nowait(first)
         self._subscribers.add(send)
         return receive
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: Broadcast) -> None:
         for send in list(self._subscribers):
             try:
                 send.send_nowait(event)
@@ -55,6 +58,6 @@ class Fanout:
         for send in list(self._subscribers):
             self._drop(send)
 
-    def _drop(self, send: MemoryObjectSendStream[Event]) -> None:
+    def _drop(self, send: MemoryObjectSendStream[Broadcast]) -> None:
         self._subscribers.discard(send)
         send.close()

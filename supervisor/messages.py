@@ -10,7 +10,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from speech.base import Evaluation, NormalisedAudio, Transcription
-from supervisor.events import Event
+from supervisor.events import Broadcast
 from supervisor.fanout import Fanout
 from supervisor.lifecycle import Stage
 
@@ -41,14 +41,15 @@ class Reply(Generic[T]):
 
 @dataclass(frozen=True)
 class Subscription:
-    """A live feed: every event after ``seq`` arrives on ``events``, in order.
+    """A live feed: every event after ``seq`` arrives on ``events``, in order, with a
+    ``QueuePosition`` (no seq) whenever a waiting task's place in the queue moves.
 
     ``seq`` None: a feed of a task run by another instance, which carries every event
     persisted from the moment of subscribing on (and some before: skip what was seen).
     """
 
     seq: int | None
-    events: ObjectReceiveStream[Event]
+    events: ObjectReceiveStream[Broadcast]
     source: Fanout = field(compare=False, repr=False)
 
     @property

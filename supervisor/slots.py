@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from itertools import islice
 
 from ops.metrics import QUEUE_DEPTH
 from supervisor.latch import Latch
+
+#: Told a waiting ticket's new place when the line moves; must neither block nor raise.
+Moved = Callable[[int], None]
 
 
 class Ticket:
@@ -18,8 +22,12 @@ class Ticket:
         self.owner = owner
         self._granted = Latch()
         self._released = False
-        #: Its place in the line when it joined: 0 when a slot was free, else 1, 2, 3...
+        #: Its place now: 0 once it holds a slot, else 1 (next), 2, 3... kept current as
+        #: the line moves, so that every reader (an event, a GET) tells the same place.
         self.position = position
+        #: Called with each new place while it waits (not on the grant: that is news of
+        #: its own, which the task's status tells).
+        self.on_move: Moved | None = None
 
     @property
     def granted(self) -> bool:
@@ -46,6 +54,8 @@ class EngineSlots:
             raise ValueError("capacity must be at least 1")
         self._free = capacity
         self._waiting: deque[Ticket] = deque()
+        #: Each owner's current ticket, for ``position`` without a walk of the line.
+        self._by_owner: dict[Hashable, Ticket] = {}
 
     @property
     def waiting(self) -> int:
@@ -61,24 +71,37 @@ class EngineSlots:
             ticket = Ticket(self, len(self._waiting) + 1, owner)
             self._waiting.append(ticket)
             QUEUE_DEPTH.set(len(self._waiting))
+        if owner is not None:
+            self._by_owner[owner] = ticket
         return ticket
 
     def position(self, owner: Hashable) -> int | None:
-        """``owner``'s place in the line now (1 = next), or None when it is not waiting.
-
-        A walk of the line: asked when somebody reads a queued task, not per event.
-        """
-        for place, ticket in enumerate(self._waiting, start=1):
-            if ticket.owner == owner:
-                return place
-        return None
+        """``owner``'s place now: 0 when it holds a slot, 1 = next, 2, 3... while it
+        waits; None when it has no ticket."""
+        ticket = self._by_owner.get(owner)
+        return None if ticket is None else ticket.position
 
     def _release(self, ticket: Ticket) -> None:
+        if self._by_owner.get(ticket.owner) is ticket:
+            del self._by_owner[ticket.owner]
         if not ticket.granted:
+            left_from = ticket.position - 1
             self._waiting.remove(ticket)
         elif self._waiting:
-            self._waiting.popleft()._grant()
+            left_from = 0
+            head = self._waiting.popleft()
+            head.position = 0
+            head._grant()
         else:
             self._free += 1
             return
         QUEUE_DEPTH.set(len(self._waiting))
+        self._moved_up(left_from)
+
+    def _moved_up(self, start: int) -> None:
+        """Renumber the tickets from index ``start`` on (one left ahead of them) and tell
+        each its new place: one walk per departure, however many are watched."""
+        for index, behind in enumerate(islice(self._waiting, start, None), start=start):
+            behind.position = index + 1
+            if behind.on_move is not None:
+                behind.on_move(behind.position)

@@ -34,7 +34,7 @@ from supervisor.messages import (
     StageSucceeded,
 )
 from supervisor.ports import Journal, TaskSnapshot
-from supervisor.slots import EngineSlots, Ticket
+from supervisor.slots import EngineSlots, Moved, Ticket
 
 Post = Callable[[Message], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -68,6 +68,7 @@ class Worker:
         policy: RetryPolicy,
         evaluates: bool,
         post: Post,
+        on_move: Moved | None = None,
     ) -> None:
         self._task = snapshot
         self._journal = journal
@@ -80,10 +81,13 @@ class Worker:
         self._audio_kept = False
         self._transcription = snapshot.transcription
         self._ticket: Ticket | None = None
+        #: Told the task's new place while it waits in the queue for its first slot.
+        self._on_move = on_move
 
     async def run(self) -> None:
         status = self._task.status
         self._ticket = ticket = self._slots.enqueue(self._task.id)
+        ticket.on_move = self._on_move
         try:
             if status is Status.CREATED:
                 await self._post(Queued(ticket.position))

@@ -421,10 +421,11 @@ async def running(supervisor: Supervisor) -> AsyncIterator[TaskDoor]:
 
 
 async def drain(subscription: Subscription | None) -> list[Event]:
-    """Every live event until the actor ends the stream."""
+    """Every live journalled event until the actor ends the stream (queue positions,
+    which are not journalled, left out)."""
     assert subscription is not None, "no actor runs the task"
     async with subscription.events:
-        return [event async for event in subscription.events]
+        return [event async for event in subscription.events if isinstance(event, Event)]
 
 
 async def wait_until(journal: MemoryJournal, predicate: Callable[[], bool]) -> None:

@@ -165,6 +165,33 @@ async def test_a_file_upload_is_cancelled_retried_and_deleted_in_a_live_list(
         assert listed.json()["items"] == []
 
 
+async def test_the_live_view_counts_the_queue_down_as_the_tasks_ahead_leave(
+    service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    long_clip = repeat_wav(speech_clip, 8)
+    upload = tmp_path / "mine.wav"
+    upload.write_bytes(speech_clip)
+    async with (
+        running_service(service_database_url, tmp_path, capacity=1) as svc,
+        chromium() as browser,
+    ):
+        running, ahead = [(await create(svc.client, user, long_clip)).json() for _ in "ab"]
+        async with page_of(browser) as page:
+            await sign_in(page, svc.service.url, user)
+            await page.get_by_test_id("file").set_input_files(str(upload))
+            await page.get_by_test_id("submit").click()
+            place = page.get_by_test_id("queue-position")
+            await expect(place).to_have_text("2 (1 = next)", timeout=WAIT_MS)
+            for task in (ahead, running):  # each leaving moves it up, live
+                cancel = await svc.client.post(f"/tasks/{task['id']}/cancel", headers=auth(user))
+                assert cancel.status_code == 202
+                if task is ahead:
+                    await expect(place).to_have_text("1 (1 = next)")
+            status = page.get_by_test_id("task-status")
+            await expect(status).to_have_attribute("data-status", "completed", timeout=WAIT_MS)
+            await expect(place).to_have_text("–")
+
+
 async def test_the_page_resumes_after_the_network_drops_and_shows_the_end(
     service_database_url: URL, tmp_path: Path, user: uuid.UUID, speech_clip: bytes
 ) -> None:

@@ -72,11 +72,13 @@ async def test_capacity_is_respected_under_many_tickets_in_fifo_order() -> None:
     go = anyio.Event()
     running = peak = 0
     tickets: list[Ticket] = []
+    joined: list[int] = []  # each ticket's place when it joined
 
     async def work(n: int, queued: anyio.Event) -> None:
         nonlocal running, peak
         ticket = slots.enqueue()
         tickets.append(ticket)
+        joined.append(ticket.position)
         queued.set()
         try:
             await ticket.wait()
@@ -101,7 +103,8 @@ async def test_capacity_is_respected_under_many_tickets_in_fifo_order() -> None:
             assert (running, slots.waiting) == (capacity, tasks - capacity)
             go.set()
     assert peak == capacity
-    assert [t.position for t in tickets] == [0] * capacity + list(range(1, tasks - capacity + 1))
+    assert joined == [0] * capacity + list(range(1, tasks - capacity + 1))
+    assert [t.position for t in tickets] == [0] * tasks  # each held a slot in the end
     assert slots.waiting == 0
 
 
@@ -126,3 +129,31 @@ async def test_a_cancelled_waiter_gives_its_place_back() -> None:
     assert slots.waiting == 0
     holder.release()
     assert slots.enqueue().granted
+
+
+def test_places_are_kept_current_and_each_waiter_is_told_when_it_moves_up() -> None:
+    slots = EngineSlots(1)
+    holder = slots.enqueue("running")
+    line = [slots.enqueue(name) for name in "abcd"]
+    told: dict[str, list[int]] = {name: [] for name in "abcd"}
+    for name, ticket in zip("abcd", line, strict=True):
+        ticket.on_move = told[name].append
+    assert [slots.position(name) for name in ["running", *"abcd"]] == [0, 1, 2, 3, 4]
+
+    line[1].release()  # "b" leaves the line: only those behind it move
+    assert told == {"a": [], "b": [], "c": [2], "d": [3]}
+    assert [slots.position(name) for name in "abcd"] == [1, None, 2, 3]
+
+    holder.release()  # "a" is granted (its status says so), the rest move up
+    assert told == {"a": [], "b": [], "c": [2, 1], "d": [3, 2]}
+    assert (line[0].granted, slots.position("a"), slots.position("running")) == (True, 0, None)
+    assert [line[2].position, line[3].position] == [1, 2]
+
+
+def test_a_new_ticket_of_the_same_owner_is_the_one_whose_place_is_told() -> None:
+    slots = EngineSlots(1)
+    slots.enqueue("other")
+    first = slots.enqueue("task")
+    first.release()
+    again = slots.enqueue("task")
+    assert slots.position("task") == again.position == 1

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from trio.testing import MockClock
 
-from supervisor.events import Event, EventType
+from supervisor.events import Broadcast, Event, EventType
 from supervisor.fanout import Fanout
 from supervisor.lifecycle import Status
 from supervisor.messages import Subscription
@@ -27,7 +27,8 @@ def _event(seq: int) -> Event:
 def test_an_event_shared_by_many_streams_is_encoded_once() -> None:
     encoded: list[int] = []
 
-    def encode(event: Event) -> bytes:
+    def encode(event: Broadcast) -> bytes:
+        assert isinstance(event, Event)
         encoded.append(event.seq)
         return f"id: {event.seq}\n\n".encode()
 

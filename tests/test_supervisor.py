@@ -10,7 +10,7 @@ from anyio.abc import TaskStatus
 
 from speech.base import NormalisedAudio, PermanentStageError, TransientStageError
 from supervisor.door import TaskDoor
-from supervisor.events import Change, Event, EventType
+from supervisor.events import Change, Event, EventType, QueuePosition
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.messages import CancelOutcome
 from supervisor.supervisor import NotAccepting
@@ -447,7 +447,9 @@ async def test_retry_right_after_the_cancelled_event() -> None:
             assert feed is not None
             assert await door.cancel(task) is CancelOutcome.CANCELLED
             async with feed.events:
-                assert (await feed.events.receive()).status is S.CANCELLED
+                cancelled = await feed.events.receive()
+                assert isinstance(cancelled, Event)
+                assert cancelled.status is S.CANCELLED
                 # a client that retries as soon as it sees ``cancelled``
                 assert await door.retry(task)
             await drain(await door.follow(task))
@@ -511,7 +513,7 @@ async def test_with_capacity_one_tasks_wait_their_turn_with_queue_positions() ->
             await hold.entered.wait()
             assert engine.calls == [("preprocess", b"a")]
             assert supervisor.slots.waiting == 2
-            assert [door.queue_position(t) for t in tasks] == [None, 1, 2]
+            assert [door.queue_position(t) for t in tasks] == [0, 1, 2]
             hold.release.set()
             for feed in feeds:
                 await drain(feed)
@@ -549,6 +551,32 @@ async def test_a_cancelled_queued_task_gives_up_its_place() -> None:
     assert journal.status(waiting) is S.CANCELLED
     assert journal.status(last) is S.COMPLETED
     assert engine.count("preprocess", b"b") == 0
+
+
+async def test_a_waiting_tasks_subscribers_hear_its_place_each_time_the_line_moves() -> None:
+    journal, engine = MemoryJournal(), Engine()
+    hold = Block()
+    engine.plan("preprocess", b"a", hold)
+    supervisor = make_supervisor(journal, engine, capacity=1)
+    with anyio.fail_after(LIMIT):
+        async with running(supervisor) as door:
+            first, leaving, last = (journal.add_task(k) for k in (b"a", b"b", b"c"))
+            statuses = (S.PREPROCESSING, S.QUEUED, S.QUEUED)
+            for task, status in zip((first, leaving, last), statuses, strict=True):
+                await door.start(task)
+                await reached(journal, task, status)
+            await hold.entered.wait()
+            feed = await door.follow(last)
+            assert feed is not None
+            assert await door.cancel(leaving) is CancelOutcome.CANCELLED
+            hold.release.set()
+            async with feed.events:
+                heard = [item async for item in feed.events]
+    # A newcomer hears where it stands now, then each move; the grant is told by status.
+    assert heard[:2] == [QueuePosition(last, 2), QueuePosition(last, 1)]
+    assert all(isinstance(item, Event) for item in heard[2:])
+    assert [e.status for e in heard[2:] if isinstance(e, Event)][-1] is S.COMPLETED
+    assert journal.events(last)[1].payload == {"position": 2}  # where it joined
 
 
 # Recovery, stop and shutdown.

@@ -93,9 +93,22 @@ async def test_a_queued_task_shows_its_current_place_in_the_queue(
             places = {name: await place(task) for name, task in (("2", second), ("3", third))}
             assert sorted(places.values()) == [1, 2]  # type: ignore[type-var]
             ahead, behind = (second, third) if places["2"] == 1 else (third, second)
-            cancel = await svc.client.post(f"/tasks/{ahead['id']}/cancel", headers=auth(user))
-            assert cancel.status_code == 202
-            assert await place(behind) == 1  # it moved up
+            path = f"/tasks/{behind['id']}/events"
+            async with svc.client.stream("GET", path, headers=auth(user)) as response:
+                events = iter_sse(response)
+                async for event in events:
+                    if event.event == "status" and event.data["status"] == "queued":
+                        # The journal's place agrees with what GET said.
+                        assert event.data["payload"] == {"position": 2}
+                        break
+                now = await anext(events)  # then where it stands now
+                assert (now.event, now.id, now.data["position"]) == ("position", None, 2)
+                cancel = await svc.client.post(f"/tasks/{ahead['id']}/cancel", headers=auth(user))
+                assert cancel.status_code == 202
+                moved = await anext(events)  # told as it moves up, without an id to resume
+                assert (moved.event, moved.id) == ("position", None)
+                assert moved.data == {"task_id": behind["id"], "status": "queued", "position": 1}
+            assert await place(behind) == 1
         assert await place(first) is None
         for task in (first, behind):
             await svc.client.post(f"/tasks/{task['id']}/cancel", headers=auth(user))

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from store.tasks import TaskStore
 from supervisor.door import TaskDoor
-from supervisor.events import Event, EventType
+from supervisor.events import Broadcast, Event, EventType, QueuePosition
 from supervisor.lifecycle import Status, is_terminal
 from supervisor.messages import Subscription
 
@@ -66,7 +66,9 @@ class TaskFeed:
         """The live events ended because the task was deleted."""
         return self.live is not None and self.live.deleted
 
-    async def events(self) -> AsyncGenerator[Event]:
+    async def events(self) -> AsyncGenerator[Broadcast]:
+        """The events in order; a ``QueuePosition`` (no seq: never replayed) wherever the
+        waiting task's place moved."""
         last = self.after
         # Without an actor's feed (none, or the cluster's), the replay's terminal event
         # is the end.
@@ -79,16 +81,19 @@ class TaskFeed:
         if self.live is None or end is not None:
             return
         async with self.live.events as live:
-            async for event in live:
-                if event.seq <= last:
+            async for item in live:
+                if isinstance(item, QueuePosition):
+                    yield item
+                    continue
+                if item.seq <= last:
                     # Seen already. Only a client past the end stops at it: otherwise
                     # it is an earlier attempt's end (a retried task), not this one's.
-                    if self.past_end and is_terminal_event(event):
+                    if self.past_end and is_terminal_event(item):
                         return
                     continue
-                yield event
-                last = event.seq
-                if is_terminal_event(event):
+                yield item
+                last = item.seq
+                if is_terminal_event(item):
                     return
 
     async def aclose(self) -> None:

@@ -158,7 +158,11 @@ def _paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {
-                        "description": "Each event's data is an EventOut; id is its seq",
+                        "description": "Each event's data is an EventOut; id is its seq."
+                        " While the task is queued, `event: position` (no id, not"
+                        " journalled) carries {task_id, status, position}: where it"
+                        " stands now, on connecting and each time the line moves. A"
+                        " deleted task's stream ends with `event: deleted` (no id).",
                         "content": {"text/event-stream": {"schema": _ref(EventOut)}},
                     },
                     "204": {"description": "The stream has ended; nothing more will come"},

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from store.records import NewTask
 from store.tasks import ListQuery
+from supervisor.events import QueuePosition
 from supervisor.lifecycle import Status
 from web.bodies import read_small_body
 from web.context import services
@@ -161,6 +162,8 @@ async def task_stream(request: Request) -> ASGIApp:
         live = TaskFeed(replayed, [], feed.live)
         async with aclosing(live.events()) as events:
             async for event in events:
+                if isinstance(event, QueuePosition):
+                    continue  # ILPS clients know statuses only
                 update = tracker.feed(event)
                 if update is None or update.seq <= after:
                     continue

@@ -18,7 +18,7 @@ from ops import lifecycle
 from store.cursor import BadCursor
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord
 from store.tasks import ListQuery
-from supervisor.events import Event
+from supervisor.events import Broadcast, QueuePosition
 from supervisor.lifecycle import Status
 from supervisor.messages import CancelOutcome
 from supervisor.supervisor import NotAccepting
@@ -273,7 +273,10 @@ async def delete_task(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _native_frame(event: Event) -> bytes:
+def _native_frame(event: Broadcast) -> bytes:
+    if isinstance(event, QueuePosition):
+        # No id: not journalled, so the client's Last-Event-ID stays on the last event.
+        return frame(event.as_json(), event="position")
     return frame(event.as_json(), id=event.seq, event=event.type.value)
 
 

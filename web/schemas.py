@@ -88,7 +88,8 @@ class TaskOut(BaseModel):
     webhook_url: str | None = Field(None, description="Where this task's webhooks go")
     queue_position: int | None = Field(
         None,
-        description="While waiting: the place in the engine queue now (1 = next); for a"
+        description="While queued: the place in the engine queue now (1 = next, 0 = its"
+        " turn has come; the stream's latest `position` event says the same); for a"
         " created task no instance has room for yet, its place in the cluster's queue",
     )
     last_event_id: int = Field(description="The seq of the newest event")

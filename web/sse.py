@@ -10,7 +10,7 @@ import anyio
 from starlette.types import Receive, Scope, Send
 
 from ops.metrics import SSE_OPEN
-from supervisor.events import Event
+from supervisor.events import Broadcast
 
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -67,12 +67,12 @@ class SharedFrames:
     id is never reused while remembered). Replayed events are new objects: misses.
     """
 
-    def __init__(self, encode: Callable[[Event], bytes], size: int = 1024) -> None:
+    def __init__(self, encode: Callable[[Broadcast], bytes], size: int = 1024) -> None:
         self._encode = encode
         self._size = size
-        self._frames: dict[int, tuple[Event, bytes]] = {}
+        self._frames: dict[int, tuple[Broadcast, bytes]] = {}
 
-    def __call__(self, event: Event) -> bytes:
+    def __call__(self, event: Broadcast) -> bytes:
         known = self._frames.get(id(event))
         if known is not None and known[0] is event:
             return known[1]

@@ -16,6 +16,7 @@ from uuid import UUID
 import anyio
 from starlette.types import Receive
 
+from supervisor.events import QueuePosition
 from supervisor.lifecycle import Status, is_terminal
 from web.context import Services
 from web.feed import is_terminal_event, open_feed
@@ -57,6 +58,8 @@ async def terminal_status(app: Services, user_id: UUID, task_id: UUID, after: in
         try:
             async with aclosing(feed.events()) as events:
                 async for event in events:
+                    if isinstance(event, QueuePosition):
+                        continue
                     after = event.seq
                     if is_terminal_event(event):
                         return event.status

@@ -6,11 +6,12 @@ const EVENTS = ["status", "progress", "retry"];
 
 /**
  * Follow a task's SSE stream. onEvent gets each event's data once, in order;
- * onEnd gets the task (or null once it is deleted) when no more will come.
+ * onEnd gets the task (or null once it is deleted) when no more will come;
+ * onPosition gets a queued task's place each time it moves (not journalled: no id).
  * A dropped connection is resumed by the browser with Last-Event-ID; one the
  * browser gives up on (an error status) is reopened here with ?last_event_id=.
  */
-export function follow(taskId, { onEvent, onEnd, onState = () => {} }) {
+export function follow(taskId, { onEvent, onEnd, onState = () => {}, onPosition = () => {} }) {
   let lastId = 0;
   let source = null;
   let closed = false;
@@ -36,6 +37,7 @@ export function follow(taskId, { onEvent, onEnd, onState = () => {} }) {
         if (atEnd) ended();
       });
     }
+    source.addEventListener("position", (message) => onPosition(JSON.parse(message.data).position));
     source.addEventListener("deleted", () => finish(null));
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) settle();

@@ -34,7 +34,8 @@ function setStatus(status) {
 }
 
 function setQueue(position) {
-  $("queue-position").textContent = position ? `${position} (1 = next)` : "–";
+  const text = position ? `${position} (1 = next)` : position === 0 ? "its turn now" : "–";
+  $("queue-position").textContent = text;
 }
 
 function apply(event, task) {
@@ -185,6 +186,7 @@ export async function openTask(taskId, { operator = false } = {}) {
   showActions(task);
   following = follow(taskId, {
     onEvent: (event) => apply(event, task),
+    onPosition: setQueue,
     onState: (state) => {
       view.dataset.stream = state;
       if (state === "reconnecting") notify("Connection lost: reconnecting…");

@@ -177,7 +177,7 @@ class TaskActor:
     def _queue_moved(self, position: int) -> None:
         """The line moved: tell the subscribers, once ``queued`` is journalled (before,
         the "queued" event itself carries the place)."""
-        if self._status is Status.QUEUED:
+        if self._status is Status.QUEUED and len(self._fanout):  # nobody listening: no news
             self._fanout.publish(QueuePosition(self.task_id, position))
 
     async def _persist(

@@ -4,6 +4,7 @@
 
 import { api, el, LIVE, notify, TERMINAL } from "./api.js";
 import { showResult } from "./result.js";
+import { commandButton, confirmed } from "./commands.js";
 import { follow } from "./stream.js";
 
 const STAGES = {
@@ -58,14 +59,7 @@ function apply(event, task) {
 }
 
 async function command(task, verb, question, run) {
-  if (!confirm(question)) return;
-  try {
-    await run();
-    notify(`${verb}: ${task.title}`);
-  } catch (error) {
-    notify(`${verb} refused: ${error.message}`);
-    return;
-  }
+  if (!(await confirmed(task, verb, question, run))) return;
   if (verb === "Deleted") {
     closeTask();
     $("task-view").hidden = true;
@@ -73,10 +67,6 @@ async function command(task, verb, question, run) {
   } else {
     await openTask(task.id, { operator: shown?.operator });
   }
-}
-
-function button(testId, text, label, onclick) {
-  return el("button", { type: "button", "data-testid": testId, text, "aria-label": label, onclick });
 }
 
 /** The commands that fit the task's status now (redrawn only when they change, so a
@@ -89,20 +79,19 @@ function showActions(task) {
   box.dataset.kind = kind;
   const base = operator ? `/admin/tasks/${task.id}` : `/tasks/${task.id}`;
   const buttons = [];
-  const named = (verb) => `${verb} ${task.title}`;
   if (LIVE.includes(task.status) && !operator) {
-    buttons.push(button("task-cancel", "Cancel", named("Cancel"), () =>
+    buttons.push(commandButton("task-cancel", "Cancel", task, () =>
       command(task, "Cancelled", `Cancel “${task.title}”?`, () => api(`/tasks/${task.id}/cancel`, { method: "POST" }))));
   }
   if (LIVE.includes(task.status) && operator) {
-    buttons.push(button("task-refresh", "Refresh", named("Refresh"), () => openTask(task.id, { operator })));
+    buttons.push(commandButton("task-refresh", "Refresh", task, () => openTask(task.id, { operator })));
   }
   if (task.status === "failed" || task.status === "cancelled") {
-    buttons.push(button("task-retry", "Retry", named("Retry"), () =>
+    buttons.push(commandButton("task-retry", "Retry", task, () =>
       command(task, "Retried", `Run “${task.title}” again?`, () => api(`${base}/retry`, { method: "POST" }))));
   }
   if (!operator) {
-    buttons.push(button("task-delete", "Delete", named("Delete"), () =>
+    buttons.push(commandButton("task-delete", "Delete", task, () =>
       command(task, "Deleted", `Delete “${task.title}” and its recording for good?`, () =>
         api(`/tasks/${task.id}`, { method: "DELETE" }))));
   }

@@ -1,6 +1,7 @@
 // My tasks: newest first, a page at a time, filtered by status, live while running.
 
 import { api, el, fillStatuses, LIVE, notify, TERMINAL, when } from "./api.js";
+import { commandButton, confirmed } from "./commands.js";
 import { follow } from "./stream.js";
 
 // A browser keeps at most 6 HTTP/1.1 connections to a host: a few rows follow their
@@ -22,44 +23,22 @@ function nextWaiting() {
 }
 
 async function command(task, verb, question, run) {
-  if (!confirm(question)) return;
-  try {
-    await run();
-    notify(`${verb}: ${task.title}`);
-  } catch (error) {
-    notify(`${verb} refused: ${error.message}`);
-  }
-  await refreshRow(task.id);
+  if ((await confirmed(task, verb, question, run)) !== null) await refreshRow(task.id);
 }
 
 function actions(task) {
   const buttons = [el("a", { href: `#task/${task.id}`, class: "button", text: "Open" })];
-  const label = (verb) => `${verb} ${task.title}`;
   if (LIVE.includes(task.status)) {
-    buttons.push(
-      el("button", {
-        type: "button", "data-testid": "cancel", "aria-label": label("Cancel"), text: "Cancel",
-        onclick: () => command(task, "Cancelled", `Cancel “${task.title}”?`, () =>
-          api(`/tasks/${task.id}/cancel`, { method: "POST" })),
-      }),
-    );
+    buttons.push(commandButton("cancel", "Cancel", task, () =>
+      command(task, "Cancelled", `Cancel “${task.title}”?`, () => api(`/tasks/${task.id}/cancel`, { method: "POST" }))));
   }
   if (task.status === "failed" || task.status === "cancelled") {
-    buttons.push(
-      el("button", {
-        type: "button", "data-testid": "retry", "aria-label": label("Retry"), text: "Retry",
-        onclick: () => command(task, "Retried", `Run “${task.title}” again?`, () =>
-          api(`/tasks/${task.id}/retry`, { method: "POST" })),
-      }),
-    );
+    buttons.push(commandButton("retry", "Retry", task, () =>
+      command(task, "Retried", `Run “${task.title}” again?`, () => api(`/tasks/${task.id}/retry`, { method: "POST" }))));
   }
-  buttons.push(
-    el("button", {
-      type: "button", "data-testid": "delete", "aria-label": label("Delete"), text: "Delete",
-      onclick: () => command(task, "Deleted", `Delete “${task.title}” and its recording for good?`, () =>
-        api(`/tasks/${task.id}`, { method: "DELETE" })),
-    }),
-  );
+  buttons.push(commandButton("delete", "Delete", task, () =>
+    command(task, "Deleted", `Delete “${task.title}” and its recording for good?`, () =>
+      api(`/tasks/${task.id}`, { method: "DELETE" }))));
   return el("span", { class: "actions" }, ...buttons);
 }
 

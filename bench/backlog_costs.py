@@ -1,0 +1,169 @@
+"""What the reads that grow with the data cost, at 1k, 10k and 100k tasks.
+
+    python bench/backlog_costs.py          # BENCH_SIZES=1000,10000 for fewer
+
+For each size, a fresh migrated database holds that many tasks: nine in ten ended
+(``completed``), one in ten live and waiting, unowned, in the cluster's queue (a
+backlog while every instance is full). Then, through asyncpg and the service's own
+SQL (store/cluster.py, store/admin.py):
+
+- ``position_last``: ``GET /tasks/{id}``'s queue position of the newest waiting task
+  (the most tasks ahead of it), ``position_first`` of the oldest;
+- ``overview``: the operator overview's counts per status, and beside it
+  ``overview_scan_of_tasks``, the same counts by a scan of ``tasks`` (as before 0008);
+- ``claim``: one claim round (a batch of 32), each rolled back to a savepoint (its
+  time includes the savepoint's two round trips).
+
+Each is run 30 times (prepared, as the service runs them); the median client-side
+time in ms, and one EXPLAIN (ANALYZE, BUFFERS): its plan nodes, buffers touched and
+server time. Baseline in the same run: ``SELECT 1`` on the same connection. Prints
+one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+from _common import PG, database, emit, machine, median, migrate
+
+SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,100000").split(",")]
+REPEAT = 30
+#: The overview's counts as they were read before migration 0008: the raw baseline.
+SCAN_COUNTS = "SELECT status, count(*) FROM tasks GROUP BY status"
+
+
+def fill_sql(total: int) -> str:
+    waiting = total // 10
+    return f"""
+    INSERT INTO tasks (id, user_id, title, language, status, attempt, last_seq,
+                       transcript, result, accuracy, created_at, updated_at, completed_at)
+    SELECT gen_random_uuid(), gen_random_uuid(), 'task ' || g, 'en-US',
+           CASE WHEN g <= {waiting} THEN 'created' ELSE 'completed' END, 1, 1,
+           CASE WHEN g <= {waiting} THEN NULL ELSE repeat('hello world ', 20) END,
+           NULL, NULL, now() - g * interval '1 second', now(), NULL
+    FROM generate_series(1, {total}) AS g;
+    INSERT INTO live_tasks (task_id, queued_at)
+    SELECT id, created_at FROM tasks WHERE status = 'created';
+    """
+
+
+async def timed(connection: asyncpg.Connection, sql: str, *args: object) -> float:
+    statement = await connection.prepare(sql)
+    times = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        await statement.fetch(*args)
+        times.append((time.perf_counter() - start) * 1000)
+    return median(times)
+
+
+async def timed_undone(connection: asyncpg.Connection, sql: str, *args: object) -> float:
+    """As ``timed``, each run in a savepoint rolled back (a claim changes what it reads)."""
+    statement = await connection.prepare(sql)
+    times = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        await connection.execute("SAVEPOINT bench")
+        await statement.fetch(*args)
+        await connection.execute("ROLLBACK TO SAVEPOINT bench")
+        times.append((time.perf_counter() - start) * 1000)
+    return median(times)
+
+
+async def explained(connection: asyncpg.Connection, sql: str, *args: object) -> dict[str, Any]:
+    """The plan's node kinds (with the relation or index), its buffers and server time."""
+    rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
+    text = "\n".join(row[0] for row in rows)
+    nodes = re.findall(
+        r"((?:Parallel )?(?:Seq Scan|Index Only Scan|Index Scan|Bitmap Heap Scan"
+        r"|Bitmap Index Scan)(?: using \w+)? on \w+)",
+        text,
+    )
+    buffers = sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", text.split("Planning")[0]))
+    server = re.search(r"Execution Time: ([\d.]+) ms", text)
+    return {
+        "nodes": sorted(set(nodes)),
+        "buffers": buffers,
+        "server_ms": float(server.group(1)) if server else None,
+    }
+
+
+async def measure(db: str, total: int) -> dict[str, Any]:
+    from store.admin import _BY_STATUS  # the service's own statements
+    from store.cluster import _CLAIM, _UNOWNED_POSITION
+
+    connection = await asyncpg.connect(host=PG["host"], user=PG["user"], database=db)
+    try:
+        await connection.execute(fill_sql(total))
+        for table in ("tasks", "live_tasks"):  # one statement each: not in a transaction
+            await connection.execute(f"VACUUM ANALYZE {table}")
+        first = await connection.fetchval(
+            "SELECT task_id FROM live_tasks ORDER BY queued_at LIMIT 1"
+        )
+        last = await connection.fetchval(
+            "SELECT task_id FROM live_tasks ORDER BY queued_at DESC LIMIT 1"
+        )
+        owner = uuid.uuid4()
+        await connection.execute(
+            "INSERT INTO cluster_instances (id, name, lock_key, lease_until)"
+            " VALUES ($1, 'bench', 1, now() + interval '1 hour')",
+            owner,
+        )
+        result: dict[str, Any] = {"tasks": total, "waiting": total // 10}
+        result["baseline_select_1_ms"] = await timed(connection, "SELECT 1")
+        position = _UNOWNED_POSITION.sql
+        result["position_last"] = {
+            "ms": await timed(connection, position, last),
+            "value": await connection.fetchval(position, last),
+            **await explained(connection, position, last),
+        }
+        result["position_first"] = {
+            "ms": await timed(connection, position, first),
+            **await explained(connection, position, first),
+        }
+        overview = _BY_STATUS.sql
+        result["overview"] = {
+            "ms": await timed(connection, overview),
+            **await explained(connection, overview),
+        }
+        result["overview_scan_of_tasks"] = {
+            "ms": await timed(connection, SCAN_COUNTS),
+            **await explained(connection, SCAN_COUNTS),
+        }
+        # A claim of a batch, undone each time: what one claim round costs.
+        claim = _CLAIM.sql
+        try:
+            async with connection.transaction():
+                result["claim"] = {
+                    "ms": await timed_undone(connection, claim, owner, 32),
+                    **await explained(connection, claim, owner, 32),
+                }
+                raise _Rollback
+        except _Rollback:
+            pass
+        return result
+    finally:
+        await connection.close()
+
+
+class _Rollback(Exception):
+    """Leaves the claims' transaction without keeping what it took."""
+
+
+def main() -> None:
+    sizes = []
+    for total in SIZES:
+        with database("costs") as db:
+            migrate(db)
+            sizes.append(asyncio.run(measure(db, total)))
+    emit({"bench": "backlog_costs", "machine": machine(), "repeat": REPEAT, "sizes": sizes})
+
+
+if __name__ == "__main__":
+    main()

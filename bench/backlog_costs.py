@@ -11,13 +11,21 @@ SQL (store/cluster.py, store/admin.py):
   (the most tasks ahead of it), ``position_first`` of the oldest;
 - ``overview``: the operator overview's counts per status, and beside it
   ``overview_scan_of_tasks``, the same counts by a scan of ``tasks`` (as before 0008);
+- ``overview_after_3000_changes``: the same, after 3000 status changes with no vacuum
+  since (the rows the folds left dead are still there);
+- ``status_change_counted``: a write that changes a task's status, with the trigger
+  that counts it, and ``status_change_uncounted`` without (the write side's baseline);
 - ``claim``: one claim round (a batch of 32), each rolled back to a savepoint (its
   time includes the savepoint's two round trips).
 
 Each is run 30 times (prepared, as the service runs them); the median client-side
 time in ms, and one EXPLAIN (ANALYZE, BUFFERS): its plan nodes, buffers touched and
-server time. Baseline in the same run: ``SELECT 1`` on the same connection. Prints
-one JSON object.
+server time. Baseline in the same run: ``SELECT 1`` on the same connection.
+
+Then the claimers (``claim_wakes``): three instances with room, each with its own
+LISTEN connection, hear a burst of 200 admissions left unowned; the claim rounds each
+ran, coalesced (cluster/claim_wakes.py) and, as the baseline, with no settling (a
+round per wake as soon as the claimer runs, as before). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -29,11 +37,16 @@ import time
 import uuid
 from typing import Any
 
+import anyio
 import asyncpg
 from _common import PG, database, emit, machine, median, migrate
 
+from cluster.claim_wakes import ClaimWakes, Settle
+
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,100000").split(",")]
 REPEAT = 30
+CLAIMERS = 3
+BURST = 200
 #: The overview's counts as they were read before migration 0008: the raw baseline.
 SCAN_COUNTS = "SELECT status, count(*) FROM tasks GROUP BY status"
 
@@ -101,7 +114,9 @@ async def measure(db: str, total: int) -> dict[str, Any]:
     connection = await asyncpg.connect(host=PG["host"], user=PG["user"], database=db)
     try:
         await connection.execute(fill_sql(total))
-        for table in ("tasks", "live_tasks"):  # one statement each: not in a transaction
+        # One statement each (VACUUM runs outside a transaction): the steady state that
+        # autovacuum keeps, dead rows of the counts' folds gone.
+        for table in ("tasks", "live_tasks", "task_status_counts"):
             await connection.execute(f"VACUUM ANALYZE {table}")
         first = await connection.fetchval(
             "SELECT task_id FROM live_tasks ORDER BY queued_at LIMIT 1"
@@ -132,10 +147,31 @@ async def measure(db: str, total: int) -> dict[str, Any]:
             "ms": await timed(connection, overview),
             **await explained(connection, overview),
         }
+        # 3000 status changes since the last vacuum (6000 rows appended, folded every
+        # 1024): what the overview reads between autovacuum's visits.
+        await connection.execute(
+            "UPDATE tasks SET status = 'failed' WHERE id IN"
+            " (SELECT id FROM tasks WHERE status = 'completed' LIMIT 3000)"
+        )
+        result["overview_after_3000_changes"] = {
+            "ms": await timed(connection, overview),
+            **await explained(connection, overview),
+        }
         result["overview_scan_of_tasks"] = {
             "ms": await timed(connection, SCAN_COUNTS),
             **await explained(connection, SCAN_COUNTS),
         }
+        # What the counts add to a write that changes a status: the same UPDATE with the
+        # counting trigger, and without it (the baseline).
+        change = (
+            "UPDATE tasks SET status = CASE status WHEN 'completed' THEN 'failed'"
+            " ELSE 'completed' END WHERE id = $1"
+        )
+        ended = await connection.fetchval("SELECT id FROM tasks WHERE status = 'completed' LIMIT 1")
+        result["status_change_counted"] = {"ms": await timed(connection, change, ended)}
+        await connection.execute("ALTER TABLE tasks DISABLE TRIGGER stm_status_counts_update")
+        result["status_change_uncounted"] = {"ms": await timed(connection, change, ended)}
+        await connection.execute("ALTER TABLE tasks ENABLE TRIGGER stm_status_counts_update")
         # A claim of a batch, undone each time: what one claim round costs.
         claim = _CLAIM.sql
         try:
@@ -156,13 +192,113 @@ class _Rollback(Exception):
     """Leaves the claims' transaction without keeping what it took."""
 
 
+async def claim_rounds(db: str, settle: Settle | None) -> dict[str, Any]:
+    """``CLAIMERS`` instances with room hear a burst of ``BURST`` admissions left
+    unowned (one transaction each, back to back); each claims on its rounds. How many
+    rounds (claim statements) each ran, and in how long the burst was all claimed."""
+    from sqlalchemy import URL
+
+    from cluster.claims import Claims
+    from cluster.listener import Listener
+    from store.cluster import ClusterStore
+    from store.database import open_database
+
+    url = URL.create("postgresql+asyncpg", username="postgres", host=PG["host"], database=db)
+    admin = await asyncpg.connect(host=PG["host"], user=PG["user"], database=db)
+    claimed = 0
+    all_claimed = asyncio.Event()
+    wakes_of: list[ClaimWakes] = []
+
+    async def claimer(index: int, database: Any, ready: asyncio.Event) -> None:
+        nonlocal claimed
+        claims = Claims(uuid.uuid4(), 10 * BURST)
+        await admin.execute(
+            "INSERT INTO cluster_instances (id, name, lock_key, lease_until)"
+            " VALUES ($1, 'bench', $2, now() + interval '1 hour')",
+            claims.instance_id,
+            index + 1,
+        )
+        wakes = ClaimWakes(claims, settle=settle) if settle else ClaimWakes(claims)
+        wakes.maybe_unowned = False
+        wakes_of.append(wakes)
+
+        async def tick() -> None:
+            pass
+
+        listener = Listener(
+            url,
+            {"stm_claimable": lambda _: wakes.wake(unowned=True)},
+            tick,
+            poll=False,
+            poll_seconds=1.0,
+        )
+        store = ClusterStore(database)
+        async with anyio.create_task_group() as group:
+            group.start_soon(listener.run)
+            await listener.listening.wait()
+            ready.set()
+            while True:
+                await wakes.next_round()
+                wakes.maybe_unowned = False
+                for task in await store.claim(claims.instance_id, claims.room):
+                    claims.hold(task.snapshot.id, task.generation)
+                    claimed += 1
+                if claimed == BURST:
+                    all_claimed.set()
+
+    async with open_database(url, pool_size=CLAIMERS + 1) as database:
+        async with anyio.create_task_group() as group:
+            for index in range(CLAIMERS):
+                ready = asyncio.Event()
+                group.start_soon(claimer, index, database, ready)
+                await ready.wait()
+            start = time.perf_counter()
+            for _ in range(BURST):
+                task_id = uuid.uuid4()
+                async with admin.transaction():
+                    await admin.execute(
+                        "INSERT INTO tasks (id, user_id, title, language, status, last_seq)"
+                        " VALUES ($1, $2, 'burst', 'en-US', 'created', 1)",
+                        task_id,
+                        uuid.uuid4(),
+                    )
+                    await admin.execute("INSERT INTO live_tasks (task_id) VALUES ($1)", task_id)
+            await all_claimed.wait()
+            elapsed = time.perf_counter() - start
+            group.cancel_scope.cancel()
+    await admin.close()
+    return {
+        "claimers": CLAIMERS,
+        "notifications": BURST,
+        "rounds_per_claimer": [w.rounds for w in wakes_of],
+        "all_claimed_ms": round(elapsed * 1000, 1),
+    }
+
+
+async def _no_settle() -> None:
+    await asyncio.sleep(0)
+
+
 def main() -> None:
     sizes = []
     for total in SIZES:
         with database("costs") as db:
             migrate(db)
             sizes.append(asyncio.run(measure(db, total)))
-    emit({"bench": "backlog_costs", "machine": machine(), "repeat": REPEAT, "sizes": sizes})
+    wakes: dict[str, Any] = {}
+    for name, settle in (("baseline_round_per_wake", _no_settle), ("coalesced", None)):
+        with database("wakes") as db:
+            migrate(db)
+            wakes[name] = asyncio.run(claim_rounds(db, settle))
+    emit(
+        {
+            "bench": "backlog_costs",
+            "machine": machine(),
+            "repeat": REPEAT,
+            "sizes": sizes,
+            "claim_wakes": wakes,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """task counts per status, kept by triggers (the operator overview reads them, not the
 whole tasks table)
 
-Every change of a task's status adds a row (the status, +1 or -1) to
-``task_status_counts``: appended, never updated, so concurrent writes never wait for
-each other there. Once every ``FOLD_EVERY`` rows the write that added it folds the
+Every change of a task's status adds rows (the status, +1 or -1) to
+``task_status_counts``, and every statement that adds or deletes tasks one per status
+(+n or -n): appended, never updated, so concurrent writes never wait for each other
+there. Once every ``FOLD_EVERY`` rows the write that added it folds the
 rows it can lock into one per status (``SKIP LOCKED``: it never waits either, and each
 fold replaces exactly what it deleted by its sum, so the sum per status is always the
 count). The overview sums at most a few thousand rows, whatever the number of tasks.
@@ -26,40 +27,65 @@ depends_on = None
 #: How many rows may pile up between folds (the overview reads about this many at most).
 FOLD_EVERY = 1024
 
-_FUNCTION = f"""
-CREATE FUNCTION stm_count_status() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    added bigint;
-    fold boolean := false;
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        INSERT INTO task_status_counts (status, n) VALUES (OLD.status, -1) RETURNING id INTO added;
-        fold := added % {FOLD_EVERY} = 0;
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        INSERT INTO task_status_counts (status, n) VALUES (NEW.status, 1) RETURNING id INTO added;
-        fold := fold OR added % {FOLD_EVERY} = 0;
-    END IF;
-    IF fold THEN
-        WITH gone AS (
-            DELETE FROM task_status_counts WHERE id IN (
-                SELECT id FROM task_status_counts FOR UPDATE SKIP LOCKED
-            )
-            RETURNING status, n
+# Folds what it can lock now (SKIP LOCKED: never waits for another fold); each fold
+# replaces exactly the rows it deleted by their sums.
+_FOLD = """
+CREATE FUNCTION stm_fold_status_counts() RETURNS void LANGUAGE sql AS $$
+    WITH gone AS (
+        DELETE FROM task_status_counts WHERE id IN (
+            SELECT id FROM task_status_counts FOR UPDATE SKIP LOCKED
         )
-        INSERT INTO task_status_counts (status, n)
-        SELECT status, sum(n) FROM gone GROUP BY status HAVING sum(n) <> 0;
+        RETURNING status, n
+    )
+    INSERT INTO task_status_counts (status, n)
+    SELECT status, sum(n) FROM gone GROUP BY status HAVING sum(n) <> 0
+$$;
+"""
+
+# A status change: -1 and +1, row by row (the WHEN of its trigger skips the writes that
+# change no status, most of the journal's). Insertions and deletions: one row per
+# status per statement (a retention sweep of thousands of tasks adds a few rows).
+_COUNT = f"""
+CREATE FUNCTION stm_count_statuses() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    due boolean;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        WITH added AS (
+            INSERT INTO task_status_counts (status, n)
+            VALUES (OLD.status, -1), (NEW.status, 1) RETURNING id
+        )
+        SELECT bool_or(id % {FOLD_EVERY} = 0) INTO due FROM added;
+    ELSIF TG_OP = 'INSERT' THEN
+        WITH added AS (
+            INSERT INTO task_status_counts (status, n)
+            SELECT status, count(*) FROM new_tasks GROUP BY status RETURNING id
+        )
+        SELECT bool_or(id % {FOLD_EVERY} = 0) INTO due FROM added;
+    ELSE
+        WITH added AS (
+            INSERT INTO task_status_counts (status, n)
+            SELECT status, -count(*) FROM old_tasks GROUP BY status RETURNING id
+        )
+        SELECT bool_or(id % {FOLD_EVERY} = 0) INTO due FROM added;
+    END IF;
+    IF due THEN
+        PERFORM stm_fold_status_counts();
     END IF;
     RETURN NULL;
 END $$;
 """
 
 _TRIGGERS = """
-CREATE TRIGGER stm_status_counts_insert_delete AFTER INSERT OR DELETE ON tasks
-    FOR EACH ROW EXECUTE FUNCTION stm_count_status();
+CREATE TRIGGER stm_status_counts_insert AFTER INSERT ON tasks
+    REFERENCING NEW TABLE AS new_tasks
+    FOR EACH STATEMENT EXECUTE FUNCTION stm_count_statuses();
+CREATE TRIGGER stm_status_counts_delete AFTER DELETE ON tasks
+    REFERENCING OLD TABLE AS old_tasks
+    FOR EACH STATEMENT EXECUTE FUNCTION stm_count_statuses();
 CREATE TRIGGER stm_status_counts_update AFTER UPDATE OF status ON tasks
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION stm_count_status();
+    EXECUTE FUNCTION stm_count_statuses();
 """
 
 
@@ -71,7 +97,8 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_task_status_counts")),
     )
-    op.execute(_FUNCTION)
+    op.execute(_FOLD)
+    op.execute(_COUNT)
     # The triggers first: creating them locks out writes to tasks until this commits,
     # so the count below and the rows the triggers add never overlap nor miss a task.
     for trigger in _TRIGGERS.split(";")[:-1]:
@@ -83,7 +110,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER stm_status_counts_update ON tasks")
-    op.execute("DROP TRIGGER stm_status_counts_insert_delete ON tasks")
-    op.execute("DROP FUNCTION stm_count_status()")
+    for name in ("insert", "delete", "update"):
+        op.execute(f"DROP TRIGGER stm_status_counts_{name} ON tasks")
+    op.execute("DROP FUNCTION stm_count_statuses()")
+    op.execute("DROP FUNCTION stm_fold_status_counts()")
     op.drop_table("task_status_counts")

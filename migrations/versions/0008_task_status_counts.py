@@ -4,10 +4,13 @@ whole tasks table)
 Every change of a task's status adds rows (the status, +1 or -1) to
 ``task_status_counts``, and every statement that adds or deletes tasks one per status
 (+n or -n): appended, never updated, so concurrent writes never wait for each other
-there. Once every ``FOLD_EVERY`` rows the write that added it folds the
-rows it can lock into one per status (``SKIP LOCKED``: it never waits either, and each
-fold replaces exactly what it deleted by its sum, so the sum per status is always the
-count). The overview sums at most a few thousand rows, whatever the number of tasks.
+there. The write that adds every ``FOLD_EVERY``-th row folds the rows it can lock
+into one per status (``SKIP LOCKED``: it never waits either, and each fold replaces
+exactly what it deleted by their sum, so the sum per status is always the count). The
+overview sums about ``FOLD_EVERY`` rows at most, whatever the number of tasks.
+
+The writes run at READ COMMITTED (the service sets no other level): a fold at
+REPEATABLE READ could meet a serialization failure on a row another fold removed.
 
 Revision ID: 0008
 Revises: 0007

@@ -19,6 +19,7 @@ import asyncpg
 from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import URL
 
+from cluster.claim_wakes import ClaimWakes
 from cluster.claims import Claims
 from cluster.hub import EventHub
 from cluster.listener import EventsMode, Listener
@@ -80,10 +81,8 @@ class ClusterMember:
             instance=config.name,
             silence=Silence(config.lease_seconds),
         )
-        self._claim_wanted = anyio.Event()
-        #: Whether unowned tasks may be waiting: a claim runs only then, so a task that
-        #: ends here costs no claim statement while every task has an owner.
-        self._maybe_unowned = True
+        #: One claim round per burst of wakes, none without room (cluster/claim_wakes.py).
+        self.claim_wakes = ClaimWakes(claims)
         self._group: TaskGroup | None = None
         self._scope = anyio.CancelScope()
         #: The members as the last tick saw them: the watch looks again when they change.
@@ -109,9 +108,7 @@ class ClusterMember:
 
     def wake_claimer(self, *, unowned: bool = False) -> None:
         """Claim if there may be unowned tasks (``unowned``: there are, or may be)."""
-        self._maybe_unowned = self._maybe_unowned or unowned
-        if self._maybe_unowned:
-            self._claim_wanted.set()
+        self.claim_wakes.wake(unowned=unowned)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run the cluster's loops until ``leave``; started once the first claim is asked."""
@@ -144,8 +141,7 @@ class ClusterMember:
 
     async def _claiming(self) -> None:
         while True:
-            await self._claim_wanted.wait()
-            self._claim_wanted = anyio.Event()
+            await self.claim_wakes.next_round()
             expelled = self.instance_id
             try:
                 await self._claim_while_room()
@@ -161,13 +157,13 @@ class ClusterMember:
         while self.claims.room and self._door.accepting and not self._leaving:
             asked = min(self.claims.room, CLAIM_BATCH)
             # Cleared before the claim: a notification during it sets it again.
-            self._maybe_unowned = False
+            self.claim_wakes.maybe_unowned = False
             try:
                 claimed = await self._store.claim(self.instance_id, asked)
             except asyncpg.ForeignKeyViolationError:
                 raise Expelled(str(self.instance_id)) from None
             except BaseException:
-                self._maybe_unowned = True
+                self.claim_wakes.maybe_unowned = True
                 raise
             for task in claimed:
                 snapshot = task.snapshot
@@ -182,7 +178,7 @@ class ClusterMember:
                     self._soon(self._cancel_here, snapshot.id, task.cancel_reason)
             if len(claimed) < asked:
                 return
-            self._maybe_unowned = True  # a full batch: there may be more
+            self.claim_wakes.maybe_unowned = True  # a full batch: there may be more
 
     def _ended(self, task_id: UUID, terminal: bool) -> None:
         """A supervision ended here: its claim goes. Unless the task was seen to end,

@@ -97,6 +97,20 @@ class TaskRow(Base):
     )
 
 
+class StatusCountRow(Base):
+    """A change to the number of tasks in one status (+1, -1, or a fold of many).
+
+    Triggers on ``tasks`` append these (migration 0008) and fold them now and then: the
+    sum per status is the number of tasks in it, read without scanning ``tasks``.
+    """
+
+    __tablename__ = "task_status_counts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class EventRow(Base):
     __tablename__ = "task_events"
 

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware that counts the HTTP requests in flight, so that a drain can
+"""Pure ASGI middleware that keeps the HTTP requests in flight, so that a drain can
 wait for them before the listener closes (a closed listener refuses the next client,
 where a listening, draining service answers 503)."""
 
@@ -9,29 +9,30 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class InFlight:
-    """Counts the requests being answered; ``idle()`` waits until none is."""
+    """The requests being answered; ``answered()`` waits for those in flight now."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.count = 0
-        self._idle = anyio.Event()
-        self._idle.set()
+        #: One event per request in flight, set when it has been answered.
+        self._answering: set[anyio.Event] = set()
+
+    def __len__(self) -> int:
+        return len(self._answering)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.count == 0:
-            self._idle = anyio.Event()
-        self.count += 1
+        done = anyio.Event()
+        self._answering.add(done)
         try:
             await self.app(scope, receive, send)
         finally:
-            self.count -= 1
-            if self.count == 0:
-                self._idle.set()
+            self._answering.discard(done)
+            done.set()
 
-    async def idle(self) -> None:
-        """Until no request is in flight (a new one may start right after)."""
-        while self.count:
-            await self._idle.wait()
+    async def answered(self) -> None:
+        """Until every request in flight now has been answered. Later ones are not waited
+        for: under steady traffic there may never be a moment with none."""
+        for done in list(self._answering):
+            await done.wait()

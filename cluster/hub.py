@@ -61,6 +61,13 @@ class EventHub:
         """Every event of the task persisted from now on (by any instance); ``after`` is
         the client's position: a task nobody here followed yet is read from there on,
         not from its first event (a retried task's history holds earlier ends)."""
+        if self._closed:
+            # The service is stopping but still answers: the stream ends at once (the
+            # client comes back later) rather than wait for events no one will read.
+            ended = Fanout(self.buffer)
+            events = ended.add()
+            ended.close()
+            return Subscription(None, events, ended)
         followed = self._followed.get(task_id)
         if followed is None or followed.fanout.deleted:
             followed = self._followed[task_id] = _Followed(Fanout(self.buffer), last=after)

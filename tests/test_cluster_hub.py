@@ -139,3 +139,15 @@ class _Elsewhere:
 
     async def cancel(self, task_id: uuid.UUID, reason: str) -> CancelOutcome:
         raise AssertionError("not used")
+
+
+async def test_a_stream_opened_after_the_hub_closed_ends_at_once(database: Database) -> None:
+    """The service still answers while it stops: a stream (or a cancel's wait) that
+    starts after the hub closed must not wait for events nobody will read."""
+    hub = EventHub(ClusterStore(database), buffer=16)
+    hub.close()
+    live = hub.subscribe(uuid.uuid4())
+    with anyio.fail_after(5):
+        async with live.events as events:
+            assert [event async for event in events] == []
+    assert len(hub) == 0

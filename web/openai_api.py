@@ -18,10 +18,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from speech.settings import SpeechSettings
-from store.records import NewTask, TaskRecord
+from store.records import NewTask, NewUpload, TaskRecord
 from store.tasks import KeyContended, KeyReused
 from supervisor.lifecycle import Status
 from supervisor.ports import JournalUnavailable
+from web.admission import admit_upload, refuse_when_draining
 from web.context import Services, services
 from web.errors import ApiError
 from web.openai_shapes import (
@@ -33,10 +34,9 @@ from web.openai_shapes import (
     refused_of,
     verbose,
 )
-from web.routes_tasks import admit, refuse_when_draining
 from web.task_end import Outcome, wait_for_end
 from web.transcript_view import Finished
-from web.uploads import read_upload
+from web.uploads import ParsedUpload
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +95,23 @@ async def _transcribe(request: Request, receive: Receive) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Refused(400, "Idempotency-Key must be 1 to 200 characters")
-    with app.uploads.slot():
-        async with read_upload(request, app.settings.max_upload_bytes) as parsed:
-            granularities = [v for name, v in parsed.repeated if name in GRANULARITIES]
-            form = parse_form(parsed.fields, granularities, {"languages": app.languages})
-            task = NewTask(
-                user_id=user_id,
-                title=parsed.upload.filename[:50],
-                language=form.language,
-                reference_text=(form.reference_text or "").strip() or None,
-                idempotency_key=key,
-            )
-            record, _ = await admit(app, task, parsed.upload)
+    forms: list[TranscriptionForm] = []  # the form, read with the upload, shapes the answer
+
+    def task_of(parsed: ParsedUpload) -> tuple[NewTask, NewUpload]:
+        granularities = [v for name, v in parsed.repeated if name in GRANULARITIES]
+        form = parse_form(parsed.fields, granularities, {"languages": app.languages})
+        forms.append(form)
+        task = NewTask(
+            user_id=user_id,
+            title=parsed.upload.filename[:50],
+            language=form.language,
+            reference_text=(form.reference_text or "").strip() or None,
+            idempotency_key=key,
+        )
+        return task, parsed.upload
+
+    record, _ = await admit_upload(request, app, task_of)
+    (form,) = forms
     patience = app.settings.transcription_wait_seconds
     waited = await wait_for_end(app, user_id, record.id, record.last_seq, receive, patience)
     match waited.outcome:

@@ -70,6 +70,21 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json(ErrorOut, "Error") for code in codes}
 
 
+def _audio(summary: str, errors: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A GET of a task's recording, whole or one byte range (the user's and the operator's)."""
+    octets: dict[str, Any] = {"application/octet-stream": {}}
+    return {
+        "summary": summary,
+        **extra,
+        "parameters": [{"name": "Range", "in": "header", "schema": {"type": "string"}}],
+        "responses": {
+            "200": {"description": "The bytes as uploaded", "content": octets},
+            "206": {"description": "The range asked for (Content-Range)", "content": octets},
+            **errors,
+        },
+    }
+
+
 def _upload_schema() -> dict[str, Any]:
     schema = CreateFields.model_json_schema()
     properties = {"file": {"type": "string", "format": "binary"}, **schema["properties"]}
@@ -173,22 +188,10 @@ def _paths() -> dict[str, Any]:
         },
         "/tasks/{task_id}/audio": {
             "parameters": [_ID],
-            "get": {
-                "summary": "The original upload; one byte range with Range: bytes=a-b",
-                "parameters": [{"name": "Range", "in": "header", "schema": {"type": "string"}}],
-                "responses": {
-                    "200": {
-                        "description": "The bytes as uploaded",
-                        "content": {"application/octet-stream": {}},
-                    },
-                    "206": {
-                        "description": "The range asked for (Content-Range)",
-                        "content": {"application/octet-stream": {}},
-                    },
-                    **auth,
-                    **_errors(404, 416),
-                },
-            },
+            "get": _audio(
+                "The original upload; one byte range with Range: bytes=a-b",
+                {**auth, **_errors(404, 416)},
+            ),
         },
         "/tasks/{task_id}/cancel": {
             "parameters": [_ID],
@@ -262,6 +265,7 @@ def _paths() -> dict[str, Any]:
             task_id=_ID,
             status=_STATUS,
             instant=_instant,
+            audio=_audio,
         ),
         "/healthz": {
             "get": {

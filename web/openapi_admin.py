@@ -55,6 +55,7 @@ def paths(
     json: Json, errors: Errors, ref: Callable[[type[BaseModel]], dict[str, Any]], **shared: Any
 ) -> dict[str, Any]:
     task_id, status_items, instant = shared["task_id"], shared["status"], shared["instant"]
+    audio = shared["audio"]  # the recording's download, as the user's route has it
     auth = errors(401, 404, 503)
     query = [
         {
@@ -119,23 +120,11 @@ def paths(
         },
         "/admin/tasks/{task_id}/audio": {
             "parameters": [task_id],
-            "get": {
-                "summary": "Any user's recording, as GET /tasks/{task_id}/audio (Range too)",
-                "description": _ONLY,
-                "parameters": [{"name": "Range", "in": "header", "schema": {"type": "string"}}],
-                "responses": {
-                    "200": {
-                        "description": "The bytes as uploaded",
-                        "content": {"application/octet-stream": {}},
-                    },
-                    "206": {
-                        "description": "The range asked for (Content-Range)",
-                        "content": {"application/octet-stream": {}},
-                    },
-                    **auth,
-                    **errors(416),
-                },
-            },
+            "get": audio(
+                "Any user's recording, as GET /tasks/{task_id}/audio (Range too)",
+                {**auth, **errors(416)},
+                description=_ONLY,
+            ),
         },
         "/admin/tasks/{task_id}/events": {
             "parameters": [task_id],

@@ -26,6 +26,7 @@ from web.admin_schemas import (
     OverviewOut,
     TimelineOut,
 )
+from web.admission import draining_error, refuse_when_draining
 from web.bodies import read_small_body
 from web.context import Services, services
 from web.errors import ApiError
@@ -34,7 +35,6 @@ from web.responses import ModelResponse
 from web.routes_tasks import (
     audio_response,
     queue_position,
-    refuse_when_draining,
     task_id_of,
     validation_detail,
 )
@@ -156,9 +156,7 @@ async def _retry(app: Services, task_id: UUID) -> bool:
     try:
         return await app.door.retry(task_id)
     except NotAccepting:
-        raise ApiError(
-            503, "the service is shutting down; try again shortly", headers={"Retry-After": "5"}
-        ) from None
+        raise draining_error() from None
 
 
 async def bulk_retry(request: Request) -> Response:

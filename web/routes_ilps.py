@@ -16,10 +16,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from store.records import NewTask
+from store.records import NewTask, NewUpload
 from store.tasks import ListQuery
 from supervisor.events import QueuePosition
 from supervisor.lifecycle import Status
+from web.admission import admit_upload, refuse_when_draining
 from web.bodies import read_small_body
 from web.context import services
 from web.errors import ApiError, not_found
@@ -39,9 +40,8 @@ from web.ilps_schemas import (
 from web.ilps_status import StatusTracker, StatusUpdate, opening_updates
 from web.params import last_event_id
 from web.responses import ModelResponse
-from web.routes_tasks import admit, refuse_when_draining
 from web.sse import EventSink, EventStreamResponse, frame
-from web.uploads import read_upload
+from web.uploads import ParsedUpload
 
 _PAGE = 100
 _MAX_BODY = 64 * 1024
@@ -84,14 +84,16 @@ async def transcribe(request: Request) -> ASGIApp:
     """Store the task and hand it to the supervisor; the pipeline runs in the background."""
     app = services(request)
     refuse_when_draining(app)
-    with app.uploads.slot():
-        async with read_upload(request, app.settings.max_upload_bytes) as parsed:
-            fields = parse(TranscribeIn, dict(parsed.fields), "body")
-            task = NewTask(
-                user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
-            )
-            record, _ = await admit(app, task, parsed.upload)
+    record, _ = await admit_upload(request, app, _task_of)
     return ModelResponse(CreatedOut(id=record.id))
+
+
+def _task_of(parsed: ParsedUpload) -> tuple[NewTask, NewUpload]:
+    fields = parse(TranscribeIn, dict(parsed.fields), "body")
+    task = NewTask(
+        user_id=fields.user_id, title=fields.title, language="en-US", text_id=fields.text_id
+    )
+    return task, parsed.upload
 
 
 async def list_tasks(request: Request) -> ASGIApp:

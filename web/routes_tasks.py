@@ -22,6 +22,7 @@ from supervisor.events import Broadcast, QueuePosition
 from supervisor.lifecycle import Status
 from supervisor.messages import CancelOutcome
 from supervisor.supervisor import NotAccepting
+from web.admission import admit_upload, draining_error, refuse_when_draining
 from web.context import Services, services
 from web.errors import ApiError, error_response, not_found
 from web.feed import open_feed
@@ -30,7 +31,7 @@ from web.ranges import Unsatisfiable, parse_range
 from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
-from web.uploads import ParsedUpload, read_upload
+from web.uploads import ParsedUpload
 from web.webhook_urls import MAX_URL_LENGTH, RefusedUrl, check_url
 
 
@@ -83,16 +84,14 @@ async def create_task(request: Request) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 200:
         raise ApiError(422, "Idempotency-Key must be 1 to 200 characters")
-    with app.uploads.slot():
-        async with read_upload(request, app.settings.max_upload_bytes) as parsed:
-            task, upload = _new_task(app, parsed, user_id, key)
-            record, created = await admit(app, task, upload)  # as stored: no actor moved it
+    task_of = functools.partial(_new_task, app, user_id=user_id, key=key)
+    record, created = await admit_upload(request, app, task_of)  # as stored: no actor moved it
     headers = {"Location": f"/tasks/{record.id}"}
     return ModelResponse(TaskOut.of(record), 201 if created else 200, headers=headers)
 
 
 def _new_task(
-    app: Services, parsed: ParsedUpload, user_id: UUID, key: str | None
+    app: Services, parsed: ParsedUpload, *, user_id: UUID, key: str | None
 ) -> tuple[NewTask, NewUpload]:
     try:
         fields = CreateFields.model_validate(parsed.fields, context={"languages": app.languages})
@@ -121,28 +120,6 @@ def _webhook_url(app: Services, raw: str | None) -> str | None:
         return check_url(raw.strip(), allow_private=app.settings.webhook_allow_private)
     except RefusedUrl as error:
         raise ApiError(422, str(error)) from None
-
-
-def refuse_when_draining(app: Services) -> None:
-    if app.draining.is_set() or not app.door.accepting:
-        raise _draining()
-
-
-def _draining() -> ApiError:
-    return ApiError(
-        503, "the service is shutting down; try again shortly", headers={"Retry-After": "5"}
-    )
-
-
-async def admit(app: Services, task: NewTask, upload: NewUpload) -> tuple[TaskRecord, bool]:
-    """Persist the task and give it its actor, through the door (native and ILPS routes)."""
-    try:
-        record, created = await app.door.create(functools.partial(app.store.admit, task, upload))
-    except NotAccepting:
-        raise _draining() from None
-    if created:
-        lifecycle.task_created(record.id, task.user_id)
-    return record, created
 
 
 async def list_tasks(request: Request) -> Response:
@@ -250,7 +227,7 @@ async def retry_task(request: Request) -> Response:
     try:
         retried = await app.door.retry(task_id)
     except NotAccepting:
-        raise _draining() from None
+        raise draining_error() from None
     record = await app.store.get(user_id, task_id)
     if record is None:
         raise not_found()  # deleted meanwhile

@@ -44,6 +44,7 @@ from web.app import create_app
 from web.auth import authenticator
 from web.context import Services
 from web.header_limits import limited_config
+from web.in_flight import InFlight
 from web.observed import Observed
 from web.openai_api import transcriber_label
 from web.retention import Retention
@@ -79,18 +80,33 @@ class RunningService:
     url_of_database: URL | str
     _server: _Server
     _stopped: anyio.Event
+    _in_flight: InFlight
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def drain(self) -> None:
-        """Refuse new tasks, stop every actor at a safe point (ending streams), stop HTTP."""
+        """Refuse new tasks and stop every actor at a safe point (ending streams).
+
+        HTTP goes on answering (new work gets 503) until ``close_http``: a closed
+        listener would refuse the next client instead.
+        """
         services = self.services
         services.draining.set()
         services.supervisor.shutdown()
         with anyio.move_on_after(services.settings.shutdown_grace_seconds + 5):
             await self._stopped.wait()
+
+    async def close_http(self) -> None:
+        """Once the requests in flight are answered (within the grace), close the listener."""
+        with anyio.move_on_after(self.services.settings.shutdown_grace_seconds + 1) as waited:
+            await self._in_flight.answered()
+        if waited.cancelled_caught:
+            # They have had uvicorn's whole patience here: it gives the requests since (a
+            # 503 each, mostly) a second, and a stop takes no longer than it did before.
+            self._server.config.timeout_graceful_shutdown = 1
+        log.info("drained: closing the listener")
         self._server.should_exit = True
 
 
@@ -190,8 +206,9 @@ async def _running(
         outcome.state, outcome.duration
     )
     install_context()
+    in_flight = InFlight(Observed(create_app(services)))
     server_config = limited_config(
-        Observed(create_app(services)),
+        in_flight,
         max_header_bytes=settings.max_header_bytes,
         lifespan="off",
         # scope["client"] stays the TCP peer: the trusted-network check must not be
@@ -205,7 +222,7 @@ async def _running(
     )
     server = _Server(server_config)
     stopped = anyio.Event()
-    running = RunningService(services, port, url, server, stopped)
+    running = RunningService(services, port, url, server, stopped, in_flight)
     try:
         async with anyio.create_task_group() as group:
 
@@ -230,7 +247,9 @@ async def _running(
                 with anyio.CancelScope(shield=True):
                     await running.drain()
                     await member.leave()  # the actors have stopped: hand the tasks over
-                background.cancel()
+                    background.cancel()
+                    # Last: until now a new request is answered (503 for new work).
+                    await running.close_http()
     finally:
         if pipeline.aclose is not None:
             with anyio.CancelScope(shield=True):

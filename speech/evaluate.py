@@ -3,7 +3,8 @@ expected sound scored.
 
 The reference is normalised as a person reads it (``normalise.py``), each word given
 its expected sounds in the model's symbols (``lexicon.py``), force-aligned to the CTC
-phoneme model's posteriors (``phone_model.py``, ``ctc_align.py``; a long reading in
+phoneme model's posteriors (``phone_model.py``, ``ctc_align.py``; the transcribing
+stage's when the transcription carries them, else computed here; a long reading in
 pieces, ``long_reading.py``), each sound measured by its goodness of pronunciation
 (``gop.py``), the transcriber's words set against the text (``transcript_match.py``),
 and ``verdicts.py`` turns that into what a learner sees. Without the audio (a task whose

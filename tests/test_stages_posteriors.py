@@ -4,25 +4,32 @@ computed them (as it does for a resumed task, whose transcription comes from the
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field, replace
-from typing import Any
-from uuid import UUID, uuid4
+from dataclasses import replace
+from uuid import UUID
 
 import anyio
 import numpy as np
 import pytest
+from sqlalchemy import URL
 
-from speech.base import AudioInput, Evaluation, NormalisedAudio, Transcription
-from speech.decode import decode_audio
+from speech.base import AudioInput, Evaluation, NormalisedAudio, Pipeline, Transcription
+from speech.decode import EmbeddedPreprocessor, decode_audio
 from speech.evaluate import EmbeddedEvaluator
 from speech.phone_model import WINDOWING, frame_count, phone_model, samples_of
 from speech.recognise import EmbeddedTranscriber
 from speech.workers import run_here
-from store.records import snapshot_of
+from store.database import open_database
+from store.journal import PgJournal
+from store.records import NewTask, NewUpload
+from store.tasks import TaskStore
+from supervisor.config import SupervisorConfig
 from supervisor.lifecycle import Stage, Status
 from supervisor.messages import StageSucceeded
+from supervisor.supervisor import Supervisor
 from supervisor.transitions import change_for
+from tests.fakes import drain, running
 from tests.pron_corpus import PASSAGE, passage_pcm
 from tests.stages_helpers import HUMAN_CLIP, HUMAN_TEXT
 
@@ -106,42 +113,63 @@ async def test_the_44_s_reading_scores_the_same_with_the_posteriors_carried_or_c
     assert len(shared.words) > 100
 
 
-@dataclass(frozen=True)
-class _Row:
-    """A task's stored columns, as ``snapshot_of`` reads them when a task resumes."""
-
-    transcript: str
-    words: list[dict[str, Any]]
-    phonemes: list[dict[str, Any]]
-    id: UUID = field(default_factory=uuid4)
-    status: str = "evaluating"
-    last_seq: int = 5
-    attempt: int = 1
-    language: str = "en"
-    reference_text: str | None = HUMAN_TEXT
-    text_id: UUID | None = None
-
-
-def test_the_posteriors_are_never_stored(clip: NormalisedAudio) -> None:
-    """The journal gets the transcription's JSON fields, not the frames; a transcription
-    read back from the store has none, and equals the one that had them."""
-    heard = anyio.run(
-        EmbeddedTranscriber(anyio.CapacityLimiter(1), run=run_here).transcribe,
-        clip,
-        "en",
-        _ignore,
-    )
+def test_the_journal_gets_the_transcription_without_its_posteriors(clip: NormalisedAudio) -> None:
+    """What the transcribing stage's success writes: the listed JSON fields, small."""
+    transcriber = EmbeddedTranscriber(anyio.CapacityLimiter(1), run=run_here)
+    heard = anyio.run(transcriber.transcribe, clip, "en", _ignore)
     assert heard.posteriors is not None
-    fields = change_for(
-        StageSucceeded(Stage.TRANSCRIBING, heard), Status.TRANSCRIBING, evaluates=True
-    ).fields
-    stored = json.dumps(fields)
+    done = StageSucceeded(Stage.TRANSCRIBING, heard)
+    stored = json.dumps(change_for(done, Status.TRANSCRIBING, evaluates=True).fields)
     assert "posteriors" not in stored
-    assert len(stored) < 20_000  # words, phonemes and segments of 5 s, not 250 x 191 floats
+    assert len(stored) < 20_000  # words, phonemes and segments of 5 s, not 251 x 191 floats
     assert "posteriors" not in repr(heard)
 
-    row = _Row(fields["transcript"], fields["words"], fields["phonemes"])
-    resumed = snapshot_of(row)
-    assert resumed.transcription is not None
-    assert resumed.transcription.posteriors is None
-    assert resumed.transcription == replace(heard, segments=(), detected_language=None)
+
+@pytest.mark.anyio
+async def test_a_task_through_the_supervisor_runs_the_network_once(
+    service_database_url: URL, user: UUID
+) -> None:
+    """A task with a text, through the supervisor and the PostgreSQL journal, the stages
+    here (``run_here``); then the same task resumed in its evaluating stage from what the
+    store holds (no posteriors): the network runs again and the evaluation is the same."""
+    data = HUMAN_CLIP.read_bytes()
+    limiter = anyio.CapacityLimiter(1)
+    pipeline = Pipeline(
+        EmbeddedPreprocessor(300, limiter),
+        EmbeddedTranscriber(limiter, run=run_here),
+        EmbeddedEvaluator(limiter, run=run_here),
+    )
+    model = phone_model()
+    async with open_database(service_database_url, pool_size=2) as database:
+        store, journal = TaskStore(database), PgJournal(database)
+        upload = NewUpload(data, "a.wav", "audio/wav", hashlib.sha256(data).hexdigest())
+        task, _ = await store.create(
+            NewTask(user, "clip", "en-US", reference_text=HUMAN_TEXT), upload
+        )
+        before = model.runs
+        with anyio.fail_after(120):
+            async with running(Supervisor(journal, pipeline, SupervisorConfig(capacity=1))) as door:
+                await door.start(task)
+                await drain(await door.follow(task))
+        assert model.runs - before == 1
+        record = await store.get(user, task)
+        assert record is not None
+        assert record.status == "completed"
+        assert record.evaluation is not None
+        assert record.evaluation["method"] == "ctc-gop"
+
+        snapshot = await journal.load(task)
+        audio = await journal.load_normalised(task)
+        assert snapshot is not None
+        assert snapshot.transcription is not None
+        assert snapshot.transcription.posteriors is None
+        before = model.runs
+        again = await pipeline.evaluator.evaluate(snapshot.transcription, HUMAN_TEXT, None, audio)
+        assert model.runs - before == 1
+        done = StageSucceeded(Stage.EVALUATING, again)
+        fields = json.loads(json.dumps(change_for(done, Status.EVALUATING, evaluates=True).fields))
+        assert fields == {
+            "accuracy": record.accuracy,
+            "mistakes": record.mistakes,
+            "evaluation": record.evaluation,
+        }

@@ -10,7 +10,9 @@ to that model's frames (``word_times.py``), and each phoneme is assigned to the 
 it falls in. The phoneme model runs once, on the whole recording, before the first
 window (``heard_posteriors``); each window takes its frames of it, and the
 transcription carries the posteriors to the evaluating stage, which then need not run
-the network again.
+the network again. Past ``MAX_SHARED_SECONDS`` (600 s, beyond the default longest
+recording) the posteriors are not handed on: each window runs the model on its own
+audio and the evaluator on the whole, so that memory per task stays bounded.
 
 Long audio is transcribed window by window (30 s, or ``MANAGER_SEGMENT_SECONDS``),
 each starting where Whisper's last complete segment ended, with the tokens before as
@@ -45,6 +47,12 @@ from .workers import Runner, run_in_worker
 ENGLISH = frozenset({"en", "english"})
 #: Whisper's window.
 MAX_WINDOW_SECONDS = 30.0
+#: The longest recording whose posteriors are computed once and handed on (float32,
+#: about 38 KB per audio second: 22 MiB here, held by the server between the stages).
+#: Past it each window runs the phoneme model on its own audio, as the evaluator does
+#: on the whole, so that the server's memory per task stays bounded whatever
+#: ``MANAGER_MAX_AUDIO_SECONDS`` allows.
+MAX_SHARED_SECONDS = 600.0
 
 
 def _code(language: str) -> str:
@@ -174,6 +182,17 @@ def recognise_segment(
     return list(heard.words), phonemes
 
 
+def _frames(
+    posteriors: Posteriors | None, start: int, end: int, last: bool
+) -> tuple[int, LogProbs] | None:
+    """The frames of the window of samples ``[start, end)``, with the index of the first."""
+    if posteriors is None:
+        return None
+    first = _first_frame(start)
+    stop = len(posteriors.log_probs) if last else _first_frame(end)
+    return first, posteriors.log_probs[first:stop]
+
+
 class EmbeddedTranscriber:
     """Whisper and the phoneme model in worker processes (``run``); a killed worker is a
     transient error."""
@@ -187,11 +206,13 @@ class EmbeddedTranscriber:
         segment_seconds: float = 30.0,
         config: WhisperConfig | None = None,
         run: Runner = run_in_worker,
+        shared_seconds: float = MAX_SHARED_SECONDS,
     ) -> None:
         self._limiter = limiter
         self._window = int(min(segment_seconds, MAX_WINDOW_SECONDS) * SAMPLE_RATE)
         self._config = config or default_config()
         self._run = run
+        self._shared = int(shared_seconds * SAMPLE_RATE)
 
     async def transcribe(
         self, audio: NormalisedAudio, language: str, progress: ProgressCallback
@@ -203,18 +224,18 @@ class EmbeddedTranscriber:
         phonemes: list[Phoneme] = []
         prompt: list[int] = []
         detected: str | None = None
-        posteriors = await self._run(
-            heard_posteriors, audio.pcm, limiter=self._limiter, what="recogniser"
-        )
+        posteriors = None
+        if total <= self._shared:
+            posteriors = await self._run(
+                heard_posteriors, audio.pcm, limiter=self._limiter, what="recogniser"
+            )
         start = 0
         while start < total:
             end = min(start + self._window, total)
-            first = _first_frame(start)
-            last = len(posteriors.log_probs) if end == total else _first_frame(end)
             heard, heard_phonemes = await self._run(
                 recognise_window, audio.pcm[2 * start : 2 * end], start / SAMPLE_RATE,
                 self._config, code, prompt[-PROMPT_TOKENS:], end == total, len(words),
-                (first, posteriors.log_probs[first:last]),
+                _frames(posteriors, start, end, end == total),
                 limiter=self._limiter, what="recogniser",
             )  # fmt: skip
             segments += heard.segments

@@ -87,6 +87,26 @@ async def test_the_evaluating_stage_does_not_run_the_network_when_the_posteriors
 
 
 @pytest.mark.anyio
+async def test_past_the_shared_length_each_stage_runs_the_network_itself(
+    clip: NormalisedAudio,
+) -> None:
+    """A recording longer than ``shared_seconds``: no posteriors held between the stages,
+    and (a 5 s clip is one window) the same transcription and scores."""
+    limiter = anyio.CapacityLimiter(1)
+    evaluator = EmbeddedEvaluator(limiter, run=run_here)
+    shared = await EmbeddedTranscriber(limiter, run=run_here).transcribe(clip, "en", _ignore)
+    model = phone_model()
+    before = model.runs
+    alone = EmbeddedTranscriber(limiter, run=run_here, shared_seconds=1.0)
+    heard = await alone.transcribe(clip, "en", _ignore)
+    assert heard.posteriors is None
+    assert heard == shared
+    scored = await _evaluate(evaluator, heard, HUMAN_TEXT, clip)
+    assert model.runs - before == 2  # the window's run, then the evaluator's
+    assert scored == await _evaluate(evaluator, shared, HUMAN_TEXT, clip)
+
+
+@pytest.mark.anyio
 async def test_the_44_s_reading_scores_the_same_with_the_posteriors_carried_or_computed() -> None:
     """Through real worker processes (the posteriors pickled out and in), on a reading
     long enough to be cut into stretches and transcribed in two windows."""

@@ -6,15 +6,20 @@ text and against the text repeated until it is over 10,000 characters (a reading
 stops before the text ends). Each evaluation runs in a fresh process: CPU seconds of
 ``evaluate_reading`` per audio second, and the process's peak resident memory while
 loading the model (on a second of the audio) and while evaluating. The 44 s reading
-is also evaluated without a transcript (aligned whole). Prints JSON; ``main`` is also
-called by bench/pronunciation.py.
+is also evaluated without a transcript (aligned whole). And the 310 s reading through
+both stages as the service runs them (the transcriber's posteriors handed to the
+evaluator), in a fresh process: each stage's CPU, the network's runs, the posteriors'
+size and the peak memory. Prints JSON; ``main`` is also called by
+bench/pronunciation.py.
 
     python bench/long_reading.py
+    python bench/long_reading.py --pipeline   # only the 310 s reading through both stages
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import resource
 import sys
 import time
@@ -23,13 +28,16 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from speech.base import SAMPLE_RATE, Word  # noqa: E402
-from speech.evaluate import evaluate_reading  # noqa: E402
-from speech.phone_model import FRAME_SAMPLES, cuts, samples_of  # noqa: E402
-from speech.recognise import recognise_segment  # noqa: E402
+from speech.base import SAMPLE_RATE, NormalisedAudio, Word  # noqa: E402
+from speech.evaluate import EmbeddedEvaluator, evaluate_reading  # noqa: E402
+from speech.phone_model import FRAME_SAMPLES, cuts, phone_model, samples_of  # noqa: E402
+from speech.recognise import EmbeddedTranscriber, recognise_segment  # noqa: E402
+from speech.workers import run_here  # noqa: E402
 from tests import pron_corpus as corpus  # noqa: E402
 
 REPEATS = 7
@@ -89,6 +97,49 @@ def _fresh(pcm: bytes, text: str, words: list[Word]) -> dict[str, Any]:
         return pool.submit(_evaluate, pcm, text, words).result()
 
 
+async def _ignore(fraction: float) -> None:
+    """Progress reports, not looked at here."""
+
+
+def _stages(pcm: bytes, text: str) -> dict[str, Any]:
+    """In a fresh process: both stages as the service runs them, here (``run_here``)."""
+    evaluate_reading(pcm[: 2 * SAMPLE_RATE], "it was", [], None)  # loads the models
+    loaded = _peak_kib()
+    _reset_peak()
+    audio = NormalisedAudio(pcm, len(pcm) / 2 / SAMPLE_RATE)
+    limiter = anyio.CapacityLimiter(1)
+    model = phone_model()
+    runs, started = model.runs, time.process_time()
+    heard = anyio.run(EmbeddedTranscriber(limiter, run=run_here).transcribe, audio, "en", _ignore)
+    transcribing = time.process_time() - started
+    evaluator = EmbeddedEvaluator(limiter, run=run_here)
+    result = anyio.run(evaluator.evaluate, heard, text, None, audio)
+    evaluating = time.process_time() - started - transcribing
+    assert result is not None
+    assert heard.posteriors is not None
+    return {
+        "audio_seconds": round(audio.duration, 1),
+        "transcribing_cpu_per_audio_second": round(transcribing / audio.duration, 3),
+        "evaluating_cpu_per_audio_second": round(evaluating / audio.duration, 3),
+        "network_runs": model.runs - runs,
+        "posteriors_mib": round(heard.posteriors.log_probs.nbytes / 2**20, 1),
+        "posteriors_pickled_mib": round(len(pickle.dumps(heard.posteriors)) / 2**20, 1),
+        "peak_rss_mib": round(_peak_kib() / 1024, 1),
+        "peak_rss_loading_mib": round(loaded / 1024, 1),
+        "accuracy": result.accuracy,
+        "words_correct": sum(w["verdict"] == "correct" for w in result.words),
+        "words": len(result.words),
+    }
+
+
+def pipeline() -> dict[str, Any]:
+    """The 310 s reading through both stages, sharing the posteriors, in a fresh process."""
+    long = corpus.passage_pcm() * REPEATS
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        text = " ".join([corpus.PASSAGE] * REPEATS)
+        return pool.submit(_stages, long, text).result()
+
+
 def _long_text() -> str:
     repeats = -(-LONG_TEXT_CHARACTERS // (len(corpus.PASSAGE) + 1))
     return " ".join([corpus.PASSAGE] * repeats)
@@ -109,8 +160,9 @@ def main() -> dict[str, Any]:
         },
         "without_transcript": {"44s_its_text": _fresh(short, corpus.PASSAGE, [])},
         "short_recogniser_cpu_seconds": round(short_cpu, 2),
+        "310s_both_stages_sharing_posteriors": pipeline(),
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2))
+    print(json.dumps(pipeline() if sys.argv[1:] == ["--pipeline"] else main(), indent=2))

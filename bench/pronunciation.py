@@ -17,6 +17,7 @@ figures on the calibration split are under ``calibration_split``. The previous m
 the base commit in a temporary ``git worktree`` (bench/README.md).
 
     python bench/pronunciation.py            # BENCH_QUICK=1: fewer renderings, no long readings
+    python bench/pronunciation.py --cost     # only the whole pipeline's cost (a few minutes)
     BENCH_LONG=0 python bench/pronunciation.py   # all but bench/long_reading.py
     BENCH_CACHE=/tmp/pron_calibrate python bench/pronunciation.py   # model outputs kept there
 """
@@ -33,19 +34,23 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import long_reading  # noqa: E402  (bench/long_reading.py, beside this script)
 
 from speech import phone_model  # noqa: E402
-from speech.base import SAMPLE_RATE, AudioInput, Evaluation, Word  # noqa: E402
+from speech.base import SAMPLE_RATE, AudioInput, Evaluation, NormalisedAudio, Word  # noqa: E402
 from speech.decode import decode_audio  # noqa: E402
-from speech.evaluate import evaluate_reading  # noqa: E402
+from speech.evaluate import EmbeddedEvaluator, evaluate_reading  # noqa: E402
 from speech.phone_model import FRAME_SAMPLES, cuts, samples_of  # noqa: E402
-from speech.recognise import recognise_segment  # noqa: E402
+from speech.recognise import EmbeddedTranscriber, recognise_segment  # noqa: E402
+from speech.workers import run_here  # noqa: E402
 from tests import pron_corpus as corpus  # noqa: E402
 from tests.stages_helpers import android_pcm, encode  # noqa: E402
 
@@ -281,26 +286,68 @@ def other_text() -> dict[str, Any]:
     }
 
 
+async def _ignore(fraction: float) -> None:
+    """Progress reports, not looked at here."""
+
+
+def _task(data: bytes, kind: str, text: str, shared: bool) -> tuple[float, int]:
+    """One task's stages as the service runs them (decode, transcribe, evaluate), in this
+    process: its CPU seconds and how many times the phoneme network ran. ``shared``: the
+    transcription hands its posteriors to the evaluator, as in the service; otherwise the
+    evaluator computes them again, as for a resumed task (and for every task before the
+    stages shared them)."""
+    model = phone_model.phone_model()
+    runs, started = model.runs, time.process_time()
+    pcm = _decoded(data, kind, f"a.{kind.split('/')[1]}")
+    audio = NormalisedAudio(pcm, len(pcm) / 2 / SAMPLE_RATE)
+    limiter = anyio.CapacityLimiter(1)
+
+    async def stages() -> None:
+        transcriber = EmbeddedTranscriber(limiter, run=run_here)
+        heard = await transcriber.transcribe(audio, "en", _ignore)
+        if not shared:
+            heard = replace(heard, posteriors=None)
+        await EmbeddedEvaluator(limiter, run=run_here).evaluate(heard, text, None, audio)
+
+    anyio.run(stages)
+    return time.process_time() - started, model.runs - runs
+
+
 def cost() -> dict[str, Any]:
-    """CPU seconds per audio second of the whole embedded pipeline (decode, transcribe,
-    phonemes, evaluate) on one core, models loaded; and the process's peak memory."""
+    """CPU seconds per audio second of the whole embedded pipeline (decode, transcribe:
+    Whisper and the phonemes, evaluate) on one core, models loaded, the medians of
+    ``BENCH_COST_RUNS`` (3) runs, the two ways taking turns: with the posteriors shared
+    between the stages and computed twice. Also the network's runs per task, the
+    posteriors' size, and the process's peak memory."""
     flac = (corpus.DATA / "two_cities_16k.flac").read_bytes()
     clip = (corpus.DATA / "two_cities_5s.wav").read_bytes()
-    out: dict[str, Any] = {}
+    rounds = int(os.environ.get("BENCH_COST_RUNS", "3"))
+    _task(clip, "audio/wav", corpus.CLAUSES[0], True)  # loads the models: not measured
+    out: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
     for name, data, kind, text in (
         ("44s_reading", flac, "audio/flac", corpus.PASSAGE),
         ("5s_clip", clip, "audio/wav", corpus.CLAUSES[0]),
     ):
-        runs = []
-        for _ in range(3):
-            transcribed.cache_clear()
-            started = time.process_time()
-            pcm = _decoded(data, kind, f"a.{kind.split('/')[1]}")
-            transcribed(pcm)  # Whisper and the phonemes, as the service's transcriber
-            evaluated(pcm, text)
-            runs.append(time.process_time() - started)
-        seconds = len(pcm) / 2 / SAMPLE_RATE
-        out[name] = round(statistics.median(runs) / seconds, 3)
+        runs: dict[str, list[float]] = {"shared": [], "computed_twice": []}
+        network: dict[str, int] = {}
+        for _ in range(rounds):
+            for way in runs:
+                seconds, network[way] = _task(data, kind, text, way == "shared")
+                runs[way].append(seconds)
+        audio_seconds = len(_decoded(data, kind, f"a.{kind.split('/')[1]}")) / 2 / SAMPLE_RATE
+        out[name] = {
+            way: {
+                "cpu_s_per_audio_s": round(statistics.median(r) / audio_seconds, 3),
+                "runs": [round(x / audio_seconds, 3) for x in r],
+                "network_runs_per_task": network[way],
+            }
+            for way, r in runs.items()
+        }
+    frames = phone_model.frame_count(SAMPLE_RATE)
+    out["posteriors_bytes_per_audio_second"] = (
+        frames * len(phone_model.phone_model().vocabulary) * 4
+    )
+    out["load_average_after"] = os.getloadavg()[0]
     status = Path("/proc/self/status").read_text().splitlines()
     peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     out["process_peak_rss_mib"] = round(peak / 1024, 1)
@@ -308,6 +355,9 @@ def cost() -> dict[str, Any]:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--cost"]:
+        print(json.dumps({"cost_cpu_seconds_per_audio_second": cost()}, indent=2))
+        return
     held = corpus.HELD_OUT_CLAUSES
     report: dict[str, Any] = {"split": "held-out"}
     report["cost_cpu_seconds_per_audio_second"] = cost()  # first: nothing cached

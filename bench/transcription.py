@@ -10,10 +10,13 @@ the models; the engines run in this process, one thread each, as in a worker. Th
 resident memory is a worker's: a fresh process that loads both models and transcribes
 the reading. The transcribing stage (Whisper as configured by default, the phoneme
 model, the word times aligned on its posteriors) is measured whole too, and its word times against
-pocketsphinx's forced alignment of the passage, beside Whisper's own (DTW) ones.
+pocketsphinx's forced alignment of the passage, beside Whisper's own (DTW) ones and
+beside the phoneme model run on each Whisper window alone (as the stage did before it
+ran the model once on the whole recording, to hand the posteriors on).
 Prints one JSON object.
 
     nice -n 10 .venv/bin/python bench/transcription.py
+    nice -n 10 .venv/bin/python bench/transcription.py --word-times   # those alone
 """
 
 from __future__ import annotations
@@ -27,17 +30,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speech.base import SAMPLE_RATE, AudioInput, Word  # noqa: E402
+from speech.base import SAMPLE_RATE, AudioInput, NormalisedAudio, Word  # noqa: E402
 from speech.decode import decode_audio  # noqa: E402
 from speech.phone_model import phone_model, samples_of  # noqa: E402
-from speech.recognise import default_config, recognise_window  # noqa: E402
+from speech.recognise import EmbeddedTranscriber, default_config, recognise_window  # noqa: E402
 from speech.whisper_engine import PROMPT_TOKENS, transcribe_window  # noqa: E402
 from speech.whisper_model import WhisperConfig  # noqa: E402
+from speech.workers import run_here  # noqa: E402
 from tests.pron_corpus import PASSAGE, passage_pcm  # noqa: E402
 from tests.word_errors import word_errors, words_of  # noqa: E402
 
@@ -68,8 +73,19 @@ def phones_text(pcm: bytes) -> str:
     return " ".join(p.ipa for p in phone_model().phones(samples_of(pcm)))
 
 
+async def _ignore(fraction: float) -> None:
+    """Progress reports, not looked at here."""
+
+
 def stage_words(pcm: bytes, config: WhisperConfig) -> list[Word]:
-    """The transcribing stage's words (Whisper, phonemes, word times), window by window."""
+    """The transcribing stage's words (Whisper, phonemes, word times), run in this process."""
+    transcriber = EmbeddedTranscriber(anyio.CapacityLimiter(1), config=config, run=run_here)
+    audio = NormalisedAudio(pcm, len(pcm) / 2 / SAMPLE_RATE)
+    return list(anyio.run(transcriber.transcribe, audio, "en", _ignore).words)
+
+
+def window_words(pcm: bytes, config: WhisperConfig) -> list[Word]:
+    """The words timed on the phoneme model run on each Whisper window alone (before)."""
     words: list[Word] = []
     prompt: list[int] = []
     start, total = 0, len(pcm) // 2
@@ -238,6 +254,9 @@ def main() -> None:
             "reference": "pocketsphinx forced alignment of the passage",
             "whisper_dtw": time_errors(dtw_words(pcm, beam5), reference),
             "phoneme_model_ctc (used)": time_errors(stage_words(pcm, beam5), reference),
+            "phoneme_model_ctc_per_window (before)": time_errors(
+                window_words(pcm, beam5), reference
+            ),
         }
         if reference is not None
         else None
@@ -265,5 +284,19 @@ def main() -> None:
     print(json.dumps(report, ensure_ascii=False))
 
 
+def word_times() -> None:
+    """Only the word times of the transcribing stage, before and now, and Whisper's."""
+    pcm, beam5 = passage_pcm(), default_config()
+    reference = reference_times(pcm)
+    if reference is None:
+        raise SystemExit("pocketsphinx is not installed: no reference alignment")
+    report = {
+        "whisper_dtw": time_errors(dtw_words(pcm, beam5), reference),
+        "phoneme_model_ctc (used)": time_errors(stage_words(pcm, beam5), reference),
+        "phoneme_model_ctc_per_window (before)": time_errors(window_words(pcm, beam5), reference),
+    }
+    print(json.dumps(report))
+
+
 if __name__ == "__main__":
-    main()
+    word_times() if sys.argv[1:] == ["--word-times"] else main()

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+import numpy as np
+from numpy.typing import NDArray
+
 #: Called by a stage with the fraction of audio done (0.0..1.0) on long inputs.
 ProgressCallback = Callable[[float], Awaitable[None]]
 
@@ -81,6 +84,21 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Posteriors:
+    """The phoneme model's log-posteriors over a whole recording, as the transcribing stage
+    computed them, handed to the evaluating stage in memory so that the network runs once
+    a task. Never stored (about 38 KB per audio second): a resumed task computes them again.
+    """
+
+    #: Frames x the model's classes, float32; frame ``k`` is centred on ``k * frame_seconds``.
+    log_probs: NDArray[np.float32]
+    frame_seconds: float
+    #: The model and how the audio was cut for it (``phone_model.WINDOWING``): posteriors
+    #: made any other way are not used, so that sharing them never changes a score.
+    windowing: str
+
+
+@dataclass(frozen=True)
 class Transcription:
     """What was said: words with times, phonemes (IPA) with times, segments with times."""
 
@@ -91,6 +109,10 @@ class Transcription:
     segments: tuple[Segment, ...] = ()
     #: The language the transcriber detected, when the task asked it to (``auto``).
     detected_language: str | None = None
+    #: The embedded transcriber's posteriors, for the evaluating stage; None from other
+    #: engines and from a stored transcription. Not part of what was said: left out of
+    #: comparisons, and the journal stores only the fields above.
+    posteriors: Posteriors | None = field(default=None, compare=False, repr=False)
 
     @property
     def ipa(self) -> str:

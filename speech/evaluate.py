@@ -3,7 +3,8 @@ expected sound scored.
 
 The reference is normalised as a person reads it (``normalise.py``), each word given
 its expected sounds in the model's symbols (``lexicon.py``), force-aligned to the CTC
-phoneme model's posteriors (``phone_model.py``, ``ctc_align.py``; a long reading in
+phoneme model's posteriors (``phone_model.py``, ``ctc_align.py``; the transcribing
+stage's when the transcription carries them, else computed here; a long reading in
 pieces, ``long_reading.py``), each sound measured by its goodness of pronunciation
 (``gop.py``), the transcriber's words set against the text (``transcript_match.py``),
 and ``verdicts.py`` turns that into what a learner sees. Without the audio (a task whose
@@ -22,7 +23,14 @@ from uuid import UUID
 
 from anyio import CapacityLimiter
 
-from .base import Evaluation, NormalisedAudio, PermanentStageError, Transcription, Word
+from .base import (
+    Evaluation,
+    NormalisedAudio,
+    PermanentStageError,
+    Posteriors,
+    Transcription,
+    Word,
+)
 from .ctc_align import CtcAlignment, Emissions, align
 from .lexicon import Entry, entry
 from .long_reading import Piece, align_in_pieces, plan
@@ -33,7 +41,7 @@ from .scoring import per_word, score
 from .texts import TextSource
 from .transcript_match import Match, match
 from .verdicts import ReferenceWord, ilps_mistakes, judge
-from .workers import run_in_worker
+from .workers import Runner, run_in_worker
 
 #: Alignment cells (reference tokens x recognised tokens) beyond which scoring is refused.
 MAX_CELLS = 25_000_000
@@ -92,18 +100,24 @@ def evaluate_reading(
     reference_text: str,
     recognised: Sequence[Word] = (),
     phonemes: Sequence[str] | None = None,
+    posteriors: Posteriors | None = None,
 ) -> Evaluation | None:
     """Align the text to 16 kHz mono audio and score every sound; None when the text has
     no words (in a worker). ``recognised`` (the transcriber's words, with times) names
     replaced and inserted words, tells a reading of another text, and cuts a long
     reading into pieces; ``phonemes`` (the recognised IPA) are scored by the previous
-    method when the recording is too short to align."""
+    method when the recording is too short to align. ``posteriors`` (the transcribing
+    stage's, of this audio) spare running the phoneme model again when they are what it
+    would compute."""
     spoken = spoken_words(reference_text)
     if not spoken:
         return None
     references = [ReferenceWord(w.text, w.written, entry(w.text)) for w in spoken]
     model = phone_model()
-    log_probs = model.posteriors(samples_of(pcm))
+    samples = samples_of(pcm)
+    log_probs = model.usable(posteriors, len(samples))
+    if log_probs is None:
+        log_probs = model.posteriors(samples)
     if len(log_probs) < 2:
         if phonemes is None:
             raise PermanentStageError("the recording is too short to be scored")
@@ -131,14 +145,21 @@ def evaluate_reading(
 
 class EmbeddedEvaluator:
     """Scores against the task's reference text (or the texts service's text for its
-    ``text_id``), in the engine worker processes."""
+    ``text_id``), in the engine worker processes (``run``), on the transcription's
+    posteriors when it carries them."""
 
     #: The engine label of its metrics.
     engine = "embedded"
 
-    def __init__(self, limiter: CapacityLimiter, texts: TextSource | None = None) -> None:
+    def __init__(
+        self,
+        limiter: CapacityLimiter,
+        texts: TextSource | None = None,
+        run: Runner = run_in_worker,
+    ) -> None:
         self._limiter = limiter
         self._texts = texts
+        self._run = run
 
     def applies(self, reference_text: str | None, text_id: UUID | None) -> bool:
         if reference_text and reference_text.strip():
@@ -159,10 +180,10 @@ class EmbeddedEvaluator:
             text = await self._texts.text(text_id)
         actual = [p.ipa for p in transcription.phonemes]
         if audio is None:
-            return await run_in_worker(
+            return await self._run(
                 evaluate_text, text, actual, limiter=self._limiter, what="evaluator"
             )
-        return await run_in_worker(
+        return await self._run(
             evaluate_reading, audio.pcm, text, list(transcription.words), actual,
-            limiter=self._limiter, what="evaluator",
+            transcription.posteriors, limiter=self._limiter, what="evaluator",
         )  # fmt: skip

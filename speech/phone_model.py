@@ -9,20 +9,24 @@ either side (the network sees context across the cut; the margins' frames are
 dropped), and the stretches' frames are joined. Frames keep their absolute index:
 frame ``k`` is centred on sample ``k * FRAME_SAMPLES`` however the audio was cut.
 
-Loaded once per process (``phone_model()``): the engine worker processes.
+Loaded once per process (``phone_model()``): the engine worker processes. The
+transcribing stage computes a recording's posteriors once (``heard``) and hands them to
+the evaluating stage, which takes them only when they were made as it would make them
+(``usable``): the same model, the same cuts, every frame.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import SAMPLE_RATE
+from .base import SAMPLE_RATE, Posteriors
 
 #: Input samples per output frame (a 160-sample hop, subsampled by 2): 20 ms.
 FRAME_SAMPLES = 320
@@ -39,6 +43,13 @@ QUIET_FRAMES = 5
 #: A decoded phone keeps the blank frames after it, up to this many (60 ms): CTC
 #: posteriors are peaky, the sound itself lasts longer than its spike.
 TAIL_FRAMES = 3
+
+#: What made a set of posteriors: a change to the model or to the cutting changes it.
+WINDOWING = (
+    f"hama {importlib.metadata.version('hama')} ASRModel; {FRAME_SAMPLES}-sample frames; "
+    f"stretches of {MIN_CORE_FRAMES}-{CORE_FRAMES} frames cut at the quietest "
+    f"{QUIET_FRAMES}, {MARGIN_FRAMES} frames of context; whole up to {MAX_FRAMES}"
+)
 
 LogProbs = NDArray[np.float32]
 Samples = NDArray[np.float32]
@@ -108,6 +119,9 @@ class PhoneModel:
         self.blank: int = self.vocabulary.index("<blank>")
         self.word_boundary: int = self.vocabulary.index("<wb>")
         self.frame_seconds = FRAME_SECONDS
+        #: Times the network ran in this process (a seam for tests and benches: a task
+        #: should run it on its audio once).
+        self.runs = 0
 
     def _run(self, samples: Samples) -> LogProbs:
         session: Any = self._model.session
@@ -115,6 +129,7 @@ class PhoneModel:
             "waveform": np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1),
             "waveform_lengths": np.array([len(samples)], dtype=np.int64),
         }
+        self.runs += 1
         log_probs, lengths = session.run(["log_probs", "out_lengths"], feeds)
         out: LogProbs = log_probs[0, : int(np.asarray(lengths).reshape(-1)[0])]
         return out
@@ -134,6 +149,21 @@ class PhoneModel:
             parts.append(window[first - begin : last - begin])
         joined: LogProbs = np.concatenate(parts)
         return joined
+
+    def heard(self, samples: Samples) -> Posteriors:
+        """The posteriors of a whole recording, with what made them, to hand on."""
+        return Posteriors(self.posteriors(samples), self.frame_seconds, WINDOWING)
+
+    def usable(self, posteriors: Posteriors | None, samples: int) -> LogProbs | None:
+        """The log-probabilities of ``posteriors`` if this model, cutting ``samples`` of
+        audio as it does, would have computed them; else None (compute them again)."""
+        if posteriors is None or posteriors.windowing != WINDOWING:
+            return None
+        frames = frame_count(samples) if samples else 0
+        log_probs = posteriors.log_probs
+        if log_probs.dtype != np.float32 or log_probs.shape != (frames, len(self.vocabulary)):
+            return None
+        return log_probs
 
     def decode(self, log_probs: LogProbs) -> list[HeardPhone]:
         """The best token of each frame, repeats merged, blanks and boundaries dropped."""

@@ -7,7 +7,12 @@ a language model as much as an acoustic one: it writes what was meant. The sound
 heard come from a model that knows no words (``phone_model.py``), so that a
 mispronunciation shows. The words' times come from aligning their dictionary sounds
 to that model's frames (``word_times.py``), and each phoneme is assigned to the word
-it falls in.
+it falls in. The phoneme model runs once, on the whole recording, before the first
+window (``heard_posteriors``); each window takes its frames of it, and the
+transcription carries the posteriors to the evaluating stage, which then need not run
+the network again. Past ``MAX_SHARED_SECONDS`` (600 s, beyond the default longest
+recording) the posteriors are not handed on: each window runs the model on its own
+audio and the evaluator on the whole, so that memory per task stays bounded.
 
 Long audio is transcribed window by window (30 s, or ``MANAGER_SEGMENT_SECONDS``),
 each starting where Whisper's last complete segment ended, with the tokens before as
@@ -26,21 +31,28 @@ from .base import (
     NormalisedAudio,
     PermanentStageError,
     Phoneme,
+    Posteriors,
     ProgressCallback,
     Segment,
     Transcription,
     Word,
 )
 from .languages import Languages
-from .phone_model import HeardPhone, phone_model, samples_of
+from .phone_model import FRAME_SAMPLES, FRAME_SECONDS, HeardPhone, LogProbs, phone_model, samples_of
 from .whisper_engine import PROMPT_TOKENS, WindowText, tidy, transcribe_window
 from .whisper_model import WhisperConfig, bundled_model, model_languages
 from .word_times import aligned_words
-from .workers import run_in_worker
+from .workers import Runner, run_in_worker
 
 ENGLISH = frozenset({"en", "english"})
 #: Whisper's window.
 MAX_WINDOW_SECONDS = 30.0
+#: The longest recording whose posteriors are computed once and handed on (float32,
+#: about 38 KB per audio second: 22 MiB here, held by the server between the stages).
+#: Past it each window runs the phoneme model on its own audio, as the evaluator does
+#: on the whole, so that the server's memory per task stays bounded whatever
+#: ``MANAGER_MAX_AUDIO_SECONDS`` allows.
+MAX_SHARED_SECONDS = 600.0
 
 
 def _code(language: str) -> str:
@@ -115,6 +127,17 @@ def _phonemes(
     return phonemes
 
 
+def heard_posteriors(pcm: bytes) -> Posteriors:
+    """The phoneme model's posteriors of a whole recording (runs in a worker process)."""
+    return phone_model().heard(samples_of(pcm))
+
+
+def _first_frame(sample: int) -> int:
+    """The first frame centred at or after ``sample``: the frames of consecutive windows
+    follow one another, each frame in one window."""
+    return -(-sample // FRAME_SAMPLES)
+
+
 def recognise_window(
     pcm: bytes,
     offset: float,
@@ -123,21 +146,31 @@ def recognise_window(
     prompt: list[int] | None = None,
     last: bool = True,
     first_word: int = 0,
+    frames: tuple[int, LogProbs] | None = None,
 ) -> tuple[WindowText, list[Phoneme]]:
     """What Whisper and the phoneme model hear in one window (at most 30 s) of 16 kHz
     mono s16le audio starting at ``offset`` s (runs in a worker process).
 
     ``first_word`` is the index the window's first word will have in the transcription.
-    The phonemes cover the part of the window Whisper consumed.
+    ``frames`` are the window's frames of the recording's posteriors (the index of the
+    first, and the frames up to the window's end); without them the phoneme model runs
+    on the window. The phonemes cover the part of the window Whisper consumed.
     """
     samples = samples_of(pcm)
     heard = transcribe_window(samples, offset, config, language, prompt, last)
     model = phone_model()
-    log_probs = model.posteriors(samples[: heard.consumed])
-    timed = aligned_words(heard.words, log_probs, model.vocabulary, model.frame_seconds, offset)
+    if frames is None:
+        log_probs, at = model.posteriors(samples[: heard.consumed]), offset
+    else:
+        first, log_probs = frames
+        if not last:  # the rest are the next window's
+            end = _first_frame(round(offset * SAMPLE_RATE) + heard.consumed)
+            log_probs = log_probs[: end - first]
+        at = first * FRAME_SECONDS
+    timed = aligned_words(heard.words, log_probs, model.vocabulary, model.frame_seconds, at)
     words = tidy(list(timed), offset, offset + heard.consumed / SAMPLE_RATE)
     numbered = (Word("", 0.0, 0.0, 0.0),) * first_word + words
-    phonemes = _phonemes(model.decode(log_probs), offset, numbered, first_word)
+    phonemes = _phonemes(model.decode(log_probs), at, numbered, first_word)
     return replace(heard, words=words), phonemes
 
 
@@ -149,9 +182,20 @@ def recognise_segment(
     return list(heard.words), phonemes
 
 
+def _frames(
+    posteriors: Posteriors | None, start: int, end: int, last: bool
+) -> tuple[int, LogProbs] | None:
+    """The frames of the window of samples ``[start, end)``, with the index of the first."""
+    if posteriors is None:
+        return None
+    first = _first_frame(start)
+    stop = len(posteriors.log_probs) if last else _first_frame(end)
+    return first, posteriors.log_probs[first:stop]
+
+
 class EmbeddedTranscriber:
-    """Whisper and the phoneme model in worker processes; a killed worker is a transient
-    error."""
+    """Whisper and the phoneme model in worker processes (``run``); a killed worker is a
+    transient error."""
 
     #: The engine label of its metrics.
     engine = "embedded"
@@ -161,10 +205,14 @@ class EmbeddedTranscriber:
         limiter: CapacityLimiter,
         segment_seconds: float = 30.0,
         config: WhisperConfig | None = None,
+        run: Runner = run_in_worker,
+        shared_seconds: float = MAX_SHARED_SECONDS,
     ) -> None:
         self._limiter = limiter
         self._window = int(min(segment_seconds, MAX_WINDOW_SECONDS) * SAMPLE_RATE)
         self._config = config or default_config()
+        self._run = run
+        self._shared = int(shared_seconds * SAMPLE_RATE)
 
     async def transcribe(
         self, audio: NormalisedAudio, language: str, progress: ProgressCallback
@@ -176,12 +224,18 @@ class EmbeddedTranscriber:
         phonemes: list[Phoneme] = []
         prompt: list[int] = []
         detected: str | None = None
+        posteriors = None
+        if total <= self._shared:
+            posteriors = await self._run(
+                heard_posteriors, audio.pcm, limiter=self._limiter, what="recogniser"
+            )
         start = 0
         while start < total:
             end = min(start + self._window, total)
-            heard, heard_phonemes = await run_in_worker(
+            heard, heard_phonemes = await self._run(
                 recognise_window, audio.pcm[2 * start : 2 * end], start / SAMPLE_RATE,
                 self._config, code, prompt[-PROMPT_TOKENS:], end == total, len(words),
+                _frames(posteriors, start, end, end == total),
                 limiter=self._limiter, what="recogniser",
             )  # fmt: skip
             segments += heard.segments
@@ -194,5 +248,5 @@ class EmbeddedTranscriber:
             await progress(start / max(total, 1))
         return Transcription(
             " ".join(s.text for s in segments), tuple(words), tuple(phonemes), tuple(segments),
-            detected_language=detected,
+            detected_language=detected, posteriors=posteriors,
         )  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar, TypeVarTuple, Unpack
+from typing import Protocol, TypeVar, TypeVarTuple, Unpack
 
 import anyio.to_process
 from anyio import BrokenWorkerProcess, CapacityLimiter
@@ -52,3 +52,20 @@ async def run_in_worker(
         # The details are ours to read, not the user's: they go to the log.
         log.warning("the %s failed in its worker: %s: %s", what, type(exc).__name__, exc)
         raise TransientStageError(f"the {what} failed unexpectedly") from exc
+
+
+class Runner(Protocol):
+    """Where a stage runs its engine work: ``run_in_worker``, or ``run_here``."""
+
+    async def __call__(
+        self, func: Callable[[Unpack[Ts]], T], *args: *Ts, limiter: CapacityLimiter, what: str
+    ) -> T: ...
+
+
+async def run_here(
+    func: Callable[[Unpack[Ts]], T], *args: *Ts, limiter: CapacityLimiter, what: str
+) -> T:
+    """Call ``func(*args)`` in this process, blocking it: for benches that count a
+    stage's CPU with ``time.process_time`` and tests that count what it ran."""
+    async with limiter:
+        return func(*args)

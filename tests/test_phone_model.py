@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,20 @@ def test_a_44_second_reading_gets_frames_for_all_of_it(model: pm.PhoneModel) -> 
     # "... degree of comparison only": the last word, heard in the last seconds.
     assert [p.ipa for p in phones[-4:]] == ["ɑ", "n", "l", "i"]
     assert phones[-1].start_seconds > 41
+
+
+def test_posteriors_made_otherwise_are_not_used(model: pm.PhoneModel, clip: pm.Samples) -> None:
+    """The evaluator takes handed-on posteriors only when it would have computed the same."""
+    heard = model.heard(clip)
+    assert heard.windowing == pm.WINDOWING
+    assert model.usable(heard, len(clip)) is heard.log_probs
+    assert model.usable(None, len(clip)) is None
+    # Another model or another cutting; other audio; a compacted copy.
+    assert model.usable(replace(heard, windowing="another model"), len(clip)) is None
+    assert model.usable(heard, len(clip) + 2 * pm.FRAME_SAMPLES) is None
+    assert (
+        model.usable(replace(heard, log_probs=heard.log_probs.astype(np.float16)), len(clip))
+        is None
+    )
+    nothing = model.heard(clip[:0])
+    assert model.usable(nothing, 0) is nothing.log_probs

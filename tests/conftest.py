@@ -105,6 +105,22 @@ def _fresh_database(server: str, tmp: Path) -> URL:
     return url
 
 
+def fresh_database_beside(url: URL) -> URL:
+    """A new migrated database on the server of ``url`` (dropped with the session's)."""
+    import anyio
+
+    socket_dir = url.query.get("host")
+    if isinstance(socket_dir, str):  # the embedded server, reached through its socket
+        where = {"host": socket_dir}
+    else:
+        where = {"host": str(url.host), "port": str(url.port)}
+    name = _database_name()
+    anyio.run(_create_database, where, name)
+    fresh = url.set(database=name)
+    upgrade(fresh)
+    return fresh
+
+
 @pytest.fixture(scope="session", params=["machine", "embedded"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> URL:
     """A migrated, empty database on each kind of server (store tests run on both)."""

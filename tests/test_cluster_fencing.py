@@ -30,12 +30,20 @@ from supervisor.messages import CancelOutcome
 from supervisor.ports import Fenced, StaleWrite
 from supervisor.supervisor import Supervisor
 from supervisor.transitions import cancelled, requeued
+from tests.conftest import fresh_database_beside
 
 pytestmark = pytest.mark.anyio
 
 #: The supervisor's pipeline, never used by a cancel written offline.
 _NO_PIPELINE: Any = object()
 QUEUED = Change(EventType.STATUS, Status.QUEUED, {"position": 0})
+
+
+@pytest.fixture(scope="module")
+def database_url(database_url: URL) -> URL:
+    """A database of this module's own: its tests claim whatever is unowned, so tasks an
+    earlier module left unowned must not be there."""
+    return fresh_database_beside(database_url)
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import URL
 
 from cluster.claim_wakes import ClaimWakes
-from cluster.claims import Claims
 from cluster.hub import EventHub
 from cluster.listener import EventsMode, Listener
 from cluster.membership import Expelled, Membership
 from ops import lifecycle
 from store.cluster import ClusterStore
 from store.database import Silence
+from supervisor.claims import Claims
 from supervisor.door import TaskDoor
 from supervisor.messages import CancelOutcome
 from supervisor.ports import JournalUnavailable

@@ -11,9 +11,9 @@ from uuid import UUID
 
 import anyio
 
-from cluster.claims import Claims
 from cluster.hub import EventHub
 from store.cluster import ClusterStore
+from supervisor.claims import Claims
 from supervisor.events import EventType, QueuePosition
 from supervisor.lifecycle import Status, is_terminal
 from supervisor.messages import CancelOutcome, Subscription

@@ -29,13 +29,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from cluster.claims import Claims
 from speech.base import AudioInput, NormalisedAudio
 from store.database import Database
 from store.deliveries import PENDING
 from store.models import TERMINAL_SQL, AudioRow, DeliveryRow, EventRow, LiveTaskRow, TaskRow
 from store.records import snapshot_of
 from store.sql import Query, compile_query
+from supervisor.claims import Claims
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import Fenced, StaleWrite, TaskSnapshot

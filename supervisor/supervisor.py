@@ -16,11 +16,11 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from cluster.claims import Claims
 from ops import lifecycle, logs, metrics
 from speech.base import Pipeline
 from supervisor.actor import TaskActor
 from supervisor.backoff import Backoff, outage_delay
+from supervisor.claims import Claims
 from supervisor.config import SupervisorConfig
 from supervisor.events import Change
 from supervisor.fanout import Fanout

@@ -23,7 +23,6 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
-from cluster.claims import Claims
 from cluster.hub import EventHub
 from cluster.member import ClusterConfig, ClusterMember
 from cluster.membership import Membership
@@ -39,6 +38,7 @@ from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
 from store.tasks import TaskStore
 from store.webhook_secrets import WebhookSecretStore
+from supervisor.claims import Claims
 from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator

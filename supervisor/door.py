@@ -14,7 +14,7 @@ from uuid import UUID
 
 import anyio
 
-from ops import lifecycle
+from supervisor import facts
 from supervisor.lifecycle import RETRYABLE, is_terminal
 from supervisor.messages import Cancel, CancelOutcome, Stop, Subscribe, Subscription
 from supervisor.ownership import Unowned
@@ -174,7 +174,7 @@ class TaskDoor:
             await self._journal.append(task_id, snapshot.seq, requeued(snapshot.attempt + 1))
         except StaleWrite:  # a concurrent retry or delete got there first
             return False
-        lifecycle.retried(task_id, snapshot.attempt + 1)
+        facts.retried(task_id, snapshot.attempt + 1)
         await self._start(task_id, None)
         return True
 

@@ -16,8 +16,9 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ops import lifecycle, logs, metrics
+from ops import logs, metrics
 from speech.base import Pipeline
+from supervisor import facts
 from supervisor.actor import TaskActor
 from supervisor.backoff import Backoff, outage_delay
 from supervisor.claims import Claims
@@ -91,7 +92,7 @@ class Supervisor:
                 self._group = group
                 if self.claims is None:
                     for snapshot in await self.journal.runnable():
-                        lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
+                        facts.recovered(snapshot.id, snapshot.status, snapshot.attempt)
                         await self._start(group, snapshot.id, snapshot)
                 task_status.started()
                 await self._stopping.wait()
@@ -177,7 +178,7 @@ class Supervisor:
                     # The database is away: not the task's fault, so it does not count.
                     outages += 1
                     if outages == 1:
-                        lifecycle.journal_outage()
+                        facts.journal_outage()
                     delay = outage_delay(outages, config.journal_retry_cap)
                     log.warning("task %s: journal unavailable; retrying in %.2f s", task_id, delay)
                     await self._sleep(delay)
@@ -188,7 +189,7 @@ class Supervisor:
                     await self._give_up(owned, error)
                     return
                 self.restarts += 1
-                lifecycle.restarted(task_id)
+                facts.restarted(task_id)
 
     async def _run_actor(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         size = self._config.mailbox_size + len(owned.pending)
@@ -268,7 +269,7 @@ class Supervisor:
                 return False  # an owner took it meanwhile (or it is gone): ask it instead
             except StaleWrite:
                 continue  # it moved meanwhile: look again
-            lifecycle.persisted(
+            facts.persisted(
                 event, previous=snapshot.status, attempt=snapshot.attempt, failure=failure
             )
             return True
@@ -283,7 +284,7 @@ class Supervisor:
         outages = 0
         while not (self._stopping.is_set() or owned.stopping) and self.holds(owned.task_id):
             try:
-                await self._write_offline(owned.task_id, change, lifecycle.CRASHED)
+                await self._write_offline(owned.task_id, change, facts.CRASHED)
                 return
             except JournalUnavailable:
                 outages += 1

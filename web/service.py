@@ -27,7 +27,6 @@ from cluster.hub import EventHub
 from cluster.member import ClusterConfig, ClusterMember
 from cluster.membership import Membership
 from cluster.remote import RemoteTasks
-from ops import lifecycle
 from ops.logs import install_context
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
@@ -38,6 +37,7 @@ from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
 from store.tasks import TaskStore
 from store.webhook_secrets import WebhookSecretStore
+from supervisor import facts
 from supervisor.claims import Claims
 from supervisor.supervisor import Supervisor
 from web.app import create_app
@@ -200,11 +200,9 @@ async def _running(
         store,
         audio_days=settings.retention_audio_days,
         task_days=settings.retention_task_days,
-        removed=lifecycle.retention_removed,
+        removed=facts.retention_removed,
     )
-    sender.attempted = lambda _, outcome: lifecycle.webhook_attempted(
-        outcome.state, outcome.duration
-    )
+    sender.attempted = lambda _, outcome: facts.webhook_attempted(outcome.state, outcome.duration)
     install_context()
     in_flight = InFlight(Observed(create_app(services)))
     server_config = limited_config(

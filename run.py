@@ -190,7 +190,7 @@ def _serve() -> int:
         return 0
 
     if settings.processes > 1:
-        from web.processes import serve_processes
+        from service.processes import serve_processes
 
         if settings.migrate_on_start:
             _migrate_once(url)

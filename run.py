@@ -79,7 +79,7 @@ def _token(user: str, operator: bool = False) -> int:
 def _webhook_secret() -> int:
     """Print the secret webhooks are signed with; never make one (it would be the wrong one)."""
     from web.settings import Settings
-    from web.webhook_signing import secret_path, stored_secret
+    from webhooks.signing import secret_path, stored_secret
 
     try:
         settings = Settings()

@@ -32,7 +32,7 @@ from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
 from web.uploads import ParsedUpload
-from web.webhook_urls import MAX_URL_LENGTH, RefusedUrl, check_url
+from webhooks.urls import MAX_URL_LENGTH, RefusedUrl, check_url
 
 
 class CreateFields(BaseModel):

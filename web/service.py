@@ -50,8 +50,8 @@ from web.openai_api import transcriber_label
 from web.retention import Retention
 from web.settings import Settings
 from web.startup_errors import database_unusable
-from web.webhook_delivery import Sender
-from web.webhook_signing import generated_secret, secret_key
+from webhooks.delivery import Sender
+from webhooks.signing import generated_secret, secret_key
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class RunningService:
     _server: _Server
     _stopped: anyio.Event
     _in_flight: InFlight
+    #: The webhook delivery loop (the routes see it only as ``services.webhooks``).
+    sender: Sender
 
     @property
     def url(self) -> str:
@@ -220,7 +222,7 @@ async def _running(
     )
     server = _Server(server_config)
     stopped = anyio.Event()
-    running = RunningService(services, port, url, server, stopped, in_flight)
+    running = RunningService(services, port, url, server, stopped, in_flight, sender)
     try:
         async with anyio.create_task_group() as group:
 

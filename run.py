@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import URL
 
 if TYPE_CHECKING:
-    from web.service import RunningService
+    from service.running import RunningService
     from web.settings import Settings
 
 
@@ -154,7 +154,7 @@ def _serve() -> int:
     _logging(settings)
     # Before anything imports prometheus_client: it picks its storage at import.
     multiprocess.prepare(settings.data_dir)
-    from web.service import bind, serve_forever
+    from service.running import bind, serve_forever
 
     try:
         # First, so that a port in use stops the start before any database work.

@@ -28,6 +28,8 @@ from cluster.member import ClusterConfig, ClusterMember
 from cluster.membership import Membership
 from cluster.remote import RemoteTasks
 from ops.logs import install_context
+from service.retention import Retention
+from service.startup_errors import database_unusable
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.cluster import ClusterStore
@@ -47,9 +49,7 @@ from web.header_limits import limited_config
 from web.in_flight import InFlight
 from web.observed import Observed
 from web.openai_api import transcriber_label
-from web.retention import Retention
 from web.settings import Settings
-from web.startup_errors import database_unusable
 from webhooks.delivery import Sender
 from webhooks.signing import generated_secret, secret_key
 

@@ -89,7 +89,7 @@ class ClusterMember:
         self._members_seen = ""
         self._leaving = False
         self._rejoining = anyio.Lock()
-        door.supervisor.on_ended = self._ended
+        door.add_ended_listener(self._ended)
 
     @property
     def instance_id(self) -> UUID:

@@ -186,7 +186,7 @@ async def _running(
         sender,
         languages=languages_of(speech),
         transcriber=transcriber_label(speech),
-        elsewhere=RemoteTasks(hub, cluster_store, claims, supervisor),
+        elsewhere=RemoteTasks(hub, cluster_store, claims, journal),
     )
     cluster = ClusterConfig(
         name=settings.instance_name or f"{socket.gethostname()}:{os.getpid()}",

@@ -37,6 +37,10 @@ from supervisor.worker import RetryPolicy, Sleep
 log = logging.getLogger(__name__)
 
 
+#: Told the task id and whether the task ended, once its supervision here has ended.
+EndedListener = Callable[[UUID, bool], None]
+
+
 class NotAccepting(Exception):
     """The supervisor is shutting down or not running: it takes no new work."""
 
@@ -60,9 +64,8 @@ class Supervisor:
         #: an actor whose task is taken over (its write was fenced) is not restarted.
         #: Recovery is then the cluster's claims, not a scan of every live task.
         self.claims = claims
-        #: Called when a task's supervision has ended, with whether its last actor saw it
-        #: end (terminal): the cluster lets its claim go, and else its live row too.
-        self.on_ended: Callable[[UUID, bool], None] = lambda _, __: None
+        #: Called when a task's supervision has ended (``add_ended_listener``).
+        self._ended_listeners: list[EndedListener] = []
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
@@ -115,6 +118,12 @@ class Supervisor:
             raise NotAccepting("the service is shutting down")
         await self._start(self._group, task_id, snapshot)
 
+    def add_ended_listener(self, listener: EndedListener) -> None:
+        """Call ``listener(task_id, terminal)`` each time a task's supervision here ends;
+        ``terminal``: its last actor saw the task end (the cluster lets the claim go,
+        and else the live row too)."""
+        self._ended_listeners.append(listener)
+
     def holds(self, task_id: UUID) -> bool:
         """Whether this instance may run the task (always, without a cluster)."""
         return self.claims is None or task_id in self.claims
@@ -140,7 +149,8 @@ class Supervisor:
             # on finds the entry ended and goes to the journal itself.
             self.ownership.release(owned)
             owned.ended.set()
-            self.on_ended(owned.task_id, owned.terminal)
+            for listener in self._ended_listeners:
+                listener(owned.task_id, owned.terminal)
 
     async def _restarting(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         """Run the task's actor; restart it after a crash, within the intensity limit."""

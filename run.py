@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import URL
 
 if TYPE_CHECKING:
-    from web.service import RunningService
+    from service.running import RunningService
     from web.settings import Settings
 
 
@@ -79,7 +79,7 @@ def _token(user: str, operator: bool = False) -> int:
 def _webhook_secret() -> int:
     """Print the secret webhooks are signed with; never make one (it would be the wrong one)."""
     from web.settings import Settings
-    from web.webhook_signing import secret_path, stored_secret
+    from webhooks.signing import secret_path, stored_secret
 
     try:
         settings = Settings()
@@ -154,7 +154,7 @@ def _serve() -> int:
     _logging(settings)
     # Before anything imports prometheus_client: it picks its storage at import.
     multiprocess.prepare(settings.data_dir)
-    from web.service import bind, serve_forever
+    from service.running import bind, serve_forever
 
     try:
         # First, so that a port in use stops the start before any database work.
@@ -190,7 +190,7 @@ def _serve() -> int:
         return 0
 
     if settings.processes > 1:
-        from web.processes import serve_processes
+        from service.processes import serve_processes
 
         if settings.migrate_on_start:
             _migrate_once(url)

@@ -18,8 +18,8 @@ import anyio
 
 sys.path.insert(0, os.getcwd())
 
+from service.running import _tune_garbage_collector, open_service  # noqa: E402
 from speech.settings import SpeechSettings  # noqa: E402
-from web.service import _tune_garbage_collector, open_service  # noqa: E402
 from web.settings import Settings  # noqa: E402
 
 #: The probe's sleep: a stall is how much longer than this a sleep took.

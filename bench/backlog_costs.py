@@ -213,10 +213,10 @@ async def claim_rounds(db: str, settle: Settle | None) -> dict[str, Any]:
     rounds (claim statements) each ran, and in how long the burst was all claimed."""
     from sqlalchemy import URL
 
-    from cluster.claims import Claims
     from cluster.listener import Listener
     from store.cluster import ClusterStore
     from store.database import open_database
+    from supervisor.claims import Claims
 
     url = URL.create("postgresql+asyncpg", username="postgres", host=PG["host"], database=db)
     admin = await asyncpg.connect(host=PG["host"], user=PG["user"], database=db)

@@ -21,8 +21,9 @@ from typing import Any
 
 from _common import emit
 
-from ops import lifecycle, metrics
+from ops import metrics
 from ops.logs import JsonFormatter, install_context
+from supervisor import facts
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status
 from web.observed import Observed
@@ -70,9 +71,9 @@ def main() -> None:
         lambda: (metrics.POOL_IN_USE.inc(), metrics.POOL_IN_USE.dec())
     )
     report["transition_json_line_us"] = per_call_us(
-        lambda: lifecycle.persisted(queued, previous=Status.CREATED, attempt=1, seconds=0.01)
+        lambda: facts.persisted(queued, previous=Status.CREATED, attempt=1, seconds=0.01)
     )
-    report["task_created_json_line_us"] = per_call_us(lambda: lifecycle.task_created(task, task))
+    report["task_created_json_line_us"] = per_call_us(lambda: facts.task_created(task, task))
     bare, observed = asyncio.run(_requests(_app)), asyncio.run(_requests(Observed(_app)))
     report["middleware_per_request_us"] = round(observed - bare, 2)
     report["per_admitted_task_us"] = round(

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from cluster.claims import Claims
+from supervisor.claims import Claims
 
 Settle = Callable[[], Awaitable[None]]
 

@@ -20,13 +20,13 @@ from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import URL
 
 from cluster.claim_wakes import ClaimWakes
-from cluster.claims import Claims
 from cluster.hub import EventHub
 from cluster.listener import EventsMode, Listener
 from cluster.membership import Expelled, Membership
-from ops import lifecycle
 from store.cluster import ClusterStore
 from store.database import Silence
+from supervisor import facts
+from supervisor.claims import Claims
 from supervisor.door import TaskDoor
 from supervisor.messages import CancelOutcome
 from supervisor.ports import JournalUnavailable
@@ -89,7 +89,7 @@ class ClusterMember:
         self._members_seen = ""
         self._leaving = False
         self._rejoining = anyio.Lock()
-        door.supervisor.on_ended = self._ended
+        door.add_ended_listener(self._ended)
 
     @property
     def instance_id(self) -> UUID:
@@ -169,7 +169,7 @@ class ClusterMember:
                 snapshot = task.snapshot
                 self.claims.hold(snapshot.id, task.generation)
                 if snapshot.seq > 1:  # it had run somewhere: resumed, not merely started
-                    lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
+                    facts.recovered(snapshot.id, snapshot.status, snapshot.attempt)
                 try:
                     await self._door.start(snapshot.id, snapshot)
                 except NotAccepting:

@@ -11,14 +11,14 @@ from uuid import UUID
 
 import anyio
 
-from cluster.claims import Claims
 from cluster.hub import EventHub
 from store.cluster import ClusterStore
+from supervisor.claims import Claims
+from supervisor.door import OfflineCancel
 from supervisor.events import EventType, QueuePosition
 from supervisor.lifecycle import Status, is_terminal
 from supervisor.messages import CancelOutcome, Subscription
 from supervisor.ports import Journal, JournalUnavailable
-from supervisor.supervisor import Supervisor
 
 #: How long a cancel waits for another instance to carry it out before answering 503
 #: (the request stays recorded and is still carried out): a failover's worth and more.
@@ -33,21 +33,20 @@ class RemoteTasks:
         hub: EventHub,
         store: ClusterStore,
         claims: Claims,
-        supervisor: Supervisor,
+        journal: Journal,
         *,
         patience: float = CANCEL_PATIENCE,
     ) -> None:
         self._hub = hub
         self._store = store
         self._claims = claims
-        self._supervisor = supervisor
-        self._journal: Journal = supervisor.journal
+        self._journal = journal
         self._patience = patience
 
     def subscribe(self, task_id: UUID, after: int = 0) -> Subscription:
         return self._hub.subscribe(task_id, after)
 
-    async def cancel(self, task_id: UUID, reason: str) -> CancelOutcome:
+    async def cancel(self, task_id: UUID, reason: str, offline: OfflineCancel) -> CancelOutcome:
         """Cancel a task that no actor here runs; MOVED when it turns out to be ours."""
         live = self._hub.subscribe(task_id)  # first: its terminal event cannot slip by
         try:
@@ -60,7 +59,7 @@ class RemoteTasks:
             if request.owner == self._claims.instance_id:
                 return CancelOutcome.MOVED
             if request.owner is None:
-                outcome = await self._supervisor.cancel_offline(task_id, reason)
+                outcome = await offline(task_id, reason)  # the door's: nobody runs it
                 if outcome is not CancelOutcome.ENDED:
                     return outcome
                 # Claimed meanwhile (its new owner finds the request) or ended.

@@ -1,1 +1,1 @@
-"""Operations: metrics, structured logs and the lifecycle facts both report."""
+"""Operations: metrics and structured logs (nothing here knows what a task is)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -29,13 +30,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from cluster.claims import Claims
 from speech.base import AudioInput, NormalisedAudio
 from store.database import Database
 from store.deliveries import PENDING
 from store.models import TERMINAL_SQL, AudioRow, DeliveryRow, EventRow, LiveTaskRow, TaskRow
 from store.records import snapshot_of
 from store.sql import Query, compile_query
+from supervisor.claims import Claims
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import TERMINAL, Status
 from supervisor.ports import Fenced, StaleWrite, TaskSnapshot
@@ -107,19 +108,38 @@ def _outbox(moved: Any, *, service_wide: bool) -> Any:
     )
 
 
-#: How a write is fenced by ``live_tasks``: not at all (no cluster), by this owner and
-#: generation, or only while nobody owns the task (a cancel of a task no instance runs).
-#: A retry (``requeued``) instead puts the task back into ``live_tasks``.
-NO_FENCE, OWNED, UNOWNED, REQUEUE = "none", "owned", "unowned", "requeue"
+class Guard(StrEnum):
+    """How a write is fenced by ``live_tasks``."""
+
+    #: Not at all: no cluster.
+    NONE = "none"
+    #: Only while this owner holds the task, under this generation.
+    OWNED = "owned"
+    #: Only while nobody owns the task (a cancel of a task no instance runs).
+    UNOWNED = "unowned"
 
 
-def _fence_condition(fence: str) -> Any:
+class Outbox(StrEnum):
+    """Which webhook deliveries a write records with it (``_outbox``)."""
+
+    NONE = "none"
+    #: The task's own URL, if it has one.
+    OWN = "own"
+    #: The task's own URL and the service-wide one (``MANAGER_WEBHOOK_URL``).
+    OWN_AND_SERVICE = "own_and_service"
+
+
+#: The task columns a write sets, each with whether it is set to ``now()``.
+Columns = tuple[tuple[str, bool], ...]
+
+
+def _fence_condition(guard: Guard) -> Any:
     """The fence, as a one-time condition: PostgreSQL evaluates an uncorrelated EXISTS
     before the update's scan, so the live row is locked first (every writer locks in
     that order), and a claim or a presumed death that commits meanwhile is waited
     for and then refuses this write."""
     live = select(LiveTaskRow.task_id).where(LiveTaskRow.task_id == bindparam("task_id"))
-    if fence == OWNED:
+    if guard is Guard.OWNED:
         live = live.where(
             LiveTaskRow.owner == bindparam("f_owner", type_=PgUUID),
             LiveTaskRow.generation == bindparam("f_generation", type_=BigInteger),
@@ -129,37 +149,27 @@ def _fence_condition(fence: str) -> Any:
     return exists(live.with_for_update(read=True))
 
 
-@functools.lru_cache(maxsize=128)
-def _append_statement(
-    columns: tuple[tuple[str, bool], ...],
-    *,
-    keeps_audio: bool,
-    outbox: bool = False,
-    service_wide: bool = False,
-    fence: str = NO_FENCE,
-    terminal: bool = False,
-) -> Query:
-    """Update the task if it is still at ``after_seq`` and, only then, insert the event
-    (with ``keeps_audio``, store the decoded audio; with ``outbox``, record its webhook
-    deliveries, so a crash right after the commit loses none).
-
-    One statement (data-modifying CTEs), built once per set of columns: the
-    transitions set a handful of different column sets, so the cache stays tiny.
-    """
+def _moved(columns: Columns, guard: Guard) -> Any:
+    """The task row's update, only while it is still at ``after_seq`` (and fenced by
+    ``guard``): every other part of a write runs only if this one updated the row."""
     sets: dict[str, Any] = {
         name: func.now() if now else bindparam(f"v_{name}") for name, now in columns
     }
-    guard = [TaskRow.id == bindparam("task_id"), TaskRow.last_seq == bindparam("after_seq")]
-    if fence in (OWNED, UNOWNED):
-        guard.append(_fence_condition(fence))
-    moved = (
+    where = [TaskRow.id == bindparam("task_id"), TaskRow.last_seq == bindparam("after_seq")]
+    if guard is not Guard.NONE:
+        where.append(_fence_condition(guard))
+    return (
         update(TaskRow)
-        .where(*guard)
+        .where(*where)
         .values(sets)
         .returning(TaskRow.updated_at, TaskRow.user_id, TaskRow.webhook_url)
         .cte("moved")
     )
-    statement = insert(EventRow).from_select(
+
+
+def _event(moved: Any) -> Any:
+    """The event's insert, at the time of the row's update."""
+    return insert(EventRow).from_select(
         ["task_id", "seq", "type", "status", "payload", "created_at"],
         select(
             bindparam("e_task_id", type_=PgUUID),
@@ -170,40 +180,75 @@ def _append_statement(
             moved.c.updated_at,
         ),
     )
-    if keeps_audio:
-        kept = (
-            update(AudioRow)
-            .where(AudioRow.task_id == bindparam("task_id"), exists(select(moved.c.updated_at)))
-            .values(pcm=bindparam("pcm"), duration=bindparam("duration"))
-        )
-        statement = statement.add_cte(kept.cte("kept"))
-    if terminal:  # an ended task leaves the live tasks (and its owner's claim) at once
-        left = delete(LiveTaskRow).where(
-            LiveTaskRow.task_id == bindparam("task_id"), exists(select(moved.c.updated_at))
-        )
-        statement = statement.add_cte(left.cte("left_live"))
-    elif fence == REQUEUE:  # a retried task is live again: run here, or wait for a claim
-        back = (
-            pg_insert(LiveTaskRow)
-            .from_select(
-                ["task_id", "owner", "generation", "queued_at"],
-                select(
-                    bindparam("task_id", type_=PgUUID),
-                    bindparam("l_owner", type_=PgUUID),
-                    literal(0, BigInteger),
-                    moved.c.updated_at,
-                ),
-            )
-            .on_conflict_do_nothing(index_elements=["task_id"])
-        )
-        statement = statement.add_cte(back.cte("back_live"))
-    if not outbox:
+
+
+def _with_outbox(statement: Any, moved: Any, outbox: Outbox) -> Query:
+    """The write, recording its webhook deliveries in the same statement (a crash right
+    after the commit loses none); it returns the event's time, and with an outbox how
+    many deliveries it recorded (the loop is woken only when there is one)."""
+    if outbox is Outbox.NONE:
         return compile_query(statement.returning(EventRow.created_at), idempotent=False)
+    service_wide = outbox is Outbox.OWN_AND_SERVICE
     recorded = _outbox(moved, service_wide=service_wide).returning(DeliveryRow.id).cte("outbox")
-    # How many deliveries it recorded: the loop is woken only when there is one.
     count = select(func.count()).select_from(recorded).scalar_subquery()
     statement = statement.add_cte(recorded).returning(EventRow.created_at, count)
     return compile_query(statement, idempotent=False)
+
+
+# One named statement per kind of write: the task row and its event, plus what that
+# kind does besides, all in one statement (data-modifying CTEs). Each is built once per
+# set of columns, guard and outbox: the transitions set a handful of column sets, so
+# the caches stay tiny.
+
+
+@functools.lru_cache(maxsize=64)
+def _step(columns: Columns, guard: Guard, outbox: Outbox) -> Query:
+    """A live task moves on (a status, progress or a retry scheduled): nothing else."""
+    moved = _moved(columns, guard)
+    return _with_outbox(_event(moved), moved, outbox)
+
+
+@functools.lru_cache(maxsize=16)
+def _step_keeping_audio(columns: Columns, guard: Guard, outbox: Outbox) -> Query:
+    """A step that stores the decoded audio with it (the decoding succeeded)."""
+    moved = _moved(columns, guard)
+    kept = (
+        update(AudioRow)
+        .where(AudioRow.task_id == bindparam("task_id"), exists(select(moved.c.updated_at)))
+        .values(pcm=bindparam("pcm"), duration=bindparam("duration"))
+    )
+    return _with_outbox(_event(moved).add_cte(kept.cte("kept")), moved, outbox)
+
+
+@functools.lru_cache(maxsize=32)
+def _end(columns: Columns, guard: Guard, outbox: Outbox) -> Query:
+    """A terminal status: the task leaves ``live_tasks`` (and its owner's claim) at once."""
+    moved = _moved(columns, guard)
+    left = delete(LiveTaskRow).where(
+        LiveTaskRow.task_id == bindparam("task_id"), exists(select(moved.c.updated_at))
+    )
+    return _with_outbox(_event(moved).add_cte(left.cte("left_live")), moved, outbox)
+
+
+@functools.lru_cache(maxsize=16)
+def _requeue(columns: Columns, outbox: Outbox) -> Query:
+    """The user runs a failed or cancelled task again (unfenced: no instance owns an
+    ended task): it is live again, run by ``l_owner``, or by nobody until a claim."""
+    moved = _moved(columns, Guard.NONE)
+    back = (
+        pg_insert(LiveTaskRow)
+        .from_select(
+            ["task_id", "owner", "generation", "queued_at"],
+            select(
+                bindparam("task_id", type_=PgUUID),
+                bindparam("l_owner", type_=PgUUID),
+                literal(0, BigInteger),
+                moved.c.updated_at,
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["task_id"])
+    )
+    return _with_outbox(_event(moved).add_cte(back.cte("back_live")), moved, outbox)
 
 
 _LOAD = compile_query(
@@ -312,16 +357,30 @@ class PgJournal:
         outbox = webhooks.announces(change)
         if outbox:
             params.update(w_type=f"task.{change.status.value}", w_service_url=webhooks.service_url)
+        columns = tuple(sorted((k, v is _NOW) for k, v in values.items()))
         terminal = change.type is EventType.STATUS and change.status in TERMINAL
-        fence, new_owner = self._fence(task_id, change, params)
-        event = _append_statement(
-            tuple(sorted((k, v is _NOW) for k, v in values.items())),
-            keeps_audio=normalised is not None,
-            outbox=outbox,
-            service_wide=outbox and webhooks.service_url is not None,
-            fence=fence,
-            terminal=terminal,
-        )
+        if not outbox:
+            kind = Outbox.NONE
+        elif webhooks.service_url is None:
+            kind = Outbox.OWN
+        else:
+            kind = Outbox.OWN_AND_SERVICE
+        new_owner: UUID | None = None
+        guard = Guard.NONE
+        requeue = change.type is EventType.STATUS and change.status is Status.CREATED
+        if normalised is not None and (requeue or terminal):
+            raise ValueError("only a step of a live task keeps decoded audio")
+        if requeue:
+            new_owner = self._new_owner(params)
+            event = _requeue(columns, kind)
+        else:
+            guard = self._guard(task_id, params)
+            if terminal:
+                event = _end(columns, guard, kind)
+            elif normalised is not None:
+                event = _step_keeping_audio(columns, guard, kind)
+            else:
+                event = _step(columns, guard, kind)
         try:
             row = await self._database.row(event, **params)
         except asyncpg.ForeignKeyViolationError:
@@ -332,7 +391,7 @@ class PgJournal:
             params["l_owner"] = new_owner = None
             row = await self._database.row(event, **params)
         if row is None:
-            refusal = await self._refusal(task_id, after_seq, fence, params)
+            refusal = await self._refusal(task_id, after_seq, guard, params)
             landed = None if isinstance(refusal, Fenced) else await self._landed(task_id, seq)
             if landed is None or (landed.type, landed.status, landed.payload) != (
                 change.type,
@@ -363,7 +422,7 @@ class PgJournal:
         )
 
     async def _refusal(
-        self, task_id: UUID, after_seq: int, fence: str, params: dict[str, Any]
+        self, task_id: UUID, after_seq: int, guard: Guard, params: dict[str, Any]
     ) -> StaleWrite:
         """Why the write was refused, as the exception to raise: ``Fenced`` when the task
         is gone or its live row names another owner (or, for a write fenced by "nobody
@@ -372,30 +431,28 @@ class PgJournal:
         row = await self._database.row(_REFUSAL, task_id=task_id)
         if row is None:
             return Fenced(f"task {task_id} is gone")
-        if row.live and fence == OWNED:
+        if row.live and guard is Guard.OWNED:
             if (row.owner, row.generation) != (params["f_owner"], params["f_generation"]):
                 return Fenced(f"task {task_id} is no longer run by this instance")
-        elif row.live and fence == UNOWNED and row.owner is not None:
+        elif row.live and guard is Guard.UNOWNED and row.owner is not None:
             return Fenced(f"task {task_id} is run by another instance")
         return StaleWrite(f"task {task_id} is at seq {row.last_seq}, not {after_seq}")
 
-    def _fence(
-        self, task_id: UUID, change: Change, params: dict[str, Any]
-    ) -> tuple[str, UUID | None]:
-        """The write's fence (its parameters go into ``params``), and for a retry the
-        instance that runs the new attempt (None: it waits for a claim)."""
-        claims = self._claims
-        if change.type is EventType.STATUS and change.status is Status.CREATED:
-            owner = claims.new_owner() if claims is not None else None
-            params["l_owner"] = owner
-            return REQUEUE, owner
-        if claims is None:
-            return NO_FENCE, None
-        held = claims.fence(task_id)
+    def _new_owner(self, params: dict[str, Any]) -> UUID | None:
+        """Who runs a retried task's new attempt (None: it waits for a claim)."""
+        owner = self._claims.new_owner() if self._claims is not None else None
+        params["l_owner"] = owner
+        return owner
+
+    def _guard(self, task_id: UUID, params: dict[str, Any]) -> Guard:
+        """The write's fence (its parameters go into ``params``)."""
+        if self._claims is None:
+            return Guard.NONE
+        held = self._claims.fence(task_id)
         if held is None:
-            return UNOWNED, None
+            return Guard.UNOWNED
         params.update(f_owner=held.owner, f_generation=held.generation)
-        return OWNED, None
+        return Guard.OWNED
 
     async def load_upload(self, task_id: UUID) -> AudioInput:
         row = await self._database.row(_UPLOAD, task_id=task_id)

@@ -32,13 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, OID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from cluster.claims import Claims
 from store.cursor import decode_cursor, encode_cursor
 from store.database import Database, Row
 from store.fingerprint import request_fingerprint
 from store.models import TERMINAL_SQL, AudioRow, EventRow, LiveTaskRow, TaskRow
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord, TaskSummary
 from store.sql import Query, compile_query
+from supervisor.claims import Claims
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status
 

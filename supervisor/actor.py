@@ -14,8 +14,8 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ops import lifecycle
 from speech.base import NormalisedAudio, Pipeline
+from supervisor import facts
 from supervisor.backoff import outage_delay
 from supervisor.events import Change, Event, EventType, QueuePosition
 from supervisor.fanout import Fanout
@@ -197,11 +197,11 @@ class TaskActor:
         if event.status is not previous:
             now = anyio.current_time()
             seconds, self._since = now - self._since, now
-            lifecycle.persisted(
+            facts.persisted(
                 event, previous=previous, attempt=self._attempt, seconds=seconds, failure=failure
             )
         elif event.type is EventType.RETRY:
-            lifecycle.persisted(event, previous=previous, attempt=self._attempt)
+            facts.persisted(event, previous=previous, attempt=self._attempt)
 
     async def _append(self, change: Change, normalised: NormalisedAudio | None) -> Event:
         """Journal the change; while the database is away (or every connection busy),
@@ -219,7 +219,7 @@ class TaskActor:
             except JournalUnavailable:
                 outages += 1
                 if outages == 1:
-                    lifecycle.journal_outage()
+                    facts.journal_outage()
                 delay = outage_delay(outages, self._outage_retry_cap)
                 if outages == 1 or delay == self._outage_retry_cap:
                     log.warning("task %s: journal unavailable; retrying", self.task_id)

@@ -14,13 +14,16 @@ from uuid import UUID
 
 import anyio
 
-from ops import lifecycle
+from supervisor import facts
 from supervisor.lifecycle import RETRYABLE, is_terminal
 from supervisor.messages import Cancel, CancelOutcome, Stop, Subscribe, Subscription
 from supervisor.ownership import Unowned
 from supervisor.ports import StaleWrite, TaskSnapshot
-from supervisor.supervisor import NotAccepting, Supervisor
+from supervisor.supervisor import EndedListener, NotAccepting, Supervisor
 from supervisor.transitions import requeued
+
+#: The door's own way to cancel a live task that nobody runs (``TaskDoor.cancel_offline``).
+OfflineCancel = Callable[[UUID, str], Awaitable[CancelOutcome]]
 
 
 class Elsewhere(Protocol):
@@ -30,8 +33,12 @@ class Elsewhere(Protocol):
         """Live events of the task, whoever runs it, for a client at seq ``after``."""
         ...
 
-    async def cancel(self, task_id: UUID, reason: str) -> CancelOutcome:
-        """Have the task's owner cancel it; MOVED when it turns out to be run here."""
+    async def cancel(self, task_id: UUID, reason: str, offline: OfflineCancel) -> CancelOutcome:
+        """Have the task's owner cancel it; MOVED when it turns out to be run here.
+
+        ``offline`` is how the door cancels a task that no instance owns: the only
+        write of a cancel that does not go through an actor.
+        """
         ...
 
 
@@ -51,7 +58,7 @@ class TaskDoor:
     """Every command on a task, over the supervisor that keeps the actors running."""
 
     def __init__(self, supervisor: Supervisor, elsewhere: Elsewhere | None = None) -> None:
-        self.supervisor = supervisor
+        self._supervisor = supervisor
         self._ownership = supervisor.ownership
         self._journal = supervisor.journal
         #: With a cluster: follow and cancel the tasks run by other instances.
@@ -60,7 +67,7 @@ class TaskDoor:
     @property
     def accepting(self) -> bool:
         """Whether new work is taken (false before start and while shutting down)."""
-        return self.supervisor.accepting
+        return self._supervisor.accepting
 
     def __len__(self) -> int:
         """How many tasks are owned (have an actor, or one restarting) here."""
@@ -72,17 +79,17 @@ class TaskDoor:
     @property
     def queue_depth(self) -> int:
         """How many tasks wait for an engine slot now."""
-        return self.supervisor.slots.waiting
+        return self._supervisor.slots.waiting
 
     @property
     def actor_restarts(self) -> int:
         """How many times an actor was restarted after a crash since the service started."""
-        return self.supervisor.restarts
+        return self._supervisor.restarts
 
     def queue_position(self, task_id: UUID) -> int | None:
         """The task's place in this instance's engine queue now (1 = next, 0 = it holds
         a slot), or None when it has no place here."""
-        return self.supervisor.slots.position(task_id)
+        return self._supervisor.slots.position(task_id)
 
     async def create(self, admit: Callable[[], Awaitable[tuple[A, bool]]]) -> tuple[A, bool]:
         """Persist a task with ``admit`` and give it its actor.
@@ -100,7 +107,12 @@ class TaskDoor:
 
     async def start(self, task_id: UUID, snapshot: TaskSnapshot | None = None) -> None:
         """Give an already persisted task its actor (nothing happens if it has one)."""
-        await self.supervisor.start(task_id, snapshot)
+        await self._supervisor.start(task_id, snapshot)
+
+    def add_ended_listener(self, listener: EndedListener) -> None:
+        """Call ``listener(task_id, terminal)`` each time a task's supervision here ends
+        (``terminal``: its last actor saw the task end)."""
+        self._supervisor.add_ended_listener(listener)
 
     async def follow(
         self, task_id: UUID, *, anywhere: bool = False, after: int = 0
@@ -131,7 +143,7 @@ class TaskDoor:
         while True:
             owned = self._ownership.get(task_id)
             if owned is None and self.elsewhere is not None:
-                outcome = await self.elsewhere.cancel(task_id, reason)
+                outcome = await self.elsewhere.cancel(task_id, reason, self.cancel_offline)
                 if outcome is not CancelOutcome.MOVED:
                     return outcome
                 moves += 1  # claimed here a moment ago: its actor is on its way
@@ -140,7 +152,7 @@ class TaskDoor:
                 await anyio.sleep(0.01)
                 continue
             if owned is None:
-                outcome = await self.supervisor.cancel_offline(task_id, reason)
+                outcome = await self.cancel_offline(task_id, reason)
                 if outcome is CancelOutcome.ENDED and self.owns(task_id):
                     continue  # it was retried meanwhile: its new owner answers
                 return outcome
@@ -153,6 +165,11 @@ class TaskDoor:
             if outcome is not CancelOutcome.MOVED:
                 return outcome
             # taken over by another instance meanwhile: ask again, there
+
+    async def cancel_offline(self, task_id: UUID, reason: str) -> CancelOutcome:
+        """Persist ``cancelled`` for a live task that no actor here runs (nobody in the
+        cluster owns it). ENDED also when an owner took it meanwhile: ask that one."""
+        return await self._supervisor.cancel_offline(task_id, reason)
 
     async def retry(self, task_id: UUID) -> bool:
         """Run a failed or cancelled task again; False when it is not such a task (or gone).
@@ -174,7 +191,7 @@ class TaskDoor:
             await self._journal.append(task_id, snapshot.seq, requeued(snapshot.attempt + 1))
         except StaleWrite:  # a concurrent retry or delete got there first
             return False
-        lifecycle.retried(task_id, snapshot.attempt + 1)
+        facts.retried(task_id, snapshot.attempt + 1)
         await self._start(task_id, None)
         return True
 
@@ -211,6 +228,6 @@ class TaskDoor:
 
     async def _start(self, task_id: UUID, snapshot: TaskSnapshot | None) -> None:
         try:
-            await self.supervisor.start(task_id, snapshot)
+            await self._supervisor.start(task_id, snapshot)
         except NotAccepting:
             pass  # persisted: the next start resumes it

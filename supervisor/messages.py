@@ -147,7 +147,7 @@ class StageSucceeded:
 class StageFailed:
     stage: Stage
     reason: str
-    #: The class of the failure, for metrics (``ops.lifecycle``): never the reason's text.
+    #: The class of the failure, for metrics (``supervisor.facts``): never the reason's text.
     failure: str = "permanent"
 
 

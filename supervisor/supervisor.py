@@ -16,11 +16,12 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from cluster.claims import Claims
-from ops import lifecycle, logs, metrics
+from ops import logs, metrics
 from speech.base import Pipeline
+from supervisor import facts
 from supervisor.actor import TaskActor
 from supervisor.backoff import Backoff, outage_delay
+from supervisor.claims import Claims
 from supervisor.config import SupervisorConfig
 from supervisor.events import Change
 from supervisor.fanout import Fanout
@@ -34,6 +35,10 @@ from supervisor.transitions import cancelled, failed
 from supervisor.worker import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
+
+
+#: Told the task id and whether the task ended, once its supervision here has ended.
+EndedListener = Callable[[UUID, bool], None]
 
 
 class NotAccepting(Exception):
@@ -59,9 +64,8 @@ class Supervisor:
         #: an actor whose task is taken over (its write was fenced) is not restarted.
         #: Recovery is then the cluster's claims, not a scan of every live task.
         self.claims = claims
-        #: Called when a task's supervision has ended, with whether its last actor saw it
-        #: end (terminal): the cluster lets its claim go, and else its live row too.
-        self.on_ended: Callable[[UUID, bool], None] = lambda _, __: None
+        #: Called when a task's supervision has ended (``add_ended_listener``).
+        self._ended_listeners: list[EndedListener] = []
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
@@ -91,7 +95,7 @@ class Supervisor:
                 self._group = group
                 if self.claims is None:
                     for snapshot in await self.journal.runnable():
-                        lifecycle.recovered(snapshot.id, snapshot.status, snapshot.attempt)
+                        facts.recovered(snapshot.id, snapshot.status, snapshot.attempt)
                         await self._start(group, snapshot.id, snapshot)
                 task_status.started()
                 await self._stopping.wait()
@@ -113,6 +117,12 @@ class Supervisor:
         if self._group is None or not self.accepting:
             raise NotAccepting("the service is shutting down")
         await self._start(self._group, task_id, snapshot)
+
+    def add_ended_listener(self, listener: EndedListener) -> None:
+        """Call ``listener(task_id, terminal)`` each time a task's supervision here ends;
+        ``terminal``: its last actor saw the task end (the cluster lets the claim go,
+        and else the live row too)."""
+        self._ended_listeners.append(listener)
 
     def holds(self, task_id: UUID) -> bool:
         """Whether this instance may run the task (always, without a cluster)."""
@@ -139,7 +149,8 @@ class Supervisor:
             # on finds the entry ended and goes to the journal itself.
             self.ownership.release(owned)
             owned.ended.set()
-            self.on_ended(owned.task_id, owned.terminal)
+            for listener in self._ended_listeners:
+                listener(owned.task_id, owned.terminal)
 
     async def _restarting(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         """Run the task's actor; restart it after a crash, within the intensity limit."""
@@ -177,7 +188,7 @@ class Supervisor:
                     # The database is away: not the task's fault, so it does not count.
                     outages += 1
                     if outages == 1:
-                        lifecycle.journal_outage()
+                        facts.journal_outage()
                     delay = outage_delay(outages, config.journal_retry_cap)
                     log.warning("task %s: journal unavailable; retrying in %.2f s", task_id, delay)
                     await self._sleep(delay)
@@ -188,7 +199,7 @@ class Supervisor:
                     await self._give_up(owned, error)
                     return
                 self.restarts += 1
-                lifecycle.restarted(task_id)
+                facts.restarted(task_id)
 
     async def _run_actor(self, owned: Owned, snapshot: TaskSnapshot | None) -> None:
         size = self._config.mailbox_size + len(owned.pending)
@@ -268,7 +279,7 @@ class Supervisor:
                 return False  # an owner took it meanwhile (or it is gone): ask it instead
             except StaleWrite:
                 continue  # it moved meanwhile: look again
-            lifecycle.persisted(
+            facts.persisted(
                 event, previous=snapshot.status, attempt=snapshot.attempt, failure=failure
             )
             return True
@@ -283,7 +294,7 @@ class Supervisor:
         outages = 0
         while not (self._stopping.is_set() or owned.stopping) and self.holds(owned.task_id):
             try:
-                await self._write_offline(owned.task_id, change, lifecycle.CRASHED)
+                await self._write_offline(owned.task_id, change, facts.CRASHED)
                 return
             except JournalUnavailable:
                 outages += 1

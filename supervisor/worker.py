@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from ops import lifecycle, metrics
+from ops import metrics
 from speech.base import (
     Evaluation,
     NormalisedAudio,
@@ -21,6 +21,7 @@ from speech.base import (
     Transcription,
     TransientStageError,
 )
+from supervisor import facts
 from supervisor.backoff import Backoff
 from supervisor.lifecycle import Stage, Status, stages_to_run
 from supervisor.messages import (
@@ -123,7 +124,7 @@ class Worker:
         policy = self._policy
         timing = metrics.STAGE_SECONDS.labels(stage.value, _engine(self._pipeline, stage))
         for attempt in range(1, policy.attempts + 1):
-            failure = lifecycle.RETRIES_EXHAUSTED
+            failure = facts.RETRIES_EXHAUSTED
             try:
                 started = anyio.current_time()
                 with anyio.fail_after(policy.timeout):
@@ -131,12 +132,12 @@ class Worker:
                 timing.observe(anyio.current_time() - started)
                 return output
             except PermanentStageError as error:
-                raise _GiveUp(error.reason, lifecycle.PERMANENT) from error
+                raise _GiveUp(error.reason, facts.PERMANENT) from error
             except TransientStageError as error:
                 reason = error.reason
             except TimeoutError:
                 reason = f"{stage.value} took longer than {policy.timeout:g} s"
-                failure = lifecycle.TIMED_OUT
+                failure = facts.TIMED_OUT
             if attempt == policy.attempts:
                 raise _GiveUp(f"{reason} (gave up after {attempt} attempts)", failure)
             delay = policy.backoff.delay(attempt)

@@ -15,8 +15,8 @@ from playwright.async_api import Browser, Page, async_playwright
 from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
+from service.running import bind
 from tests.conftest import DATA
-from web.service import bind
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -17,7 +17,7 @@ import numpy as np
 import uvicorn
 from starlette.types import ASGIApp
 
-from web.service import bind
+from service.running import bind
 
 #: The statuses ILPS clients know (shared/docs/ILPS-CONTRACT.md).
 VOCABULARY = {

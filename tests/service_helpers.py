@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 from sqlalchemy import URL
 
+from service.running import RunningService, open_service
 from speech.settings import SpeechSettings
 from tests.conftest import SECRET
 from web.auth import issue_token
-from web.service import RunningService, open_service
 from web.settings import Settings
 
 

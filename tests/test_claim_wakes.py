@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import URL
 
 from cluster.claim_wakes import ClaimWakes, Settle
-from cluster.claims import Claims
 from cluster.listener import Listener
 from store.cluster import ClusterStore
 from store.database import connect_arguments, open_database
+from supervisor.claims import Claims
 
 pytestmark = pytest.mark.anyio
 

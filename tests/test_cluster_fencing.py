@@ -17,12 +17,12 @@ import asyncpg
 import pytest
 from sqlalchemy import URL
 
-from cluster.claims import Claims
 from store.cluster import ClusterStore
 from store.database import Database, connect_arguments, open_database
 from store.journal import PgJournal
 from store.records import NewTask, NewUpload
 from store.tasks import TaskStore
+from supervisor.claims import Claims
 from supervisor.config import SupervisorConfig
 from supervisor.events import Change, EventType
 from supervisor.lifecycle import Status

@@ -17,7 +17,7 @@ from store.database import Database, open_database
 from store.journal import PgJournal
 from store.records import NewTask, NewUpload
 from store.tasks import TaskStore
-from supervisor.door import TaskDoor
+from supervisor.door import OfflineCancel, TaskDoor
 from supervisor.events import Change, Event, EventType
 from supervisor.lifecycle import Status
 from supervisor.messages import CancelOutcome, Subscription
@@ -137,7 +137,9 @@ class _Elsewhere:
     def subscribe(self, task_id: uuid.UUID, after: int = 0) -> Subscription:
         return self._hub.subscribe(task_id, after)
 
-    async def cancel(self, task_id: uuid.UUID, reason: str) -> CancelOutcome:
+    async def cancel(
+        self, task_id: uuid.UUID, reason: str, offline: OfflineCancel
+    ) -> CancelOutcome:
         raise AssertionError("not used")
 
 

@@ -336,3 +336,38 @@ async def test_an_engine_message_with_a_nul_still_fails_the_task_with_its_reason
             await gone(door, task)
     assert journal.status(task) is S.FAILED  # not a crash of every write of the failure
     assert journal.tasks[task].fields["failure_reason"] == "badinput"
+
+
+async def test_every_ended_listener_hears_each_supervision_end_through_the_door() -> None:
+    """The cluster's way to hear that a task's supervision ended (to let its claim go):
+    a listener registered on the door, told whether the task ended."""
+    journal, engine, sleeps = MemoryJournal(), Engine(), Sleeps()
+    engine.plan("transcribe", b"s", Block())  # never finishes: it is stopped
+    supervisor = supervisor_of(journal, engine, sleeps)
+    first: list[tuple[UUID, bool]] = []
+    second: list[tuple[UUID, bool]] = []
+    with anyio.fail_after(LIMIT):
+        async with door_of(supervisor) as door:
+            door.add_ended_listener(lambda task_id, ended: first.append((task_id, ended)))
+            door.add_ended_listener(lambda task_id, ended: second.append((task_id, ended)))
+            done, stopped = journal.add_task(b"d"), journal.add_task(b"s")
+            await door.start(done)
+            await door.start(stopped)
+            await wait_until(journal, lambda: journal.status(done) is S.COMPLETED)
+            await reached(journal, stopped, S.TRANSCRIBING)
+            await door.stop(stopped)
+    assert sorted(first) == sorted(second) == sorted([(done, True), (stopped, False)])
+
+
+async def test_the_doors_offline_cancel_writes_for_a_task_no_actor_runs() -> None:
+    """What the cluster uses for a task no instance owns: the door writes ``cancelled``
+    itself, and says ENDED for a task that has already ended."""
+    journal, engine, sleeps = MemoryJournal(), Engine(), Sleeps()
+    with anyio.fail_after(LIMIT):
+        async with door_of(supervisor_of(journal, engine, sleeps)) as door:
+            idle, ended = journal.add_task(b"i"), journal.add_task(b"e")  # never started
+            await journal.append(ended, 1, Change(EventType.STATUS, S.FAILED))
+            assert await door.cancel_offline(idle, "nobody runs it") is CancelOutcome.CANCELLED
+            assert await door.cancel_offline(ended, "too late") is CancelOutcome.ENDED
+    assert journal.status(idle) is S.CANCELLED
+    assert journal.status(ended) is S.FAILED

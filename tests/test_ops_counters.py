@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from ops import lifecycle
+from supervisor import facts
 
 
 def _value(name: str, **labels: str) -> float:
@@ -14,13 +14,13 @@ def _value(name: str, **labels: str) -> float:
 
 def test_retention_counts_what_it_removed_by_kind() -> None:
     before = _value("stm_retention_removed_total", kind="audio")
-    lifecycle.retention_removed("audio", 3)
+    facts.retention_removed("audio", 3)
     assert _value("stm_retention_removed_total", kind="audio") - before == 3
 
 
 def test_a_webhook_attempt_is_counted_by_state_with_its_duration() -> None:
     before = _value("stm_webhook_attempts_total", state="gone")
     seconds = _value("stm_webhook_attempt_seconds_sum")
-    lifecycle.webhook_attempted("gone", 0.25)
+    facts.webhook_attempted("gone", 0.25)
     assert _value("stm_webhook_attempts_total", state="gone") - before == 1
     assert _value("stm_webhook_attempt_seconds_sum") - seconds == 0.25

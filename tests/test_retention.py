@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 from sqlalchemy import URL
 
+from service.retention import INTERVAL, Retention
 from store.database import Database, connect_arguments, open_database
 from store.records import NewTask, NewUpload
 from store.tasks import PURGE_LOCK, TaskStore
 from tests.service_helpers import auth, create, read_stream, running_service
 from tests.webhook_helpers import silent_wav
-from web.retention import INTERVAL, Retention
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from tests.conftest import free_port
 from tests.process_helpers import ROOT, ServiceProcess, clean_env, stop_leftovers
 from tests.webhook_helpers import HANG, receiver_running, silent_wav
-from web.webhook_signing import new_secret
+from webhooks.signing import new_secret
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from standardwebhooks import Webhook
 
 from store.deliveries import REFUSED, Due
 from tests.webhook_helpers import receiver_running
-from web.webhook_delivery import Sender, message
-from web.webhook_signing import new_secret, secret_key, signature
-from web.webhook_urls import Address, RefusedUrl, check_url
+from webhooks.delivery import Sender, message
+from webhooks.signing import new_secret, secret_key, signature
+from webhooks.urls import Address, RefusedUrl, check_url
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from store.deliveries import Due, Outcome
 from tests.metrics_helpers import moved, scrape
 from tests.service_helpers import Running, auth, create, running_service
 from tests.webhook_helpers import HANG, receiver_running, silent_wav
-from web.webhook_signing import new_secret
+from webhooks.signing import new_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +42,7 @@ async def service_with_hooks(
     send, attempts = anyio.create_memory_object_stream[tuple[Due, Outcome]](100)
     with send, attempts:
         async with running_service(url, data_dir, **values) as running:
-            sender = running.service.services.webhooks
+            sender = running.service.sender
             counted = sender.attempted  # the metrics' hook, kept
 
             def attempted(due: Due, outcome: Outcome) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from ops import lifecycle
 from store.records import NewTask, NewUpload, TaskRecord
+from supervisor import facts
 from supervisor.supervisor import NotAccepting
 from web.context import Services
 from web.errors import ApiError
@@ -38,7 +38,7 @@ async def admit(app: Services, task: NewTask, upload: NewUpload) -> tuple[TaskRe
     except NotAccepting:
         raise draining_error() from None
     if created:
-        lifecycle.task_created(record.id, task.user_id)
+        facts.task_created(record.id, task.user_id)
     return record, created
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -17,7 +18,18 @@ from supervisor.supervisor import Supervisor
 from web.auth import Authenticator, Caller
 from web.settings import Settings
 from web.upload_spool import UploadSlots
-from web.webhook_delivery import Sender
+
+
+class _Wakeable(Protocol):
+    def notify(self) -> None: ...
+
+
+class Outbox(Protocol):
+    """The webhook outbox's sender as the routes see it: a redelivery wakes it. The loop
+    itself runs beside the HTTP server (``webhooks.delivery``), not in it."""
+
+    @property
+    def waker(self) -> _Wakeable: ...
 
 
 @dataclass
@@ -28,7 +40,7 @@ class Services:
     supervisor: Supervisor
     auth: Authenticator
     #: Sends the webhook outbox; redeliveries wake it.
-    webhooks: Sender
+    webhooks: Outbox
     #: Every command on a task goes through it.
     door: TaskDoor = field(init=False)
     #: Uploads in flight, at most ``MANAGER_MAX_CONCURRENT_UPLOADS``.

@@ -14,10 +14,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ops import lifecycle
 from store.cursor import BadCursor
 from store.records import NewTask, NewUpload, StoredAudio, TaskRecord
 from store.tasks import ListQuery
+from supervisor import facts
 from supervisor.events import Broadcast, QueuePosition
 from supervisor.lifecycle import Status
 from supervisor.messages import CancelOutcome
@@ -32,7 +32,7 @@ from web.responses import ModelResponse
 from web.schemas import AcceptedOut, TaskOut, page_json
 from web.sse import EventSink, EventStreamResponse, SharedFrames, frame
 from web.uploads import ParsedUpload
-from web.webhook_urls import MAX_URL_LENGTH, RefusedUrl, check_url
+from webhooks.urls import MAX_URL_LENGTH, RefusedUrl, check_url
 
 
 class CreateFields(BaseModel):
@@ -246,7 +246,7 @@ async def delete_task(request: Request) -> Response:
         raise not_found()
     if not await app.door.delete(task_id, functools.partial(app.store.delete, user_id, task_id)):
         raise not_found()
-    lifecycle.deleted(task_id)
+    facts.deleted(task_id)
     return Response(status_code=204)
 
 

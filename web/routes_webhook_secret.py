@@ -19,7 +19,7 @@ from web.context import services
 from web.errors import ApiError
 from web.responses import ModelResponse
 from web.routes_tasks import validation_detail
-from web.webhook_signing import new_secret
+from webhooks.signing import new_secret
 
 #: How long a rotated-out secret still signs by default: a day, as Standard Webhooks suggests.
 DEFAULT_OVERLAP = 86_400

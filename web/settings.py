@@ -13,8 +13,8 @@ from store.config import DatabaseSettings
 from supervisor.config import SupervisorConfig
 from web.header_limits import DEFAULT_MAX_HEADER_BYTES
 from web.trusted import DEFAULT_TRUSTED_NETWORKS, TrustedNetworks, parse_networks
-from web.webhook_signing import secret_key
-from web.webhook_urls import MAX_URL_LENGTH, check_url
+from webhooks.signing import secret_key
+from webhooks.urls import MAX_URL_LENGTH, check_url
 
 #: The supervisor's defaults: the settings below take theirs from it, so each is written once.
 _SUPERVISOR = SupervisorConfig()

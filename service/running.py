@@ -23,13 +23,13 @@ import uvicorn
 from anyio.abc import TaskStatus
 from sqlalchemy import URL
 
-from cluster.claims import Claims
 from cluster.hub import EventHub
 from cluster.member import ClusterConfig, ClusterMember
 from cluster.membership import Membership
 from cluster.remote import RemoteTasks
-from ops import lifecycle
 from ops.logs import install_context
+from service.retention import Retention
+from service.startup_errors import database_unusable
 from speech.factory import build_pipeline, languages_of
 from speech.settings import SpeechSettings
 from store.cluster import ClusterStore
@@ -39,6 +39,8 @@ from store.journal import PgJournal, WebhookPolicy
 from store.migrate import upgrade
 from store.tasks import TaskStore
 from store.webhook_secrets import WebhookSecretStore
+from supervisor import facts
+from supervisor.claims import Claims
 from supervisor.supervisor import Supervisor
 from web.app import create_app
 from web.auth import authenticator
@@ -47,11 +49,9 @@ from web.header_limits import limited_config
 from web.in_flight import InFlight
 from web.observed import Observed
 from web.openai_api import transcriber_label
-from web.retention import Retention
 from web.settings import Settings
-from web.startup_errors import database_unusable
-from web.webhook_delivery import Sender
-from web.webhook_signing import generated_secret, secret_key
+from webhooks.delivery import Sender
+from webhooks.signing import generated_secret, secret_key
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class RunningService:
     _server: _Server
     _stopped: anyio.Event
     _in_flight: InFlight
+    #: The webhook delivery loop (the routes see it only as ``services.webhooks``).
+    sender: Sender
 
     @property
     def url(self) -> str:
@@ -184,7 +186,7 @@ async def _running(
         sender,
         languages=languages_of(speech),
         transcriber=transcriber_label(speech),
-        elsewhere=RemoteTasks(hub, cluster_store, claims, supervisor),
+        elsewhere=RemoteTasks(hub, cluster_store, claims, journal),
     )
     cluster = ClusterConfig(
         name=settings.instance_name or f"{socket.gethostname()}:{os.getpid()}",
@@ -200,11 +202,9 @@ async def _running(
         store,
         audio_days=settings.retention_audio_days,
         task_days=settings.retention_task_days,
-        removed=lifecycle.retention_removed,
+        removed=facts.retention_removed,
     )
-    sender.attempted = lambda _, outcome: lifecycle.webhook_attempted(
-        outcome.state, outcome.duration
-    )
+    sender.attempted = lambda _, outcome: facts.webhook_attempted(outcome.state, outcome.duration)
     install_context()
     in_flight = InFlight(Observed(create_app(services)))
     server_config = limited_config(
@@ -222,7 +222,7 @@ async def _running(
     )
     server = _Server(server_config)
     stopped = anyio.Event()
-    running = RunningService(services, port, url, server, stopped, in_flight)
+    running = RunningService(services, port, url, server, stopped, in_flight, sender)
     try:
         async with anyio.create_task_group() as group:
 

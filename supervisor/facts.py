@@ -2,6 +2,8 @@
 
 The call sites are single lines in the supervisor, the door and the routes; nothing
 here allocates beyond the log record (when the level lets it through) and a counter.
+It speaks the task's vocabulary (``Status``, ``Event``), so it lives with it; ``ops``
+below keeps only what knows no task (metrics, log formats).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from ops import metrics
 from supervisor.events import Event, EventType
 from supervisor.lifecycle import Status, is_terminal
 
-log = logging.getLogger(__name__)
+#: The logger's name is the one the README documents and operators filter on: it stays
+#: ``ops.lifecycle``, where this module used to live.
+log = logging.getLogger("ops.lifecycle")
 
 #: One series per status, made once: ``labels()`` takes a lock on every call.
 _TRANSITIONS = {status: metrics.TRANSITIONS.labels(status.value) for status in Status}

@@ -21,8 +21,8 @@ import httpx
 from store.deliveries import DELIVERED, FAILED, GONE, PENDING, REFUSED, DeliveryStore, Due, Outcome
 from store.webhook_secrets import WebhookSecretStore
 from supervisor.ports import JournalUnavailable
-from web.webhook_signing import secret_key, signatures
-from web.webhook_urls import Address, first_refused, literal_address
+from webhooks.signing import secret_key, signatures
+from webhooks.urls import Address, first_refused, literal_address
 
 log = logging.getLogger(__name__)
 

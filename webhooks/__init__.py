@@ -1,0 +1,1 @@
+"""Webhooks: the delivery loop over the outbox, the signatures, the rules a URL must meet."""

@@ -173,7 +173,7 @@ class Membership:
             except Expelled:
                 raise
             except Exception:
-                self.lost_touch()
+                self._lost_touch()
                 raise
         if not row["renewed"]:
             raise Expelled(str(member.id))
@@ -183,7 +183,7 @@ class Membership:
             log.warning("cluster: %d member(s) missed their lease; their tasks are free", expired)
         return expired
 
-    def lost_touch(self) -> None:
+    def _lost_touch(self) -> None:
         """A connection of this instance's failed: a break, as far as it can tell."""
         self._steady_since = None
 
@@ -218,7 +218,7 @@ class Membership:
         if connection is not None and not connection.is_closed():
             return connection
         await self._drop_connection()
-        self.lost_touch()
+        self._lost_touch()
         connection = await dedicated_connection(
             self._url, "membership", self.name, silence=self._silence
         )
@@ -283,7 +283,7 @@ class Membership:
                     client_connection_check_interval="500",
                 )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                self.lost_touch()
+                self._lost_touch()
                 failures += 1
                 await self._sleep(min(0.2 * 2**failures, 5.0))
                 continue
@@ -295,7 +295,7 @@ class Membership:
                 # then raises what it happens to (even AttributeError between prepare and
                 # execute): whatever it is, a new connection follows.
                 if not self._changed.is_set():
-                    self.lost_touch()
+                    self._lost_touch()
                     log.warning("cluster: the watch connection failed (%s); reconnecting", error)
                     await self._sleep(0.5)
             finally:

@@ -198,7 +198,7 @@ class Streams:
     def check(
         self,
         journal: dict[uuid.UUID, list[Event]],
-        may_reopen: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+        may_reopen: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         """Every stream ended at its task's terminal event, the journal's last, and gave
         every event once (no gap, no duplicate, across its reopenings). Only those in
@@ -288,7 +288,7 @@ def run_to_the_end(
     tasks, journal = anyio.run(read_journal, connect)
     assert {str(t) for t in tasks} == set(task_ids)
     check_runs(tasks, journal, stubs, may_repeat or {})
-    streams.check(journal, {(expelled, t) for t in may_repeat or {}})
+    streams.check(journal, frozenset((expelled, t) for t in may_repeat or {}))
 
 
 def nothing_restarted(instances: list[Instance]) -> None:

@@ -32,8 +32,6 @@ class _Followed:
     fanout: Fanout
     #: The newest seq published here (at first, the first subscriber's position).
     last: int = 0
-    #: The first seq notified (where reading starts before anything was published).
-    first_notified: int | None = None
     #: The highest seq notified: there is something to read while it is above ``last``.
     #: Never cleared by a read, so a notification that arrives during one is not lost.
     highest: int = -1
@@ -78,8 +76,6 @@ class EventHub:
         followed = self._followed.get(task_id)
         if followed is None or seq <= followed.last:
             return
-        if followed.first_notified is None:
-            followed.first_notified = seq
         followed.highest = max(followed.highest, seq)
         self._wake.set()
 
@@ -163,8 +159,7 @@ class EventHub:
 
 
 def _read_after(followed: _Followed) -> int:
-    """Read after what was published (at first, the first subscriber's position), or
-    from the first notified: what came before it was in each subscriber's replay."""
-    if followed.first_notified is None:
-        return followed.last
-    return max(followed.last, followed.first_notified - 1)
+    """Read after what was published (at first, the first subscriber's position), never
+    from the first seq notified: a notification can be lost with the connection that
+    was to hear it (a restart), and the catch-up of the reconnection can fail too."""
+    return followed.last

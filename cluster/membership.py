@@ -9,6 +9,11 @@ each watches them all. A hung process (stopped, or a half-open connection) keeps
 lock, so each instance also renews a lease on the database clock, and every renewal
 deletes the members whose lease ran out. An instance that finds its own row gone was
 presumed dead: it gives up every task and joins again under a new identity.
+
+A lease that ran out or a lock found free is evidence only when the instance looking
+has reached the database without a break for a lease: after a restart or an outage of
+everybody every lease ran out and every lock came free, and the others reconnect in
+their own time.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import anyio
@@ -33,12 +39,16 @@ Sleep = Callable[[float], Awaitable[None]]
 _JOIN = """
 INSERT INTO cluster_instances (id, name, lock_key, lease_until)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+RETURNING now() AS at
 """
 #: Renew this lease and, only if this instance is still a member, remove the members
 #: whose lease ran out (their tasks become unowned in the same transaction). Only if
-#: this instance's own lease had not run out and the server has been up for a lease:
-#: after an outage or a restart every lease ran out, and the others renew theirs
-#: in their own time.
+#: a lease that ran out is evidence: this instance's own lease had not run out, the
+#: server has been up for a lease, and this instance has reached the database without
+#: a break for a lease ($3: since when, NULL if it has just had one; $4: its last
+#: renewal, which must be recent, or it had a break it did not see fail). After an
+#: outage or a restart every lease ran out, and the others renew theirs in their own
+#: time.
 _RENEW = """
 WITH mine AS (
     SELECT lease_until >= now() AS on_time FROM cluster_instances WHERE id = $1
@@ -50,13 +60,21 @@ WITH mine AS (
     WHERE lease_until < now() AND id <> $1 AND EXISTS (SELECT 1 FROM renewed)
       AND (SELECT on_time FROM mine)
       AND now() - pg_postmaster_start_time() > make_interval(secs => $2)
+      AND now() - $3::timestamptz >= make_interval(secs => $2)
+      AND now() - $4::timestamptz <= make_interval(secs => $2 / 2)
     RETURNING id
 )
-SELECT (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM expired) AS expired
+SELECT (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM expired) AS expired,
+    now() AS at
 """
-#: Whether the server started less than a lease ago: then every session lock was let go
-#: at once, and a free lock says nothing of its holder, who may not have reconnected.
-_JUST_STARTED = "SELECT now() - pg_postmaster_start_time() < make_interval(secs => $1)"
+#: Whether a free lock says nothing of its holder: the server started less than a lease
+#: ago (every session lock was let go at once), or this instance has not reached the
+#: database without a break for a lease ($2, NULL if it has just had one: an outage
+#: ends the others' sessions as well as its own, and they may not have reconnected).
+_NO_EVIDENCE = """
+SELECT now() - pg_postmaster_start_time() < make_interval(secs => $1)
+    OR $2::timestamptz IS NULL OR now() - $2::timestamptz < make_interval(secs => $1)
+"""
 _LEAVE = "DELETE FROM cluster_instances WHERE id = $1"
 _MEMBERS = "SELECT id, lock_key FROM cluster_instances ORDER BY lock_key"
 _PRESUMED_DEAD = "DELETE FROM cluster_instances WHERE id = $1 AND lock_key = $2"
@@ -109,6 +127,12 @@ class Membership:
         self._watch_ends = False
         #: The membership connection runs one statement at a time.
         self._using = anyio.Lock()
+        #: Since when (the database's clock) this instance has reached the database
+        #: without a break; None right after one. The others' leases and locks count as
+        #: evidence only a lease after it: in an outage nobody could renew.
+        self._steady_since: datetime | None = None
+        #: This instance's last renewal (the database's clock).
+        self._renewed_at: datetime | None = None
 
     async def join(self, instance_id: UUID) -> None:
         """Take a new lock, then insert the row: nobody can find it dead in between."""
@@ -123,10 +147,11 @@ class Membership:
         try:
             key = _new_key()
             await connection.execute("SELECT pg_advisory_lock($1)", key)
-            await connection.execute(_JOIN, instance_id, self.name, key, self.lease_seconds)
+            at = await connection.fetchval(_JOIN, instance_id, self.name, key, self.lease_seconds)
         except BaseException:
             connection.terminate()
             raise
+        self._steady_since = self._renewed_at = at
         self._connection = connection
         self.member = Member(instance_id, key)
         log.info("cluster: joined as %s (%s)", self.name, instance_id)
@@ -139,15 +164,38 @@ class Membership:
             member = self.member
             if member is None:
                 raise Expelled("left")
-            with anyio.fail_after(self.lease_seconds):
-                connection = await self._live_connection(member)
-                row = await connection.fetchrow(_RENEW, member.id, self.lease_seconds)
+            try:
+                with anyio.fail_after(self.lease_seconds):
+                    connection = await self._live_connection(member)
+                    row = await connection.fetchrow(
+                        _RENEW, member.id, self.lease_seconds, self._steady_since, self._renewed_at
+                    )
+            except Expelled:
+                raise
+            except Exception:
+                self._lost_touch()
+                raise
         if not row["renewed"]:
             raise Expelled(str(member.id))
+        self._renewed(row["at"])
         expired: int = row["expired"]
         if expired:
             log.warning("cluster: %d member(s) missed their lease; their tasks are free", expired)
         return expired
+
+    def _lost_touch(self) -> None:
+        """A connection of this instance's failed: a break, as far as it can tell."""
+        self._steady_since = None
+
+    def _renewed(self, at: datetime) -> None:
+        """A renewal went through: a break ends with it, and one is seen late from the
+        gap since the last (the renewals come a third of a lease apart)."""
+        late = self._renewed_at is None or at - self._renewed_at > timedelta(
+            seconds=self.lease_seconds / 2
+        )
+        if self._steady_since is None or late:
+            self._steady_since = at
+        self._renewed_at = at
 
     async def leave(self) -> None:
         """Delete the row (the tasks left are unowned at once), then drop the lock."""
@@ -170,6 +218,7 @@ class Membership:
         if connection is not None and not connection.is_closed():
             return connection
         await self._drop_connection()
+        self._lost_touch()
         connection = await dedicated_connection(
             self._url, "membership", self.name, silence=self._silence
         )
@@ -234,6 +283,7 @@ class Membership:
                     client_connection_check_interval="500",
                 )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._lost_touch()
                 failures += 1
                 await self._sleep(min(0.2 * 2**failures, 5.0))
                 continue
@@ -245,6 +295,7 @@ class Membership:
                 # then raises what it happens to (even AttributeError between prepare and
                 # execute): whatever it is, a new connection follows.
                 if not self._changed.is_set():
+                    self._lost_touch()
                     log.warning("cluster: the watch connection failed (%s); reconnecting", error)
                     await self._sleep(0.5)
             finally:
@@ -259,13 +310,13 @@ class Membership:
             me = self.member
             members = [Member(r["id"], r["lock_key"]) for r in await connection.fetch(_MEMBERS)]
             others = [m for m in members if me is None or m.id != me.id]
-            removed, restarted = 0, False
+            removed, no_evidence = 0, False
             for other in others:  # a dead one's lock is free: take it, remove it, let go
                 if await connection.fetchval("SELECT pg_try_advisory_lock($1)", other.lock_key):
-                    if restarted := await self._restarted(connection, other):
+                    if no_evidence := await self._no_evidence(connection, other):
                         break
                     removed += await self._remove(connection, other)
-            if restarted:
+            if no_evidence:
                 await self._sleep(self.lease_seconds / 3)  # the others take their locks again
                 continue
             if removed:
@@ -283,22 +334,25 @@ class Membership:
                 await connection.execute("SELECT pg_advisory_lock($1)", successor.lock_key)
             finally:
                 self._blocked = None
-            if await self._restarted(connection, successor):
+            if await self._no_evidence(connection, successor):
                 await self._sleep(self.lease_seconds / 3)
                 continue
             if await self._remove(connection, successor):
                 presumed_dead()
 
-    async def _restarted(self, connection: asyncpg.Connection, member: Member) -> bool:
+    async def _no_evidence(self, connection: asyncpg.Connection, member: Member) -> bool:
         """The lock of ``member`` was free: proof of its death, unless the server has
-        just started (every lock was let go then). Then let go of it at once: its
-        holder takes it again when it reconnects, and if it does not, its lease
-        runs out."""
-        if not await connection.fetchval(_JUST_STARTED, self.lease_seconds):
+        just started (every lock was let go then) or this instance has just reached the
+        database again (an outage ends the others' sessions too). Then let go of it at
+        once: its holder takes it again when it reconnects, and if it does not, its
+        lease runs out."""
+        steady = self._steady_since
+        if not await connection.fetchval(_NO_EVIDENCE, self.lease_seconds, steady):
             return False
         await connection.execute("SELECT pg_advisory_unlock($1)", member.lock_key)
         log.warning(
-            "cluster: the database has just started; member %s may yet come back", member.id
+            "cluster: the database has just started or come back; member %s may yet return",
+            member.id,
         )
         return True
 

@@ -11,7 +11,8 @@ processes can use it, and understands just enough of PostgreSQL's wire protocol
   statement has committed), then reset the client's connection without forwarding a
   byte of the answer. The client saw its write fail; the database has it;
 * blackhole connections: stop forwarding either way and keep both sockets open, as a
-  partition does (nothing is refused, nothing arrives);
+  partition does (nothing is refused, nothing arrives, not even a peer's close: the
+  server learns that a client gave up only once the partition heals);
 * cut every connection (the server "restarted" as far as the clients know).
 """
 
@@ -122,6 +123,8 @@ class FaultProxy:
 
         def cut() -> None:
             for link in list(self._links):
+                link.held = False
+                link.released.set()
                 _reset(link.client)
                 link.server.close()
 
@@ -151,6 +154,7 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
         for link in list(self._links):
+            link.held = False
             link.released.set()
             _reset(link.client)
             link.server.close()
@@ -190,12 +194,16 @@ class FaultProxy:
             link.name = _application_name(startup)
             if any(link.name.startswith(name) for name in self._blackholed):
                 link.held = True
+            await self._hold(link)
             server.write(startup)
             while True:
-                data = await reader.read(65536)
+                try:
+                    data = await reader.read(65536)
+                except ConnectionError:  # the client gave up with a reset
+                    data = b""
+                await self._hold(link)  # a partition lets nothing through, an end neither
                 if not data:
                     break
-                await self._hold(link)
                 if not link.losing:
                     link.losing = self._triggers(link, data)
                 server.write(data)
@@ -220,6 +228,7 @@ class FaultProxy:
             while len(pending) < 5:
                 more = await reader.read(65536)
                 if not more:
+                    await self._hold(link)
                     if pending:
                         client.write(pending)
                     client.close()
@@ -229,6 +238,7 @@ class FaultProxy:
             while len(pending) < 1 + length:
                 more = await reader.read(65536)
                 if not more:
+                    await self._hold(link)
                     client.close()
                     return
                 pending += more

@@ -113,17 +113,16 @@ class EventHub:
 
     async def catch_up(self) -> None:
         """Read what every followed task may have missed, and end the streams of
-        deleted tasks (after a lost connection, or on each tick when polling)."""
+        deleted tasks (after a lost connection, or on each tick when polling).
+
+        ``JournalUnavailable`` when it could not: the caller tries again."""
         self._prune()
         if not self._followed:
             return
         wanted = {task_id: f.last for task_id, f in self._followed.items()}
-        try:
-            for task_id in await self.store.missing(list(wanted)):
-                self.deleted(task_id)
-                wanted.pop(task_id, None)
-        except JournalUnavailable:
-            return  # the next tick (or reconnection) tries again
+        for task_id in await self.store.missing(list(wanted)):
+            self.deleted(task_id)
+            wanted.pop(task_id, None)
         if wanted:
             await self._read(wanted, retry=False)
 
@@ -135,7 +134,7 @@ class EventHub:
                 break
             except JournalUnavailable:
                 if not retry:
-                    return
+                    raise
                 outages += 1
                 if outages == 1:
                     log.warning("cluster events: the journal is unavailable; retrying")

@@ -23,6 +23,7 @@ import asyncpg
 from sqlalchemy import URL
 
 from store.database import KEEPALIVES, Silence, connect_arguments
+from supervisor.ports import JournalUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,10 @@ class Listener:
                 failures = deaf = 0
                 self.mode = EventsMode.LISTEN
                 self.listening.set()
-                await self._safe_tick()  # what happened while nobody listened
                 async with anyio.create_task_group() as group:
                     group.start_soon(self._heartbeat, connection, lost)
+                    # What happened while nobody listened; no notification will say it.
+                    group.start_soon(self._catch_up_until_through)
                     await lost.wait()
                     group.cancel_scope.cancel()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -280,11 +282,28 @@ class Listener:
             await self._safe_tick()
             await self._sleep(self._poll_seconds)
 
-    async def _safe_tick(self) -> None:
+    async def _catch_up_until_through(self) -> None:
+        """Catch up once the connection listens, and again until it gets through: a
+        notification lost with the old connection (a final event) is told by nothing
+        else, and the catch-up fails when the database is only half back."""
+        failures = 0
+        while not await self._safe_tick():
+            failures += 1
+            await self._sleep(min(0.2 * 2**failures, 5.0))
+
+    async def _safe_tick(self) -> bool:
+        """One catch-up; whether it got through (a failed one is tried again)."""
         try:
             await self._tick()
-        except Exception:  # noqa: BLE001 - a failed tick is tried again on the next
+        except (JournalUnavailable, OSError, TimeoutError, asyncpg.PostgresError) as error:
+            # The database away for a moment: one line, not a traceback per attempt.
+            reason = str(error) or type(error).__name__
+            log.warning("cluster events: catching up failed (%s); trying again", reason)
+            return False
+        except Exception:  # noqa: BLE001 - a failed tick is tried again
             log.exception("cluster events: catching up failed")
+            return False
+        return True
 
 
 def _adapter(handler: Handler) -> Callable[[Any, int, str, str], None]:

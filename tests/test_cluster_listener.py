@@ -12,6 +12,7 @@ from sqlalchemy import URL
 
 from cluster.listener import EventsMode, Listener
 from store.database import connect_arguments
+from supervisor.ports import JournalUnavailable
 from tests.conftest import _fresh_database, machine_pg_available
 
 pytestmark = [
@@ -138,3 +139,32 @@ async def test_one_probe_that_heard_nothing_does_not_make_polling_for_ever(
                 await heard.ticked.wait()
         assert listener.mode.value == "listen"  # (mypy narrowed it to POLL above)
         group.cancel_scope.cancel()
+
+
+async def test_a_catch_up_that_fails_once_listening_is_tried_again_until_it_gets_through(
+    url: URL, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A notification lost with the old connection is told by nothing but the catch-up:
+    one that fails (the database only half back) must not be the last word."""
+    tries: list[str] = []
+    through = anyio.Event()
+
+    async def tick() -> None:
+        if not listener.listening.is_set():
+            return  # the catching up while it connects
+        if not tries:
+            tries.append("failed")
+            raise JournalUnavailable("the database is starting up")
+        tries.append("through")
+        through.set()
+
+    listener = Listener(url, {}, tick, poll=False, poll_seconds=60, instance="C")
+    async with anyio.create_task_group() as group:
+        group.start_soon(listener.run)
+        with anyio.fail_after(20):
+            await through.wait()
+        group.cancel_scope.cancel()
+    assert tries == ["failed", "through"]
+    assert listener.reconnections == 0  # on the same connection, not by luck of a new one
+    failed = [r for r in caplog.records if "catching up failed" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in failed] == [("WARNING", None)]  # one line

@@ -24,6 +24,7 @@ from supervisor.messages import (
     Cancel,
     CancelOutcome,
     Command,
+    Journalled,
     Message,
     Queued,
     RetryScheduled,
@@ -137,6 +138,8 @@ class TaskActor:
                     first = self._waiting_at()
                     events = self._fanout.add(first)
                     reply.set(Subscription(self._seq, events, self._fanout))
+                case Journalled(reply=reply):
+                    reply.set(None)  # every report before it is persisted
                 case Stop(deleted=deleted):
                     if deleted:
                         self._fanout.close(deleted=True)

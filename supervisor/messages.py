@@ -144,6 +144,15 @@ class StageSucceeded:
 
 
 @dataclass(frozen=True)
+class Journalled:
+    """Answered once every report posted before it is journalled: the actor serves its
+    mailbox in order. The worker waits for it before engine work, so that an instance
+    whose writes are refused (the task taken over) calls no engine for it again."""
+
+    reply: Reply[None] = field(default_factory=Reply, compare=False)
+
+
+@dataclass(frozen=True)
 class StageFailed:
     stage: Stage
     reason: str
@@ -164,4 +173,4 @@ Report = (
     | StageFailed
 )
 #: Everything a mailbox carries.
-Message = Command | Report
+Message = Command | Report | Journalled

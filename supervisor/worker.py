@@ -25,6 +25,7 @@ from supervisor import facts
 from supervisor.backoff import Backoff
 from supervisor.lifecycle import Stage, Status, stages_to_run
 from supervisor.messages import (
+    Journalled,
     Message,
     Queued,
     RetryScheduled,
@@ -108,6 +109,9 @@ class Worker:
                 # a failover): it starts over, and its streams hear so at once.
                 await self._post(StageProgress(stages[0], 0.0))
             for stage in stages:
+                # The step before (the slot, the stage entered, the last stage's output)
+                # is journalled first: an instance that lost the task stops here.
+                await self._until_journalled()
                 try:
                     output = await self._attempt(stage)
                 except _GiveUp as give_up:
@@ -118,6 +122,13 @@ class Worker:
         finally:
             if self._ticket is not None:
                 self._ticket.release()
+
+    async def _until_journalled(self) -> None:
+        """Wait until the actor has journalled every report posted so far (if a write is
+        refused, the actor ends and this worker is cancelled while it waits)."""
+        journalled = Journalled()
+        await self._post(journalled)
+        await journalled.reply.wait()
 
     async def _attempt(self, stage: Stage) -> Output:
         """Run ``stage`` until it succeeds, fails for good, or runs out of attempts."""

@@ -553,6 +553,30 @@ async def test_a_cancelled_queued_task_gives_up_its_place() -> None:
     assert engine.count("preprocess", b"b") == 0
 
 
+async def test_no_stage_starts_before_the_output_of_the_one_before_is_journalled() -> None:
+    """A write that hangs (or is refused: the task was taken over) keeps the engines idle
+    for the task: before, the worker ran on, and an instance cut off from the database
+    called every remaining stage of a task it had lost."""
+    journal, engine = MemoryJournal(), Engine()
+    preprocessing = Block()
+    engine.plan("preprocess", b"a", preprocessing)
+    with anyio.fail_after(LIMIT):
+        async with running(make_supervisor(journal, engine)) as door:
+            task = journal.add_task(b"a")
+            await door.start(task)
+            await preprocessing.entered.wait()
+            journal.gate = hung = Block()  # the database stops answering
+            preprocessing.release.set()
+            await hung.entered.wait()  # the preprocessing output's write hangs
+            await anyio.wait_all_tasks_blocked()
+            assert engine.calls == [("preprocess", b"a")]  # no transcribing meanwhile
+            hung.release.set()
+            journal.gate = None
+            await wait_until(journal, lambda: terminal(journal, task))
+    assert journal.status(task) is S.COMPLETED
+    assert engine.count("transcribe", b"a") == 1
+
+
 async def test_a_waiting_tasks_subscribers_hear_its_place_each_time_the_line_moves() -> None:
     journal, engine = MemoryJournal(), Engine()
     hold = Block()

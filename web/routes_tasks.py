@@ -198,8 +198,8 @@ def audio_response(request: Request, audio: StoredAudio) -> Response:
 async def cancel_task(request: Request) -> Response:
     app = services(request)
     task_id = task_id_of(request)
-    status = await app.store.owned(app.auth.user_id(request), task_id)
-    if status is None:
+    user_id = app.auth.user_id(request)
+    if await app.store.owned(user_id, task_id) is None:
         raise not_found()
     match await app.door.cancel(task_id):
         case CancelOutcome.CANCELLED:
@@ -207,12 +207,8 @@ async def cancel_task(request: Request) -> Response:
         case CancelOutcome.UNAVAILABLE | CancelOutcome.MOVED:
             raise ApiError(503, "the database is unavailable; try again shortly")
         case CancelOutcome.ENDED:
-            raise ApiError(409, f"the task has already ended ({await _now(app, task_id)})")
-
-
-async def _now(app: Services, task_id: UUID) -> str:
-    snapshot = await app.supervisor.journal.load(task_id)
-    return "deleted" if snapshot is None else snapshot.status.value
+            now = await app.store.owned(user_id, task_id)
+            raise ApiError(409, f"the task has already ended ({now or 'deleted'})")
 
 
 async def retry_task(request: Request) -> Response:

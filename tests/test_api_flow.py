@@ -101,6 +101,7 @@ async def test_cancel_during_transcribing_then_retry_completes(
 
         again = await svc.client.post(f"{path}/cancel", headers=auth(user))
         assert again.status_code == 409
+        assert again.json()["detail"] == "the task has already ended (cancelled)"
         detail = (await svc.client.get(path, headers=auth(user))).json()
         assert detail["status"] == "cancelled"
         assert detail["failure_reason"]

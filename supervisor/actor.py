@@ -170,10 +170,10 @@ class TaskActor:
                 return
 
     def _waiting_at(self) -> QueuePosition | None:
-        """Where the task stands in the engine queue, while it is ``queued`` and holds a
-        place there."""
+        """Where the task stands in the engine queue, while it is ``queued`` and waits
+        there (once its turn has come, its next status says so)."""
         position = self._slots.position(self.task_id)
-        if self._status is not Status.QUEUED or position is None:
+        if self._status is not Status.QUEUED or not position:
             return None
         return QueuePosition(self.task_id, position)
 

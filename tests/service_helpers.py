@@ -86,10 +86,11 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[SseEvent]:
 async def read_stream(
     client: httpx.AsyncClient, path: str, headers: dict[str, str]
 ) -> list[SseEvent]:
-    """Every event of a stream that ends by itself (after the terminal event)."""
+    """Every event of a stream that ends by itself (after the terminal event), but the
+    queue positions (``event: position``: not journalled, told only while it waits)."""
     async with client.stream("GET", path, headers=headers) as response:
         assert response.status_code == 200, await response.aread()
-        return [event async for event in iter_sse(response)]
+        return [event async for event in iter_sse(response) if event.event != "position"]
 
 
 def repeat_wav(wav_bytes: bytes, times: int) -> bytes:

@@ -108,6 +108,8 @@ class Reader:
                 self.opened_at = time.time()
                 self.opened.set()
                 async for event in iter_sse(response):
+                    if event.event == "position":
+                        continue  # a queued task's place: not journalled
                     self.arrived.append(time.time())
                     self.events.append(event.data)
                     if event.data["status"] == "transcribing":

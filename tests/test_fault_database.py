@@ -118,6 +118,8 @@ class Follower:
                         else:
                             assert response.status_code == 200, await response.aread()
                             async for event in iter_sse(response):
+                                if event.event == "position":
+                                    continue  # not journalled: nothing to resume from
                                 self.events.append(event.data)
                                 self.first.set()
                                 if event.data["status"] == "transcribing":

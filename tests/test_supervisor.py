@@ -527,6 +527,17 @@ async def test_with_capacity_one_tasks_wait_their_turn_with_queue_positions() ->
         assert_valid_history(journal.events(task))
 
 
+async def _three_in_line(journal: MemoryJournal, door: TaskDoor) -> tuple[UUID, UUID, UUID]:
+    """Tasks a, b and c started one by one with one engine slot: a holds it (preprocessing),
+    b and c wait in that order."""
+    tasks = tuple(journal.add_task(k) for k in (b"a", b"b", b"c"))
+    for task, status in zip(tasks, (S.PREPROCESSING, S.QUEUED, S.QUEUED), strict=True):
+        await door.start(task)
+        await reached(journal, task, status)
+    first, second, third = tasks
+    return first, second, third
+
+
 async def test_a_cancelled_queued_task_gives_up_its_place() -> None:
     journal, engine = MemoryJournal(), Engine()
     hold = Block()
@@ -534,11 +545,7 @@ async def test_a_cancelled_queued_task_gives_up_its_place() -> None:
     supervisor = make_supervisor(journal, engine, capacity=1)
     with anyio.fail_after(LIMIT):
         async with running(supervisor) as door:
-            first, waiting, last = (journal.add_task(k) for k in (b"a", b"b", b"c"))
-            statuses = (S.PREPROCESSING, S.QUEUED, S.QUEUED)
-            for task, status in zip((first, waiting, last), statuses, strict=True):
-                await door.start(task)
-                await reached(journal, task, status)
+            first, waiting, last = await _three_in_line(journal, door)
             assert supervisor.slots.waiting == 2
             feed = await door.follow(waiting)
             assert await door.cancel(waiting) is CancelOutcome.CANCELLED
@@ -584,11 +591,7 @@ async def test_a_waiting_tasks_subscribers_hear_its_place_each_time_the_line_mov
     supervisor = make_supervisor(journal, engine, capacity=1)
     with anyio.fail_after(LIMIT):
         async with running(supervisor) as door:
-            first, leaving, last = (journal.add_task(k) for k in (b"a", b"b", b"c"))
-            statuses = (S.PREPROCESSING, S.QUEUED, S.QUEUED)
-            for task, status in zip((first, leaving, last), statuses, strict=True):
-                await door.start(task)
-                await reached(journal, task, status)
+            _, leaving, last = await _three_in_line(journal, door)
             await hold.entered.wait()
             feed = await door.follow(last)
             assert feed is not None

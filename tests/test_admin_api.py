@@ -1,4 +1,5 @@
-"""The operator's API: every user's tasks, the service's state, timelines and retries."""
+"""The operator's API: every user's tasks, the service's state, timelines, retries,
+cancels and deletes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import URL
 
 from tests.conftest import SECRET
-from tests.service_helpers import Running, auth, create, read_stream, running_service
+from tests.service_helpers import Running, auth, create, read_stream, repeat_wav, running_service
 from tests.stages_helpers import wav_of
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,7 @@ ADMIN_GETS = [
     "/admin/tasks/{id}/audio",
     "/admin/tasks/{id}/events",
 ]
-ADMIN_POSTS = ["/admin/tasks/{id}/retry", "/admin/retry"]
+ADMIN_POSTS = ["/admin/tasks/{id}/retry", "/admin/tasks/{id}/cancel", "/admin/retry"]
 
 
 async def test_a_learner_gets_404_on_every_admin_route(svc: Running, user: uuid.UUID) -> None:
@@ -56,6 +57,9 @@ async def test_a_learner_gets_404_on_every_admin_route(svc: Running, user: uuid.
     for path in ADMIN_POSTS:
         answer = await svc.client.post(path.format(id=task_id), headers=auth(user))
         assert answer.status_code == 404, path
+    refused = await svc.client.delete(f"/admin/tasks/{task_id}", headers=auth(user))
+    assert refused.status_code == 404
+    assert (await svc.client.get(f"/tasks/{task_id}", headers=auth(user))).status_code == 200
     unauthenticated = await svc.client.get("/admin/tasks")
     assert unauthenticated.status_code == 401
 
@@ -145,6 +149,24 @@ async def test_an_operator_retries_another_users_failed_task(svc: Running, user:
     assert again.json()["attempt"] == 2  # the owner sees the retry
 
 
+async def test_an_operator_cancels_then_deletes_another_users_live_task(
+    svc: Running, user: uuid.UUID, speech_clip: bytes
+) -> None:
+    task_id = (await create(svc.client, user, repeat_wav(speech_clip, 8))).json()["id"]
+    answer = await svc.client.post(f"/admin/tasks/{task_id}/cancel", headers=auth(OPERATOR))
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"id": task_id, "status": "cancelled"}
+    seen = (await svc.client.get(f"/tasks/{task_id}", headers=auth(user))).json()
+    assert (seen["status"], seen["failure_reason"]) == ("cancelled", "cancelled by an operator")
+    again = await svc.client.post(f"/admin/tasks/{task_id}/cancel", headers=auth(OPERATOR))
+    assert again.status_code == 409
+    deleted = await svc.client.delete(f"/admin/tasks/{task_id}", headers=auth(OPERATOR))
+    assert deleted.status_code == 204
+    assert (await svc.client.get(f"/tasks/{task_id}", headers=auth(user))).status_code == 404
+    gone = await svc.client.delete(f"/admin/tasks/{task_id}", headers=auth(OPERATOR))
+    assert gone.status_code == 404
+
+
 async def test_bulk_retry_runs_again_the_failed_tasks_the_filter_matches(
     svc: Running, user: uuid.UUID
 ) -> None:
@@ -194,6 +216,7 @@ async def test_the_admin_routes_are_in_the_openapi_document(svc: Running) -> Non
         "/admin/tasks/{task_id}/audio",
         "/admin/tasks/{task_id}/events",
         "/admin/tasks/{task_id}/retry",
+        "/admin/tasks/{task_id}/cancel",
         "/admin/retry",
     ]:
         assert path in paths

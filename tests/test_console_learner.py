@@ -161,6 +161,11 @@ async def test_an_operator_opens_another_users_result_and_a_readable_timeline(
             assert start - 0.1 <= began < end
             assert end - 0.05 <= stopped <= end + 0.35
 
+            await page.get_by_test_id("task-delete").click()  # the operator may delete it
+            await expect(page.locator("#admin-view")).to_be_visible()
+            gone = await svc.client.get(f"/tasks/{task['id']}", headers=auth(user))
+            assert gone.status_code == 404
+
 
 #: A result as the Whisper and CTC-phoneme engines write it: punctuation, segments,
 #: phonemes under their word, a replaced word (heard_word), speech past the text.

@@ -17,6 +17,7 @@ from web.admin_schemas import (
     OverviewOut,
     TimelineOut,
 )
+from web.schemas import AcceptedOut
 
 
 class SignInIn(BaseModel):
@@ -116,6 +117,19 @@ def paths(
                 "summary": "Any user's task, results included",
                 "description": _ONLY,
                 "responses": {"200": json(AdminTaskDetailOut, "The task"), **auth},
+            },
+            "delete": {
+                "summary": "Delete any user's task (stopped first if running), events and audio",
+                "description": _ONLY,
+                "responses": {"204": {"description": "Deleted"}, **auth},
+            },
+        },
+        "/admin/tasks/{task_id}/cancel": {
+            "parameters": [task_id],
+            "post": {
+                "summary": "Cancel any user's live task (reason: cancelled by an operator)",
+                "description": _ONLY,
+                "responses": {"202": json(AcceptedOut, "Cancelled"), **auth, **errors(409)},
             },
         },
         "/admin/tasks/{task_id}/audio": {

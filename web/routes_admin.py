@@ -34,6 +34,8 @@ from web.params import Instant
 from web.responses import ModelResponse
 from web.routes_tasks import (
     audio_response,
+    cancel_of,
+    delete_of,
     queue_position,
     task_id_of,
     validation_detail,
@@ -152,6 +154,20 @@ async def retry_task(request: Request) -> Response:
     return ModelResponse(AdminTaskDetailOut.of(record, await queue_position(app, record)), 202)
 
 
+async def cancel_task(request: Request) -> Response:
+    """Cancel any user's running task; the reason says an operator did."""
+    app = operator(request)
+    task_id = task_id_of(request)
+    return await cancel_of(app, await _owner(app, task_id), task_id, "cancelled by an operator")
+
+
+async def delete_task(request: Request) -> Response:
+    """Delete any user's task, its events and its recording."""
+    app = operator(request)
+    task_id = task_id_of(request)
+    return await delete_of(app, await _owner(app, task_id), task_id)
+
+
 async def _retry(app: Services, task_id: UUID) -> bool:
     try:
         return await app.door.retry(task_id)
@@ -182,6 +198,8 @@ ROUTES = [
     Route("/admin/overview", overview, methods=["GET"]),
     Route("/admin/tasks", list_tasks, methods=["GET"]),
     Route("/admin/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/admin/tasks/{task_id}", delete_task, methods=["DELETE"]),
+    Route("/admin/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
     Route("/admin/tasks/{task_id}/audio", get_audio, methods=["GET"]),
     Route("/admin/tasks/{task_id}/events", timeline, methods=["GET"]),
     Route("/admin/tasks/{task_id}/retry", retry_task, methods=["POST"]),

@@ -197,11 +197,20 @@ def audio_response(request: Request, audio: StoredAudio) -> Response:
 
 async def cancel_task(request: Request) -> Response:
     app = services(request)
-    task_id = task_id_of(request)
-    user_id = app.auth.user_id(request)
+    return await cancel_of(app, app.auth.user_id(request), task_id_of(request))
+
+
+async def cancel_of(
+    app: Services, user_id: UUID, task_id: UUID, reason: str | None = None
+) -> Response:
+    """Cancel ``user_id``'s task: 202 once ``cancelled`` is persisted, 409 when it had
+    ended, 404 when it is not theirs. ``reason``: who cancelled it, when not its owner."""
     if await app.store.owned(user_id, task_id) is None:
         raise not_found()
-    match await app.door.cancel(task_id):
+    outcome = await (
+        app.door.cancel(task_id) if reason is None else app.door.cancel(task_id, reason)
+    )
+    match outcome:
         case CancelOutcome.CANCELLED:
             return ModelResponse(AcceptedOut(id=task_id, status=Status.CANCELLED), 202)
         case CancelOutcome.UNAVAILABLE | CancelOutcome.MOVED:
@@ -236,8 +245,11 @@ async def retry_task(request: Request) -> Response:
 
 async def delete_task(request: Request) -> Response:
     app = services(request)
-    user_id = app.auth.user_id(request)
-    task_id = task_id_of(request)
+    return await delete_of(app, app.auth.user_id(request), task_id_of(request))
+
+
+async def delete_of(app: Services, user_id: UUID, task_id: UUID) -> Response:
+    """Delete ``user_id``'s task (stopping it first when it runs): 204, or 404."""
     if await app.store.owned(user_id, task_id) is None:
         raise not_found()
     if not await app.door.delete(task_id, functools.partial(app.store.delete, user_id, task_id)):

@@ -61,9 +61,10 @@ function apply(event, task) {
 async function command(task, verb, question, run) {
   if (!(await confirmed(task, verb, question, run))) return;
   if (verb === "Deleted") {
+    const operator = shown?.operator;
     closeTask();
     $("task-view").hidden = true;
-    location.hash = "#record";
+    location.hash = operator ? "#admin" : "#record";
   } else {
     await openTask(task.id, { operator: shown?.operator });
   }
@@ -79,9 +80,9 @@ function showActions(task) {
   box.dataset.kind = kind;
   const base = operator ? `/admin/tasks/${task.id}` : `/tasks/${task.id}`;
   const buttons = [];
-  if (LIVE.includes(task.status) && !operator) {
+  if (LIVE.includes(task.status)) {
     buttons.push(commandButton("task-cancel", "Cancel", task, () =>
-      command(task, "Cancelled", `Cancel “${task.title}”?`, () => api(`/tasks/${task.id}/cancel`, { method: "POST" }))));
+      command(task, "Cancelled", `Cancel “${task.title}”?`, () => api(`${base}/cancel`, { method: "POST" }))));
   }
   if (LIVE.includes(task.status) && operator) {
     buttons.push(commandButton("task-refresh", "Refresh", task, () => openTask(task.id, { operator })));
@@ -90,11 +91,9 @@ function showActions(task) {
     buttons.push(commandButton("task-retry", "Retry", task, () =>
       command(task, "Retried", `Run “${task.title}” again?`, () => api(`${base}/retry`, { method: "POST" }))));
   }
-  if (!operator) {
-    buttons.push(commandButton("task-delete", "Delete", task, () =>
-      command(task, "Deleted", `Delete “${task.title}” and its recording for good?`, () =>
-        api(`/tasks/${task.id}`, { method: "DELETE" }))));
-  }
+  buttons.push(commandButton("task-delete", "Delete", task, () =>
+    command(task, "Deleted", `Delete “${task.title}” and its recording for good?`, () =>
+      api(base, { method: "DELETE" }))));
   box.replaceChildren(...buttons);
 }
 

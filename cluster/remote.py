@@ -48,7 +48,15 @@ class RemoteTasks:
 
     async def cancel(self, task_id: UUID, reason: str, offline: OfflineCancel) -> CancelOutcome:
         """Cancel a task that no actor here runs; MOVED when it turns out to be ours."""
-        live = self._hub.subscribe(task_id)  # first: its terminal event cannot slip by
+        try:
+            snapshot = await self._journal.load(task_id)
+        except JournalUnavailable:
+            return CancelOutcome.UNAVAILABLE
+        # From where the task is now: a retried task's history holds earlier ends, which
+        # are not the answer. Subscribed before the request is recorded, so that the
+        # end it brings about cannot slip by (an end before it: the request says so).
+        now = snapshot.seq if snapshot is not None else 0
+        live = self._hub.subscribe(task_id, now)
         try:
             try:
                 request = await self._store.request_cancel(task_id, reason)
@@ -66,7 +74,7 @@ class RemoteTasks:
             with anyio.move_on_after(self._patience):
                 async with live.events as events:
                     async for event in events:
-                        if isinstance(event, QueuePosition):
+                        if isinstance(event, QueuePosition) or event.seq <= now:
                             continue
                         if event.type is EventType.STATUS and is_terminal(event.status):
                             return _answer(event.status)

@@ -83,9 +83,11 @@ def _ids(frames: list[Frame]) -> list[int]:
     return [frame.id for frame in frames if frame.id is not None]
 
 
-def _wait_for_status(url: str, task_id: str, headers: dict[str, str], status: str) -> int:
-    """Read the stream until ``status``; the seq it was reached at."""
-    for frame in read_stream(url, task_id, headers):
+def _wait_for_status(
+    url: str, task_id: str, headers: dict[str, str], status: str, after: int | None = None
+) -> int:
+    """Read the stream (after ``after``) until ``status``; the seq it was reached at."""
+    for frame in read_stream(url, task_id, headers, after):
         if frame.data.get("status") == status:
             assert frame.id is not None
             return frame.id
@@ -147,7 +149,17 @@ def test_cancel_and_delete_sent_to_instances_that_do_not_run_the_task(
     assert seen["status"] == "cancelled"
     again = httpx.post(f"{b.url}/tasks/{on_a}/cancel", headers=headers, timeout=30)
     assert again.status_code == 409  # the same answer as on one instance
-    # Retry sent to B: the new attempt runs (on B, which has room) to its end.
+    # Retry sent to B; the new attempt is cancelled through an instance that does not
+    # run it: its history holds the first attempt's end, which is not the answer.
+    retried = httpx.post(f"{b.url}/tasks/{on_a}/retry", headers=headers, timeout=30)
+    assert retried.status_code == 202, retried.text
+    _wait_for_status(b.url, on_a, headers, "transcribing", retried.json()["last_event_id"])
+    owner = owner_of(cluster.database, on_a)
+    elsewhere = next(i for i in cluster.instances if i.instance_id() != owner)
+    answer = httpx.post(f"{elsewhere.url}/tasks/{on_a}/cancel", headers=headers, timeout=30)
+    assert answer.status_code == 202, answer.text  # not 409 "already ended"
+    assert answer.json()["status"] == "cancelled"
+    # Retried again: the new attempt runs to its end.
     retried = httpx.post(f"{b.url}/tasks/{on_a}/retry", headers=headers, timeout=30)
     assert retried.status_code == 202, retried.text
     rerun = follow_to_the_end([a.url], on_a, headers)

@@ -17,7 +17,9 @@ import asyncpg
 import pytest
 from sqlalchemy import URL
 
-from store.cluster import ClusterStore
+from cluster.hub import EventHub
+from cluster.remote import RemoteTasks
+from store.cluster import CancelRequest, ClusterStore
 from store.database import Database, connect_arguments, open_database
 from store.journal import PgJournal
 from store.records import NewTask, NewUpload
@@ -332,3 +334,52 @@ async def _waits_for_a_lock(url: URL) -> None:
         if rows:
             return
         await anyio.sleep(0.02)
+
+
+async def test_a_cancel_through_another_instance_of_a_retried_task_waits_for_its_true_end(
+    database: Database, database_url: URL
+) -> None:
+    """B cancels a task that A runs, on its second attempt: the first attempt's
+    ``failed`` is in its history, and B's hub followed nothing of it yet. The answer is
+    the end the cancel brings about (before: the hub read the task from its first
+    event, and the old ``failed`` answered "already ended" while A went on to cancel)."""
+    a, b = await _member(database_url), await _member(database_url)
+    task_id = await _admit(database, a)
+    owner = PgJournal(database, claims=a)
+    await owner.append(task_id, 1, QUEUED)
+    await owner.append(task_id, 2, Change(EventType.STATUS, Status.FAILED, {}))
+    a.drop(task_id)
+    await owner.append(task_id, 3, requeued(2))  # retried on A: A owns it again
+    assert task_id in a
+    queued = await owner.append(task_id, 4, QUEUED)
+    requested = anyio.Event()
+
+    class Recorded(ClusterStore):
+        """The real store, telling the test when a cancel request is recorded (as the
+        owner would be told by a notification)."""
+
+        async def request_cancel(self, task_id: uuid.UUID, reason: str) -> CancelRequest:
+            request = await super().request_cancel(task_id, reason)
+            requested.set()
+            return request
+
+    store = Recorded(database)
+    hub = EventHub(store, buffer=16)
+    remote = RemoteTasks(hub, store, b, PgJournal(database, claims=b), patience=10)
+
+    async def offline(_task: uuid.UUID, _reason: str) -> CancelOutcome:
+        raise AssertionError("A owns the task: nothing is written offline")
+
+    async def carried_out_by_the_owner() -> None:
+        await requested.wait()
+        assert (task_id, "by B") in await store.pending_cancels(a.instance_id)
+        ended = await owner.append(task_id, queued.seq, cancelled("by B"))
+        hub.notified(task_id, ended.seq)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(hub.run)
+        group.start_soon(carried_out_by_the_owner)
+        with anyio.fail_after(10):
+            assert await remote.cancel(task_id, "by B", offline) is CancelOutcome.CANCELLED
+        group.cancel_scope.cancel()
+    hub.close()

@@ -8,7 +8,7 @@ errors happen here, with backoff; permanent errors end the work at once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 
@@ -158,10 +158,13 @@ class Worker:
 
     async def _wait_without_slot(self, delay: float) -> None:
         """Sleep out a backoff with the engine slot given back, then queue for one again:
-        a task waiting to retry keeps no other task from working."""
+        a task waiting to retry keeps no other task from working, nor the memory that
+        goes with a slot (the transcriber's posteriors: the evaluator makes them again)."""
         if self._ticket is not None:
             self._ticket.release()
             self._ticket = None
+        if self._transcription is not None and self._transcription.posteriors is not None:
+            self._transcription = replace(self._transcription, posteriors=None)
         await self._policy.sleep(delay)
         self._ticket = self._slots.enqueue(self._task.id)
         await _wait_for(self._ticket)

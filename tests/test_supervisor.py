@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID, uuid4
 
 import anyio
+import numpy as np
 import pytest
 from anyio.abc import TaskStatus
 
-from speech.base import NormalisedAudio, PermanentStageError, TransientStageError
+from speech.base import (
+    Evaluation,
+    NormalisedAudio,
+    PermanentStageError,
+    Posteriors,
+    ProgressCallback,
+    Transcription,
+    TransientStageError,
+)
 from supervisor.door import TaskDoor
 from supervisor.events import Change, Event, EventType, QueuePosition
 from supervisor.lifecycle import TERMINAL, Status
@@ -17,6 +27,8 @@ from supervisor.supervisor import NotAccepting
 from tests.fakes import (
     Block,
     Engine,
+    FakeEvaluator,
+    FakeTranscriber,
     MemoryJournal,
     anyio_backend,  # noqa: F401
     assert_valid_history,
@@ -582,6 +594,42 @@ async def test_no_stage_starts_before_the_output_of_the_one_before_is_journalled
             await wait_until(journal, lambda: terminal(journal, task))
     assert journal.status(task) is S.COMPLETED
     assert engine.count("transcribe", b"a") == 1
+
+
+async def test_a_stage_waiting_to_retry_lets_the_transcribers_posteriors_go() -> None:
+    """They are held with the engine slot (the evaluator makes them again when absent):
+    a task sleeping out a retry of its evaluation, without a slot, must not keep them."""
+    journal, engine = MemoryJournal(), Engine()
+    handed: list[bool] = []
+
+    class WithPosteriors(FakeTranscriber):
+        async def transcribe(
+            self, audio: NormalisedAudio, language: str, progress: ProgressCallback
+        ) -> Transcription:
+            heard = await super().transcribe(audio, language, progress)
+            frames = np.zeros((100, 4), dtype=np.float32)
+            return replace(heard, posteriors=Posteriors(frames, 0.02, "test"))
+
+    class Noting(FakeEvaluator):
+        async def evaluate(
+            self,
+            transcription: Transcription,
+            reference_text: str | None,
+            text_id: UUID | None,
+            audio: NormalisedAudio | None = None,
+        ) -> Evaluation | None:
+            handed.append(transcription.posteriors is not None)
+            return await super().evaluate(transcription, reference_text, text_id, audio)
+
+    engine.transcriber, engine.evaluator = WithPosteriors(engine), Noting(engine)
+    engine.plan("evaluate", b"a", TransientStageError("the texts service is away"))
+    with anyio.fail_after(LIMIT):
+        async with running(make_supervisor(journal, engine)) as door:
+            task = journal.add_task(b"a", reference_text="a")
+            await door.start(task)
+            await wait_until(journal, lambda: terminal(journal, task))
+    assert journal.status(task) is S.COMPLETED
+    assert handed == [True, False]  # the first try had them; the retry makes its own
 
 
 async def test_a_waiting_tasks_subscribers_hear_its_place_each_time_the_line_moves() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import signal
 import socket
@@ -102,12 +103,15 @@ class RunningService:
 
     async def close_http(self) -> None:
         """Once the requests in flight are answered (within the grace), close the listener."""
-        with anyio.move_on_after(self.services.settings.shutdown_grace_seconds + 1) as waited:
+        patience = self.services.settings.shutdown_grace_seconds + 1
+        began = anyio.current_time()
+        with anyio.move_on_after(patience):
             await self._in_flight.answered()
-        if waited.cancelled_caught:
-            # They have had uvicorn's whole patience here: it gives the requests since (a
-            # 503 each, mostly) a second, and a stop takes no longer than it did before.
-            self._server.config.timeout_graceful_shutdown = 1
+        # One patience for both waits: uvicorn gives the requests since (a 503 each,
+        # mostly) what is left of it, a second at least, so a stop takes no longer
+        # than it did when uvicorn alone waited.
+        left = patience - (anyio.current_time() - began)
+        self._server.config.timeout_graceful_shutdown = max(1, math.ceil(left))
         log.info("drained: closing the listener")
         self._server.should_exit = True
 

@@ -58,14 +58,16 @@ class Change:
 
 @dataclass(frozen=True)
 class QueuePosition:
-    """A waiting task's place in its instance's engine queue moved (1 = next, 0 = its
-    turn has come). Not journalled: it is news only while it is true, so it carries no
-    seq, and a reconnecting client is told the current place instead of a history."""
+    """A waiting task's place in its instance's engine queue moved (1 = next; when its
+    turn comes, its next status says so). Not journalled: it is news only while it is
+    true, so it carries no seq, and a reconnecting client is told the current place
+    instead of a history."""
 
     task_id: UUID
     position: int
 
     def as_json(self) -> dict[str, Any]:
+        """The place as clients see it (the data of an ``event: position``)."""
         return {"task_id": str(self.task_id), "status": "queued", "position": self.position}
 
 

@@ -27,6 +27,7 @@ def draining_error() -> ApiError:
 
 
 def refuse_when_draining(app: Services) -> None:
+    """The draining 503 (with ``Retry-After``) once the service has begun to stop."""
     if app.draining.is_set() or not app.door.accepting:
         raise draining_error()
 

@@ -155,7 +155,8 @@ async def get_task(request: Request) -> Response:
 
 
 async def queue_position(app: Services, record: TaskRecord) -> int | None:
-    """Where a waiting task stands now (the ``queued`` event only holds where it joined):
+    """Where a waiting task stands now (the ``queued`` event holds its place when it was
+    written; the line has moved since):
     in its instance's engine queue, or, while no instance has room to own it (still
     ``created``), in the cluster's queue of unowned tasks."""
     if record.status == Status.QUEUED:
@@ -214,6 +215,9 @@ async def cancel_of(
         case CancelOutcome.CANCELLED:
             return ModelResponse(AcceptedOut(id=task_id, status=Status.CANCELLED), 202)
         case CancelOutcome.UNAVAILABLE | CancelOutcome.MOVED:
+            # While stopping, the answer that would have come from another instance
+            # cannot be awaited here: say why (the request is recorded all the same).
+            refuse_when_draining(app)
             raise ApiError(503, "the database is unavailable; try again shortly")
         case CancelOutcome.ENDED:
             now = await app.store.owned(user_id, task_id)

@@ -117,17 +117,31 @@ async def _setup_connection(silence: Silence, connection: asyncpg.Connection) ->
         )
 
 
+#: Hosts whose traffic never leaves the machine.
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def connect_arguments(url: URL | str) -> dict[str, Any]:
-    """asyncpg's connection arguments for a SQLAlchemy URL (TCP, or a socket dir in ``host``)."""
+    """asyncpg's connection arguments for a SQLAlchemy URL (TCP, or a socket dir in ``host``).
+
+    To a loopback host no TLS is negotiated: asyncpg's default ("prefer") asks the
+    server first on every new connection, a round trip and a TLS context built on the
+    event loop for traffic that never leaves the machine (and a connection cancelled in
+    that step, as a pool closes, left an exception nobody retrieved). Elsewhere the
+    default stands.
+    """
     url = make_url(url)
     host = url.host or url.query.get("host")
-    return {
+    arguments: dict[str, Any] = {
         "host": host if isinstance(host, str) else None,
         "port": url.port,
         "user": url.username,
         "password": url.password,
         "database": url.database,
     }
+    if host in _LOOPBACK:
+        arguments["ssl"] = False
+    return arguments
 
 
 def describe(url: URL | str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import URL, bindparam, func, select
 
 from speech.base import NormalisedAudio
-from store.database import Database, open_database
+from store.database import Database, connect_arguments, open_database
 from store.journal import PgJournal
 from store.models import TERMINAL_SQL, AudioRow, EventRow
 from store.records import NewTask, NewUpload
@@ -148,3 +148,10 @@ async def test_audio_is_stored_without_compression(engine: Database) -> None:
     )
     rows = await engine.rows(query)
     assert {row.attname: row.attstorage for row in rows} == {"data": "e", "pcm": "e"}
+
+
+def test_no_tls_is_negotiated_with_a_loopback_server_and_elsewhere_the_default_stands() -> None:
+    for host in ("127.0.0.1", "localhost", "[::1]"):
+        assert connect_arguments(f"postgresql+asyncpg://u@{host}:5432/d")["ssl"] is False
+    assert "ssl" not in connect_arguments("postgresql+asyncpg://u@db.example:5432/d")
+    assert "ssl" not in connect_arguments("postgresql+asyncpg://u@/d?host=/run/postgresql")

@@ -16,7 +16,14 @@ import anyio
 
 from supervisor import facts
 from supervisor.lifecycle import RETRYABLE, is_terminal
-from supervisor.messages import Cancel, CancelOutcome, Stop, Subscribe, Subscription
+from supervisor.messages import (
+    BY_THE_USER,
+    Cancel,
+    CancelOutcome,
+    Stop,
+    Subscribe,
+    Subscription,
+)
 from supervisor.ownership import Unowned
 from supervisor.ports import StaleWrite, TaskSnapshot
 from supervisor.supervisor import EndedListener, NotAccepting, Supervisor
@@ -137,7 +144,7 @@ class TaskDoor:
             return self.elsewhere.subscribe(task_id, after)
         return None
 
-    async def cancel(self, task_id: UUID, reason: str = "cancelled by the user") -> CancelOutcome:
+    async def cancel(self, task_id: UUID, reason: str = BY_THE_USER) -> CancelOutcome:
         """Cancel a live task; the answer comes once ``cancelled`` is persisted (or not)."""
         moves = 0
         while True:

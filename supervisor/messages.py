@@ -85,11 +85,15 @@ class CancelOutcome(StrEnum):
     MOVED = "moved"
 
 
+#: Why a task was cancelled when its owner asked (the reason it is journalled with).
+BY_THE_USER = "cancelled by the user"
+
+
 @dataclass(frozen=True)
 class Cancel:
     """Stop the task's work and persist ``cancelled``; the reply comes once it is persisted."""
 
-    reason: str = "cancelled by the user"
+    reason: str = BY_THE_USER
     reply: Reply[CancelOutcome] = field(default_factory=Reply, compare=False)
 
 

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from sqlalchemy import URL
 
+from store.database import connect_arguments
 from store.embedded import start_embedded
 from store.migrate import upgrade
 
@@ -103,6 +104,16 @@ def _fresh_database(server: str, tmp: Path) -> URL:
     url = empty_database(server, tmp)
     upgrade(url)
     return url
+
+
+async def sql_rows(url: URL, sql: str, *args: object) -> list[asyncpg.Record]:
+    """The rows of one statement, on a connection of its own (outside the pool)."""
+    connection = await asyncpg.connect(**connect_arguments(url))
+    try:
+        rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
+        return rows
+    finally:
+        await connection.close()
 
 
 def fresh_database_beside(url: URL) -> URL:

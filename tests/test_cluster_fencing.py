@@ -32,7 +32,7 @@ from supervisor.messages import CancelOutcome
 from supervisor.ports import Fenced, StaleWrite
 from supervisor.supervisor import Supervisor
 from supervisor.transitions import cancelled, requeued
-from tests.conftest import fresh_database_beside
+from tests.conftest import fresh_database_beside, sql_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -54,18 +54,9 @@ async def database(database_url: URL) -> AsyncIterator[Database]:
         yield opened
 
 
-async def _sql(url: URL, sql: str, *args: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(**connect_arguments(url))
-    try:
-        rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
-        return rows
-    finally:
-        await connection.close()
-
-
 async def _member(url: URL, limit: int = 10) -> Claims:
     claims = Claims(uuid.uuid4(), limit)
-    await _sql(
+    await sql_rows(
         url,
         "INSERT INTO cluster_instances (id, name, lock_key, lease_until)"
         " VALUES ($1, 'test', $2, now() + interval '1 minute')",
@@ -76,11 +67,13 @@ async def _member(url: URL, limit: int = 10) -> Claims:
 
 
 async def _presumed_dead(url: URL, claims: Claims) -> None:
-    await _sql(url, "DELETE FROM cluster_instances WHERE id = $1", claims.instance_id)
+    await sql_rows(url, "DELETE FROM cluster_instances WHERE id = $1", claims.instance_id)
 
 
 async def _live(url: URL, task_id: uuid.UUID) -> tuple[uuid.UUID | None, int] | None:
-    rows = await _sql(url, "SELECT owner, generation FROM live_tasks WHERE task_id = $1", task_id)
+    rows = await sql_rows(
+        url, "SELECT owner, generation FROM live_tasks WHERE task_id = $1", task_id
+    )
     return (rows[0]["owner"], rows[0]["generation"]) if rows else None
 
 
@@ -238,10 +231,10 @@ async def test_only_a_change_of_members_tells_the_others(database_url: URL) -> N
     listening = await asyncpg.connect(**connect_arguments(database_url))
     try:
         await listening.add_listener("stm_members", lambda *args: heard.append(args[3]))
-        await _sql(database_url, "DELETE FROM cluster_instances WHERE lease_until < now()")
+        await sql_rows(database_url, "DELETE FROM cluster_instances WHERE lease_until < now()")
         claims = await _member(database_url)  # one joins
         await _presumed_dead(database_url, claims)  # and leaves
-        await _sql(database_url, "SELECT 1")  # a round trip: the notifications are in
+        await sql_rows(database_url, "SELECT 1")  # a round trip: the notifications are in
         await listening.execute("SELECT 1")
     finally:
         await listening.close()
@@ -326,7 +319,7 @@ async def _waits_for_a_lock(url: URL) -> None:
     """Until a DELETE of the test's database waits for a lock (another session's state:
     looked at, for want of any event it could send)."""
     while True:
-        rows = await _sql(
+        rows = await sql_rows(
             url,
             "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
             " AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM tasks%'",

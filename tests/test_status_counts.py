@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import asyncpg
@@ -18,18 +17,9 @@ from sqlalchemy import URL
 from store.admin import _BY_STATUS, AdminStore
 from store.database import Database, connect_arguments, open_database
 from store.migrate import ROOT
-from tests.conftest import empty_database, machine_pg_available
+from tests.conftest import empty_database, machine_pg_available, sql_rows
 
 FOLD_EVERY: int = importlib.import_module("migrations.versions.0008_task_status_counts").FOLD_EVERY
-
-
-async def _sql(url: URL, sql: str, *args: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(**connect_arguments(url))
-    try:
-        rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
-        return rows
-    finally:
-        await connection.close()
 
 
 def _tasks(count: int, status: str) -> str:
@@ -43,7 +33,7 @@ def _tasks(count: int, status: str) -> str:
 
 async def _scanned(url: URL) -> dict[str, int]:
     """The counts the slow way: what the overview must equal."""
-    rows = await _sql(url, "SELECT status, count(*) AS n FROM tasks GROUP BY status")
+    rows = await sql_rows(url, "SELECT status, count(*) AS n FROM tasks GROUP BY status")
     return {row["status"]: row["n"] for row in rows}
 
 
@@ -60,10 +50,10 @@ async def test_the_overview_reads_no_row_of_tasks(
     """Many tasks, analysed: a count over ``tasks`` would read it (a Seq Scan, or its
     whole status index); the overview's counts read only the few rows of counts."""
     url = service_database_url
-    await _sql(url, _tasks(20_000, "completed"))
-    await _sql(url, _tasks(100, "created"))
-    await _sql(url, "ANALYZE tasks")
-    plan = "\n".join(row[0] for row in await _sql(url, "EXPLAIN " + _BY_STATUS.sql))
+    await sql_rows(url, _tasks(20_000, "completed"))
+    await sql_rows(url, _tasks(100, "created"))
+    await sql_rows(url, "ANALYZE tasks")
+    plan = "\n".join(row[0] for row in await sql_rows(url, "EXPLAIN " + _BY_STATUS.sql))
     assert " on tasks" not in plan, plan
     assert await AdminStore(database).counts() == {"completed": 20_000, "created": 100}
 
@@ -73,16 +63,16 @@ async def test_the_counts_follow_every_insert_update_and_delete(
     service_database_url: URL, database: Database
 ) -> None:
     url = service_database_url
-    await _sql(url, _tasks(3 * FOLD_EVERY, "created"))  # enough rows to fold
-    await _sql(
+    await sql_rows(url, _tasks(3 * FOLD_EVERY, "created"))  # enough rows to fold
+    await sql_rows(
         url, "UPDATE tasks SET status = 'queued' WHERE ctid IN (SELECT ctid FROM tasks LIMIT 700)"
     )
-    await _sql(
+    await sql_rows(
         url, "UPDATE tasks SET status = 'completed' WHERE status = 'queued' AND random() < 0.5"
     )
-    await _sql(url, "UPDATE tasks SET last_seq = last_seq + 1")  # no status change: no row
-    await _sql(url, "UPDATE tasks SET status = status WHERE status = 'created'")  # the same
-    await _sql(url, "DELETE FROM tasks WHERE status = 'completed' AND random() < 0.5")
+    await sql_rows(url, "UPDATE tasks SET last_seq = last_seq + 1")  # no status change: no row
+    await sql_rows(url, "UPDATE tasks SET status = status WHERE status = 'created'")  # the same
+    await sql_rows(url, "DELETE FROM tasks WHERE status = 'completed' AND random() < 0.5")
     connection = await asyncpg.connect(**connect_arguments(url))
     try:  # a transaction that does not commit changes no count
         transaction = connection.transaction()
@@ -91,11 +81,11 @@ async def test_the_counts_follow_every_insert_update_and_delete(
         await transaction.rollback()
     finally:
         await connection.close()
-    await _sql(url, "DELETE FROM tasks WHERE status = 'queued'")  # every one: no zero line
+    await sql_rows(url, "DELETE FROM tasks WHERE status = 'queued'")  # every one: no zero line
     assert await AdminStore(database).counts() == await _scanned(url)
     assert "queued" not in await AdminStore(database).counts()
     # Folded as they went: the overview sums few rows, however many changes there were.
-    rows = await _sql(url, "SELECT count(*) AS n FROM task_status_counts")
+    rows = await sql_rows(url, "SELECT count(*) AS n FROM task_status_counts")
     assert rows[0]["n"] < FOLD_EVERY + 20
 
 
@@ -106,7 +96,7 @@ async def test_writes_from_many_connections_at_once_are_all_counted(
     """The rows are appended and folds skip what another holds: nobody waits, nobody
     is lost, even with folds running in several writes at once."""
     url = service_database_url
-    await _sql(url, _tasks(400, "created"))
+    await sql_rows(url, _tasks(400, "created"))
 
     async def moving(share: int) -> None:
         connection = await asyncpg.connect(**connect_arguments(url))
@@ -140,8 +130,8 @@ def test_migration_0008_counts_the_tasks_already_there_and_goes_back_down(
 ) -> None:
     url = empty_database("machine" if machine_pg_available() else "embedded", tmp_path)
     _alembic(url, "upgrade", "0007")
-    anyio.run(_sql, url, _tasks(30, "completed"))
-    anyio.run(_sql, url, _tasks(5, "failed"))
+    anyio.run(sql_rows, url, _tasks(30, "completed"))
+    anyio.run(sql_rows, url, _tasks(5, "failed"))
     _alembic(url, "upgrade", "head")
     counts = {"completed": 30, "failed": 5}
 
@@ -151,8 +141,8 @@ def test_migration_0008_counts_the_tasks_already_there_and_goes_back_down(
 
     assert anyio.run(overview) == counts
     _alembic(url, "downgrade", "0007")
-    tables = anyio.run(_sql, url, "SELECT to_regclass('task_status_counts') AS t")
+    tables = anyio.run(sql_rows, url, "SELECT to_regclass('task_status_counts') AS t")
     assert tables[0]["t"] is None
-    anyio.run(_sql, url, _tasks(2, "failed"))  # no trigger left to fail for want of its table
+    anyio.run(sql_rows, url, _tasks(2, "failed"))  # no trigger left to fail for want of its table
     _alembic(url, "upgrade", "head")
     assert anyio.run(overview) == {"completed": 30, "failed": 7}

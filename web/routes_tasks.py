@@ -20,7 +20,7 @@ from store.tasks import ListQuery
 from supervisor import facts
 from supervisor.events import Broadcast, QueuePosition
 from supervisor.lifecycle import Status
-from supervisor.messages import CancelOutcome
+from supervisor.messages import BY_THE_USER, CancelOutcome
 from supervisor.supervisor import NotAccepting
 from web.admission import admit_upload, draining_error, refuse_when_draining
 from web.context import Services, services
@@ -202,16 +202,13 @@ async def cancel_task(request: Request) -> Response:
 
 
 async def cancel_of(
-    app: Services, user_id: UUID, task_id: UUID, reason: str | None = None
+    app: Services, user_id: UUID, task_id: UUID, reason: str = BY_THE_USER
 ) -> Response:
     """Cancel ``user_id``'s task: 202 once ``cancelled`` is persisted, 409 when it had
     ended, 404 when it is not theirs. ``reason``: who cancelled it, when not its owner."""
     if await app.store.owned(user_id, task_id) is None:
         raise not_found()
-    outcome = await (
-        app.door.cancel(task_id) if reason is None else app.door.cancel(task_id, reason)
-    )
-    match outcome:
+    match await app.door.cancel(task_id, reason):
         case CancelOutcome.CANCELLED:
             return ModelResponse(AcceptedOut(id=task_id, status=Status.CANCELLED), 202)
         case CancelOutcome.UNAVAILABLE | CancelOutcome.MOVED:
